@@ -1,0 +1,35 @@
+"""ARNs of a stack's resources, derived from partition, region and account: pure, so plans need no lookups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Arns:
+    partition: str
+    region: str
+    account: str
+
+    def table(self, name: str) -> str:
+        return f"arn:{self.partition}:dynamodb:{self.region}:{self.account}:table/{name}"
+
+    def topic(self, name: str) -> str:
+        return f"arn:{self.partition}:sns:{self.region}:{self.account}:{name}"
+
+    def queue(self, name: str) -> str:
+        return f"arn:{self.partition}:sqs:{self.region}:{self.account}:{name}"
+
+    def role(self, name: str) -> str:
+        return f"arn:{self.partition}:iam::{self.account}:role/{name}"
+
+    def function(self, name: str) -> str:
+        return f"arn:{self.partition}:lambda:{self.region}:{self.account}:function:{name}"
+
+    def log_group(self, name: str) -> str:
+        """The log group itself (the form tagging APIs take)."""
+        return f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:{name}"
+
+    def log_streams(self, name: str) -> str:
+        """Every stream of the log group (the form IAM needs for CreateLogStream / PutLogEvents)."""
+        return f"{self.log_group(name)}:*"

@@ -1,0 +1,119 @@
+"""Session and clients for one AWS target (real AWS, or any endpoint such as the embedded AWS).
+
+The region comes from the session (flag, AWS_REGION, profile); the account from STS. Nothing is hard-coded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from orderflow.arns import Arns
+from orderflow.errors import OrderflowError
+
+RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=70)
+
+
+class Aws:
+    """One session against one endpoint: caches clients and the caller's identity."""
+
+    def __init__(self, session: boto3.Session, endpoint_url: str | None = None) -> None:
+        self.session = session
+        self.endpoint_url = endpoint_url
+        self._clients: dict[str, Any] = {}
+        self._account: str | None = None
+        if not session.region_name:
+            raise OrderflowError(
+                "No AWS region configured: pass --region, set AWS_REGION, or set a region in your AWS profile"
+            )
+
+    @property
+    def region(self) -> str:
+        return self.session.region_name
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url, config=RETRY_CONFIG)
+        return self._clients[service]
+
+    @property
+    def account(self) -> str:
+        if self._account is None:
+            self._account = self.client("sts").get_caller_identity()["Account"]
+        return self._account
+
+    @property
+    def arns(self) -> Arns:
+        partition = self.session.get_partition_for_region(self.region) if self.endpoint_url is None else "aws"
+        return Arns(partition=partition, region=self.region, account=self.account)
+
+
+def connect(
+    region: str | None = None,
+    profile: str | None = None,
+    endpoint_url: str | None = None,
+    credentials: dict[str, str] | None = None,
+) -> Aws:
+    """Open a session. `credentials` is only for endpoints that accept any key (the embedded AWS)."""
+    with aws_errors(endpoint_url):
+        session = boto3.Session(profile_name=profile, region_name=region, **(credentials or {}))
+        return Aws(session, endpoint_url)
+
+
+def error_code(error: botocore.exceptions.ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+def is_not_found(error: botocore.exceptions.ClientError) -> bool:
+    code = error_code(error)
+    return code in {
+        "ResourceNotFoundException",
+        "NotFound",
+        "NotFoundException",
+        "NoSuchEntity",
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+    }
+
+
+@contextlib.contextmanager
+def aws_errors(endpoint_url: str | None = None) -> Iterator[None]:
+    """Turn botocore's exceptions into one-line, actionable OrderflowErrors."""
+    try:
+        yield
+    except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError) as e:
+        raise OrderflowError(
+            "No AWS credentials found: run `aws configure`, set AWS_PROFILE or the AWS_ACCESS_KEY_ID/"
+            "AWS_SECRET_ACCESS_KEY variables — or use --local to run against the embedded AWS"
+        ) from e
+    except botocore.exceptions.ProfileNotFound as e:
+        raise OrderflowError(f"{e}: check --profile / AWS_PROFILE against ~/.aws/config") from e
+    except botocore.exceptions.NoRegionError as e:
+        raise OrderflowError("No AWS region configured: pass --region or set AWS_REGION") from e
+    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError) as e:
+        where = endpoint_url or "AWS"
+        raise OrderflowError(f"Cannot reach {where}: {e}. Is the endpoint running and the network up?") from e
+    except botocore.exceptions.ClientError as e:
+        code = error_code(e)
+        message = e.response.get("Error", {}).get("Message", str(e))
+        operation = getattr(e, "operation_name", "call")
+        if code in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}:
+            raise OrderflowError(f"Access denied for {operation}: {message}") from e
+        if code in {
+            "ExpiredToken",
+            "ExpiredTokenException",
+            "InvalidClientTokenId",
+            "UnrecognizedClientException",
+            "SignatureDoesNotMatch",
+        }:
+            raise OrderflowError(f"Your AWS credentials were rejected ({code}): {message}") from e
+        raise OrderflowError(f"AWS {operation} failed: {code}: {message}") from e
+    except botocore.exceptions.WaiterError as e:
+        raise OrderflowError(f"Gave up waiting: {e}") from e
+    except botocore.exceptions.BotoCoreError as e:
+        raise OrderflowError(f"AWS client error: {e}") from e

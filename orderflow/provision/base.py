@@ -1,0 +1,109 @@
+"""The model shared by every resource module: what was observed, what must change, and the context to act in.
+
+Each resource module reads its current state (`read`), compares it with the desired state as pure data (`diff`),
+and applies a change (`create` / `update` / `delete`). The planner decides the order; the executor applies.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+from orderflow.arns import Arns
+from orderflow.aws import Aws
+from orderflow.provision.package import LambdaPackage
+from orderflow.stack import StackConfig, StackSettings
+
+Action = Literal["create", "update", "unchanged"]
+
+
+@dataclass
+class Context:
+    """Everything a resource module needs: where to act, which stack, and injectable time for tests."""
+
+    aws: Aws
+    config: StackConfig
+    package: LambdaPackage | None = None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    @cached_property
+    def arns(self) -> Arns:
+        return self.aws.arns
+
+    @property
+    def settings(self) -> StackSettings:
+        return self.config.settings
+
+    def client(self, service: str) -> Any:
+        return self.aws.client(service)
+
+    @property
+    def waiter_delay(self) -> int:
+        # The embedded AWS answers at once; real AWS needs a few seconds between polls.
+        return 1 if self.aws.endpoint_url else 2
+
+
+@dataclass
+class Observed:
+    """A resource as it exists now. `tags` is None for resources that cannot carry tags."""
+
+    state: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    kind: str
+    name: str
+    action: Action
+    details: tuple[str, ...] = ()
+
+
+class Resource(ABC):
+    """One AWS resource of the stack. Subclasses keep every boto3 call for that resource."""
+
+    key: str
+    kind: str
+    # For resources that cannot be tagged: the key of the resource whose ownership they share.
+    owned_with: str | None = None
+
+    @abstractmethod
+    def name(self, ctx: Context) -> str: ...
+
+    @abstractmethod
+    def arn(self, ctx: Context) -> str: ...
+
+    @abstractmethod
+    def read(self, ctx: Context) -> Observed | None:
+        """Current state, or None when the resource does not exist. Read calls only."""
+
+    @abstractmethod
+    def diff(self, ctx: Context, observed: Observed) -> list[str]:
+        """Human-readable differences between `observed` and the desired state; empty when converged."""
+
+    @abstractmethod
+    def create(self, ctx: Context) -> None: ...
+
+    @abstractmethod
+    def update(self, ctx: Context, observed: Observed) -> None: ...
+
+    @abstractmethod
+    def delete(self, ctx: Context, observed: Observed) -> None:
+        """Remove the resource; a resource that is already gone counts as deleted."""
+
+    def plan(self, ctx: Context, observed: Observed | None) -> Change:
+        if observed is None:
+            return Change(self.key, self.kind, self.name(ctx), "create", ("will be created",))
+        details = tuple(self.diff(ctx, observed))
+        return Change(self.key, self.kind, self.name(ctx), "update" if details else "unchanged", details)
+
+
+def changed(label: str, current: Any, desired: Any) -> list[str]:
+    """One diff line when a value differs from what we want."""
+    return [] if current == desired else [f"{label}: {current!r} -> {desired!r}"]

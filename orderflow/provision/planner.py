@@ -1,0 +1,110 @@
+"""The planner: observes every resource of the stack (reads only) and decides what `up` or `down` must do.
+
+Plans are plain data, so `--dry-run` can render them without a single write call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from orderflow.errors import ForeignResourceError
+from orderflow.provision.base import Change, Context, Observed, Resource
+from orderflow.provision.function import Function
+from orderflow.provision.log_group import LogGroup
+from orderflow.provision.queues import DeadLetterQueue, OrderQueue
+from orderflow.provision.role import Role
+from orderflow.provision.subscription import Subscription
+from orderflow.provision.table import Table
+from orderflow.provision.topic import Topic
+from orderflow.provision.trigger import Trigger
+from orderflow.stack import STACK_TAG
+
+# Dependency order: each resource only refers to resources above it.
+RESOURCES: tuple[Resource, ...] = (
+    Table(),
+    Topic(),
+    DeadLetterQueue(),
+    OrderQueue(),
+    Subscription(),
+    Role(),
+    LogGroup(),
+    Function(),
+    Trigger(),
+)
+
+Ownership = Literal["missing", "owned", "foreign"]
+TeardownAction = Literal["delete", "absent", "foreign", "keep"]
+
+
+@dataclass
+class Observation:
+    resource: Resource
+    observed: Observed | None
+    ownership: Ownership
+    owner: str | None = None
+
+
+@dataclass
+class UpStep:
+    resource: Resource
+    observed: Observed | None
+    change: Change
+
+
+@dataclass
+class DownStep:
+    resource: Resource
+    observed: Observed | None
+    action: TeardownAction
+    name: str
+
+
+def observe(ctx: Context) -> list[Observation]:
+    """Read every resource once and decide whose it is: ours by tag, or by the tagged resource it hangs off."""
+    observations: dict[str, Observation] = {}
+    for resource in RESOURCES:
+        observed = resource.read(ctx)
+        if observed is None:
+            observation = Observation(resource, None, "missing")
+        elif resource.owned_with is not None:
+            parent = observations[resource.owned_with]
+            ownership: Ownership = "foreign" if parent.ownership == "foreign" else "owned"
+            observation = Observation(resource, observed, ownership, parent.owner)
+        else:
+            owner = (observed.tags or {}).get(STACK_TAG)
+            observation = Observation(
+                resource, observed, "owned" if ctx.config.owns(observed.tags) else "foreign", owner
+            )
+        observations[resource.key] = observation
+    return list(observations.values())
+
+
+def plan_up(ctx: Context, observations: list[Observation] | None = None) -> list[UpStep]:
+    """What `up` will do, in order. Refuses (ForeignResourceError) if any same-named resource is not ours."""
+    observations = observations if observations is not None else observe(ctx)
+    for o in observations:
+        if o.ownership == "foreign":
+            raise ForeignResourceError(o.resource.kind, o.resource.name(ctx), ctx.config.name, o.owner)
+    return [UpStep(o.resource, o.observed, o.resource.plan(ctx, o.observed)) for o in observations]
+
+
+def plan_down(ctx: Context, keep_data: bool = False, observations: list[Observation] | None = None) -> list[DownStep]:
+    """What `down` will do, in reverse dependency order. Foreign resources are listed but never touched."""
+    observations = observations if observations is not None else observe(ctx)
+    steps = []
+    for o in reversed(observations):
+        if o.ownership == "missing":
+            action: TeardownAction = "absent"
+        elif o.ownership == "foreign":
+            action = "foreign"
+        elif keep_data and o.resource.key == "table":
+            action = "keep"
+        else:
+            action = "delete"
+        steps.append(DownStep(o.resource, o.observed, action, o.resource.name(ctx)))
+    return steps
+
+
+def write_count(steps: list[UpStep]) -> int:
+    return sum(1 for s in steps if s.change.action != "unchanged")

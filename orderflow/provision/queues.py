@@ -1,0 +1,121 @@
+"""SQS queues: the dead-letter queue `OrderQueueDLQ` and the main queue `OrderQueue` that redrives into it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from orderflow.aws import is_not_found
+from orderflow.provision.base import Context, Observed, Resource, changed
+
+
+def redrive_policy(dlq_arn: str, max_receive_count: int) -> dict[str, Any]:
+    return {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
+
+
+def parse_redrive(text: str | None) -> dict[str, Any] | None:
+    """AWS returns maxReceiveCount as a number or a string depending on who wrote it: normalise to int."""
+    if not text:
+        return None
+    policy = json.loads(text)
+    return {
+        "deadLetterTargetArn": policy.get("deadLetterTargetArn"),
+        "maxReceiveCount": int(policy.get("maxReceiveCount", 0)),
+    }
+
+
+def find_queue_url(ctx: Context, name: str) -> str | None:
+    try:
+        return ctx.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as e:
+        if is_not_found(e):
+            return None
+        raise
+
+
+class _Queue(Resource):
+    def arn(self, ctx: Context) -> str:
+        return ctx.arns.queue(self.name(ctx))
+
+    def desired_attributes(self, ctx: Context) -> dict[str, str]:
+        raise NotImplementedError
+
+    def read(self, ctx: Context) -> Observed | None:
+        sqs = ctx.client("sqs")
+        url = find_queue_url(ctx, self.name(ctx))
+        if url is None:
+            return None
+        try:
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+        except ClientError as e:
+            if is_not_found(e):
+                return None
+            raise
+        return Observed(state={"url": url, "attributes": attributes}, tags=tags)
+
+    def _attribute_diff(self, ctx: Context, observed: Observed) -> dict[str, str]:
+        current = observed.state["attributes"]
+        wanted = self.desired_attributes(ctx)
+        return {
+            name: value
+            for name, value in wanted.items()
+            if self._normalise(name, current.get(name)) != self._normalise(name, value)
+        }
+
+    @staticmethod
+    def _normalise(name: str, value: str | None) -> Any:
+        return parse_redrive(value) if name == "RedrivePolicy" else value
+
+    def diff(self, ctx: Context, observed: Observed) -> list[str]:
+        lines: list[str] = []
+        current = observed.state["attributes"]
+        for name, value in self._attribute_diff(ctx, observed).items():
+            lines += changed(name, self._normalise(name, current.get(name)), self._normalise(name, value))
+        return lines
+
+    def create(self, ctx: Context) -> None:
+        ctx.client("sqs").create_queue(
+            QueueName=self.name(ctx), Attributes=self.desired_attributes(ctx), tags=ctx.config.tags
+        )
+
+    def update(self, ctx: Context, observed: Observed) -> None:
+        ctx.client("sqs").set_queue_attributes(
+            QueueUrl=observed.state["url"], Attributes=self._attribute_diff(ctx, observed)
+        )
+
+    def delete(self, ctx: Context, observed: Observed) -> None:
+        try:
+            ctx.client("sqs").delete_queue(QueueUrl=observed.state["url"])
+        except ClientError as e:
+            if not is_not_found(e):
+                raise
+
+
+class DeadLetterQueue(_Queue):
+    key = "dlq"
+    kind = "SQS dead-letter queue"
+
+    def name(self, ctx: Context) -> str:
+        return ctx.config.dlq_name
+
+    def desired_attributes(self, ctx: Context) -> dict[str, str]:
+        # Longer than the source queue's retention, so a dead letter never expires before its original would have.
+        return {"MessageRetentionPeriod": str(ctx.settings.dlq_retention_seconds)}
+
+
+class OrderQueue(_Queue):
+    key = "queue"
+    kind = "SQS queue"
+
+    def name(self, ctx: Context) -> str:
+        return ctx.config.queue_name
+
+    def desired_attributes(self, ctx: Context) -> dict[str, str]:
+        dlq_arn = ctx.arns.queue(ctx.config.dlq_name)
+        return {
+            "VisibilityTimeout": str(ctx.settings.visibility_timeout),
+            "RedrivePolicy": json.dumps(redrive_policy(dlq_arn, ctx.settings.max_receive_count)),
+        }

@@ -1,0 +1,50 @@
+"""SNS standard topic `OrderTopic`."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from orderflow.aws import is_not_found
+from orderflow.provision.base import Context, Observed, Resource
+from orderflow.stack import tag_dict, tag_list
+
+
+class Topic(Resource):
+    key = "topic"
+    kind = "SNS topic"
+
+    def name(self, ctx: Context) -> str:
+        return ctx.config.topic_name
+
+    def arn(self, ctx: Context) -> str:
+        return ctx.arns.topic(self.name(ctx))
+
+    def read(self, ctx: Context) -> Observed | None:
+        sns = ctx.client("sns")
+        try:
+            attributes = sns.get_topic_attributes(TopicArn=self.arn(ctx))["Attributes"]
+        except ClientError as e:
+            if is_not_found(e):
+                return None
+            raise
+        tags = sns.list_tags_for_resource(ResourceArn=self.arn(ctx)).get("Tags", [])
+        return Observed(
+            state={
+                "subscriptions_confirmed": int(attributes.get("SubscriptionsConfirmed", 0)),
+                "subscriptions_pending": int(attributes.get("SubscriptionsPending", 0)),
+            },
+            tags=tag_dict(tags),
+        )
+
+    def diff(self, ctx: Context, observed: Observed) -> list[str]:
+        return []
+
+    def create(self, ctx: Context) -> None:
+        ctx.client("sns").create_topic(Name=self.name(ctx), Tags=tag_list(ctx.config.tags))
+
+    def update(self, ctx: Context, observed: Observed) -> None:
+        """A topic has no setting of ours that can drift."""
+
+    def delete(self, ctx: Context, observed: Observed) -> None:
+        # DeleteTopic is idempotent on AWS: deleting a missing topic succeeds.
+        ctx.client("sns").delete_topic(TopicArn=self.arn(ctx))

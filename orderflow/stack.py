@@ -1,0 +1,138 @@
+"""StackConfig: every name, tag and setting of one orderflow stack, derived from the stack name.
+
+Pure: nothing here talks to AWS. The `default` stack uses the seed guide's names exactly; any other stack `S`
+prefixes every name with `S-` so several stacks live side by side in one account.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from orderflow.errors import ConfigError
+
+DEFAULT_STACK = "default"
+STACK_TAG = "orderflow:stack"
+
+SUPPORTED_RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
+# AWS deprecated these; creating them is (or soon will be) blocked, so we warn but still accept them.
+DEPRECATED_RUNTIMES = ("python3.9", "python3.10")
+ARCHITECTURES = ("x86_64", "arm64")
+
+# AWS recommends a visibility timeout of at least 6x the function timeout, so a slow batch is not handed to a
+# second invocation while the first is still working on it.
+VISIBILITY_TO_TIMEOUT_FACTOR = 6
+
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    runtime: str = "python3.13"
+    architecture: str = "x86_64"
+    function_timeout: int = 3
+    memory_size: int = 128
+    visibility_timeout: int = 30
+    max_receive_count: int = 3
+    batch_size: int = 10
+    batching_window: int = 0
+    dlq_retention_seconds: int = 14 * 24 * 3600
+    log_retention_days: int = 14
+
+    def validate(self) -> list[str]:
+        """Raise ConfigError for a setting AWS would reject or that breaks the pipeline; return warnings."""
+        if self.runtime not in SUPPORTED_RUNTIMES:
+            raise ConfigError(
+                f"runtime {self.runtime!r} is not supported; choose one of {', '.join(SUPPORTED_RUNTIMES)}"
+            )
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"architecture {self.architecture!r} is not supported; choose x86_64 or arm64")
+        if not 1 <= self.function_timeout <= 900:
+            raise ConfigError("function timeout must be between 1 and 900 seconds")
+        if not 128 <= self.memory_size <= 10240:
+            raise ConfigError("function memory must be between 128 and 10240 MB")
+        if not 0 <= self.visibility_timeout <= 43200:
+            raise ConfigError("queue visibility timeout must be between 0 and 43200 seconds")
+        minimum = VISIBILITY_TO_TIMEOUT_FACTOR * self.function_timeout + self.batching_window
+        if self.visibility_timeout < minimum:
+            raise ConfigError(
+                f"queue visibility timeout {self.visibility_timeout}s is below {VISIBILITY_TO_TIMEOUT_FACTOR} x the "
+                f"function timeout ({self.function_timeout}s) + batching window ({self.batching_window}s) "
+                f"= {minimum}s; "
+                "a batch could be redelivered while it is still being processed. Raise --visibility-timeout or "
+                "lower --function-timeout"
+            )
+        if not 1 <= self.max_receive_count <= 1000:
+            raise ConfigError("maxReceiveCount must be between 1 and 1000")
+        if not 0 <= self.batching_window <= 300:
+            raise ConfigError("batching window must be between 0 and 300 seconds")
+        if not 1 <= self.batch_size <= 10000:
+            raise ConfigError("batch size must be between 1 and 10000")
+        if self.batch_size > 10 and self.batching_window < 1:
+            raise ConfigError("a batch size above 10 needs a batching window of at least 1 second (AWS rule)")
+        warnings = []
+        if self.runtime in DEPRECATED_RUNTIMES:
+            warnings.append(
+                f"runtime {self.runtime} is deprecated by AWS Lambda; new functions on it will be blocked. "
+                "The default, python3.13, is supported"
+            )
+        return warnings
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    name: str = DEFAULT_STACK
+    settings: StackSettings = field(default_factory=StackSettings)
+
+    def __post_init__(self) -> None:
+        if not _STACK_NAME.match(self.name):
+            raise ConfigError(
+                f"stack name {self.name!r} is invalid: use 1-32 letters, digits or '-', starting with a letter"
+            )
+
+    def _named(self, base: str) -> str:
+        return base if self.name == DEFAULT_STACK else f"{self.name}-{base}"
+
+    @property
+    def table_name(self) -> str:
+        return self._named("Orders")
+
+    @property
+    def topic_name(self) -> str:
+        return self._named("OrderTopic")
+
+    @property
+    def queue_name(self) -> str:
+        return self._named("OrderQueue")
+
+    @property
+    def dlq_name(self) -> str:
+        return self._named("OrderQueueDLQ")
+
+    @property
+    def function_name(self) -> str:
+        return self._named("ProcessOrderFunction")
+
+    @property
+    def role_name(self) -> str:
+        return f"{self.function_name}-role"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {STACK_TAG: self.name}
+
+    def owns(self, tags: dict[str, str] | None) -> bool:
+        return (tags or {}).get(STACK_TAG) == self.name
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    """Tags in the [{'Key':…, 'Value':…}] shape that DynamoDB and IAM want."""
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags or []}
