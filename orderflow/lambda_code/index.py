@@ -1,0 +1,197 @@
+"""ProcessOrderFunction: writes orders arriving from SQS (via SNS) into the DynamoDB table.
+
+Deployed alone in the zip: it imports only the standard library and boto3 (bundled in the Lambda runtime).
+
+Contract (see DESIGN.md §4):
+- every record is either written, recognised as stale, or reported back in `batchItemFailures` so SQS retries it
+  and finally moves it to the dead-letter queue; nothing is dropped;
+- the write is conditional, so redelivered duplicates are harmless and an older update never overwrites a newer;
+- one JSON log line per record ties the orderId to the SQS messageId and the SNS MessageId.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+STRING_FIELDS = ("userId", "itemName", "status")
+# DynamoDB's limit for a partition key value.
+MAX_KEY_BYTES = 2048
+# DynamoDB numbers carry at most 38 significant digits.
+MAX_QUANTITY = 10**38 - 1
+# Normalised UTC copy of `timestamp`, fixed width so that DynamoDB's string comparison orders it correctly even
+# when publishers use different offsets ("…+02:00" vs "…Z").
+ORDER_CLOCK_ATTRIBUTE = "timestampUtc"
+
+# Created once per process: warm invocations reuse the client and its connections.
+_TABLES: dict[str, Any] = {}
+
+
+class InvalidOrder(ValueError):
+    """The record can never be written as it is; retries will not help, so it belongs in the DLQ."""
+
+
+def _table() -> Any:
+    name = os.environ["TABLE_NAME"]
+    if name not in _TABLES:
+        _TABLES[name] = boto3.resource("dynamodb").Table(name)
+    return _TABLES[name]
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidOrder(f"{name} is not a valid number")
+
+
+def _loads(text: str) -> Any:
+    # Decimal, because DynamoDB refuses floats; NaN/Infinity are not JSON numbers and are refused outright.
+    return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def _is_sns_envelope(body: Any) -> bool:
+    return isinstance(body, dict) and "TopicArn" in body and body.get("Type") in ("Notification", None)
+
+
+def unwrap(body_text: Any) -> tuple[Any, str | None]:
+    """The order payload of one SQS body and the SNS MessageId when the body is an SNS envelope."""
+    if not isinstance(body_text, str) or not body_text.strip():
+        raise InvalidOrder("message body is empty")
+    try:
+        body = _loads(body_text)
+    except (ValueError, RecursionError) as e:
+        raise InvalidOrder(f"message body is not JSON: {e}") from None
+    if not _is_sns_envelope(body):
+        return body, None
+    sns_message_id = body.get("MessageId") if isinstance(body.get("MessageId"), str) else None
+    message = body.get("Message")
+    if not isinstance(message, str):
+        raise InvalidOrder("SNS envelope has no Message string")
+    try:
+        return _loads(message), sns_message_id
+    except (ValueError, RecursionError) as e:
+        raise InvalidOrder(f"SNS Message is not JSON: {e}") from None
+
+
+def order_clock(timestamp: Any) -> str:
+    """The timestamp as fixed-width UTC ISO-8601; a timestamp without offset is taken as UTC."""
+    if not isinstance(timestamp, str):
+        raise InvalidOrder("timestamp must be an ISO-8601 string")
+    text = timestamp.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidOrder(f"timestamp {timestamp[:64]!r} is not ISO-8601") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def validate(order: Any) -> dict[str, Any]:
+    """Check the order's fields; unknown extra fields are kept as they are."""
+    if not isinstance(order, dict):
+        raise InvalidOrder(f"order must be a JSON object, not {type(order).__name__}")
+    order_id = order.get("orderId")
+    if not isinstance(order_id, str) or not order_id.strip():
+        raise InvalidOrder("orderId must be a non-empty string")
+    if len(order_id.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise InvalidOrder(f"orderId is longer than {MAX_KEY_BYTES} bytes")
+    for name in STRING_FIELDS:
+        if not isinstance(order.get(name), str):
+            raise InvalidOrder(f"{name} must be a string")
+    quantity = order.get("quantity")
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
+        raise InvalidOrder("quantity must be an integer >= 1")
+    order_clock(order.get("timestamp"))
+    return order
+
+
+def write(order: dict[str, Any]) -> str:
+    """Write the order unless a newer (or equal) version is stored. Returns "written" or "stale"."""
+    item = {**order, ORDER_CLOCK_ATTRIBUTE: order_clock(order["timestamp"])}
+    try:
+        _table().put_item(
+            Item=item,
+            ConditionExpression="attribute_not_exists(orderId) OR #clock <= :clock",
+            ExpressionAttributeNames={"#clock": ORDER_CLOCK_ATTRIBUTE},
+            ExpressionAttributeValues={":clock": item[ORDER_CLOCK_ATTRIBUTE]},
+        )
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return "stale"
+        raise
+    return "written"
+
+
+def _log(**fields: Any) -> None:
+    print(json.dumps({"event": "order", **{k: v for k, v in fields.items() if v is not None}}, default=str), flush=True)
+
+
+def process_record(record: dict[str, Any], request_id: str | None) -> bool:
+    """Handle one SQS record; True when it is done with (written or stale), False when it must be retried."""
+    message_id = record.get("messageId")
+    attempt = (record.get("attributes") or {}).get("ApproximateReceiveCount")
+    order_id = sns_message_id = None
+    try:
+        payload, sns_message_id = unwrap(record.get("body"))
+        if isinstance(payload, dict) and isinstance(payload.get("orderId"), str):
+            order_id = payload["orderId"]
+        outcome = write(validate(payload))
+    except InvalidOrder as e:
+        _log(
+            outcome="invalid",
+            orderId=order_id,
+            sqsMessageId=message_id,
+            snsMessageId=sns_message_id,
+            attempt=attempt,
+            reason=str(e),
+            requestId=request_id,
+        )
+        return False
+    except (ClientError, BotoCoreError) as e:
+        _log(
+            outcome="error",
+            orderId=order_id,
+            sqsMessageId=message_id,
+            snsMessageId=sns_message_id,
+            attempt=attempt,
+            reason=f"DynamoDB: {e}",
+            requestId=request_id,
+        )
+        return False
+    except Exception as e:
+        _log(
+            outcome="error",
+            orderId=order_id,
+            sqsMessageId=message_id,
+            snsMessageId=sns_message_id,
+            attempt=attempt,
+            reason=f"{type(e).__name__}: {e}",
+            requestId=request_id,
+        )
+        return False
+    _log(
+        outcome=outcome,
+        orderId=order_id,
+        sqsMessageId=message_id,
+        snsMessageId=sns_message_id,
+        attempt=attempt,
+        requestId=request_id,
+    )
+    return True
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    records = (event or {}).get("Records") or []
+    if any(not isinstance(r, dict) or not r.get("messageId") for r in records):
+        # Without a messageId a failure cannot be reported for one record; failing the whole batch loses nothing.
+        raise ValueError("SQS event has a record without messageId")
+    request_id = getattr(context, "aws_request_id", None)
+    failures = [{"itemIdentifier": r["messageId"]} for r in records if not process_record(r, request_id)]
+    return {"batchItemFailures": failures}
