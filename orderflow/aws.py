@@ -6,7 +6,7 @@ The region comes from the session (flag, AWS_REGION, profile); the account from 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -40,6 +40,12 @@ class Aws:
         if service not in self._clients:
             self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url, config=RETRY_CONFIG)
         return self._clients[service]
+
+    def register(self, event: str, handler: Callable[..., Any]) -> None:
+        """Hook a botocore event (e.g. 'before-call') on this session's current and future clients."""
+        self.session.events.register(event, handler)
+        for client in self._clients.values():
+            client.meta.events.register(event, handler)
 
     @property
     def account(self) -> str:

@@ -82,9 +82,13 @@ class _Queue(Resource):
         )
 
     def update(self, ctx: Context, observed: Observed) -> None:
-        ctx.client("sqs").set_queue_attributes(
-            QueueUrl=observed.state["url"], Attributes=self._attribute_diff(ctx, observed)
-        )
+        attributes = self._attribute_diff(ctx, observed)
+        policy = observed.state["attributes"].get("Policy")
+        if policy:
+            # moto (5.x) clears a queue's Policy on any SetQueueAttributes call that omits it; AWS keeps it.
+            # Re-sending the unchanged policy is harmless on AWS and keeps the topic's permission on moto.
+            attributes["Policy"] = policy
+        ctx.client("sqs").set_queue_attributes(QueueUrl=observed.state["url"], Attributes=attributes)
 
     def delete(self, ctx: Context, observed: Observed) -> None:
         try:

@@ -1,0 +1,81 @@
+"""Shared test plumbing: isolated AWS environment, call counting and fault injection through botocore events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+# Reads never change anything; everything else counts as a write.
+READ_PREFIXES = ("Get", "List", "Describe", "Head")
+
+
+@pytest.fixture(autouse=True)
+def isolated_aws_env(monkeypatch, tmp_path):
+    """No test may reach real AWS or read the developer's credentials, config or orderflow state."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "ORDERFLOW_STACK",
+        "ORDERFLOW_LOCAL",
+        "ORDERFLOW_ENDPOINT_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("ORDERFLOW_HOME", str(tmp_path / "orderflow-home"))
+
+
+@dataclass
+class CallLog:
+    """Every AWS operation a session's clients call, split into reads and writes."""
+
+    calls: list[str] = field(default_factory=list)
+
+    def __call__(self, model, **_kwargs):
+        self.calls.append(model.name)
+
+    @property
+    def reads(self) -> list[str]:
+        return [c for c in self.calls if c.startswith(READ_PREFIXES)]
+
+    @property
+    def writes(self) -> list[str]:
+        return [c for c in self.calls if not c.startswith(READ_PREFIXES)]
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+
+def count_calls(aws) -> CallLog:
+    log = CallLog()
+    aws.register("before-call", log)
+    return log
+
+
+class _HttpStatus:
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        self.headers: dict[str, str] = {}
+
+
+def inject_error(aws, event: str, code: str, message: str, times: int | None = None, status: int = 400):
+    """Make `event` (e.g. 'before-call.lambda.CreateFunction') fail with an AWS error `times` times (None: always)."""
+    state = {"left": times}
+
+    def fail(**_kwargs):
+        if state["left"] is not None:
+            if state["left"] <= 0:
+                return None
+            state["left"] -= 1
+        return _HttpStatus(status), {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {}}
+
+    aws.register(event, fail)
+    return state

@@ -1,0 +1,118 @@
+"""The CLI in-process (click's runner) against moto: output contracts, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from click.testing import CliRunner
+
+from orderflow.cli import cli
+
+
+@pytest.fixture
+def run(mocked):
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict[str, str] | None = None):
+        return runner.invoke(cli, ["--region", "eu-west-3", *args], env=env, catch_exceptions=False)
+
+    return invoke
+
+
+def test_up_json_is_one_document_and_second_up_changes_nothing(run):
+    first = run("--json", "up")
+    assert first.exit_code == 0, first.output
+    document = json.loads(first.stdout)
+    assert [r["outcome"] for r in document["results"]] == ["created"] * 9
+    second = json.loads(run("--json", "up").stdout)
+    assert {r["outcome"] for r in second["results"]} == {"unchanged"}
+
+
+def test_up_prints_a_line_per_resource(run):
+    result = run("up")
+    assert result.exit_code == 0
+    for name in ("Orders", "OrderTopic", "OrderQueueDLQ", "ProcessOrderFunction-role", "ProcessOrderFunction"):
+        assert name in result.stdout
+    assert result.stdout.count("created") == 9
+    assert "eu-west-3" in result.stdout
+
+
+def test_dry_run_lists_the_plan_and_creates_nothing(run):
+    result = run("up", "--dry-run")
+    assert result.exit_code == 0
+    assert "9 change(s) planned, nothing was changed" in result.stdout
+    status = json.loads(run("--json", "status").stdout)
+    assert {r["state"] for r in status["resources"]} == {"missing"}
+
+
+def test_deprecated_runtime_warns_on_stderr(run):
+    result = run("up", "--runtime", "python3.9")
+    assert result.exit_code == 0
+    assert "deprecated" in result.stderr
+
+
+def test_bad_visibility_timeout_is_a_usage_error(run):
+    result = run("up", "--function-timeout", "10", "--visibility-timeout", "30")
+    assert result.exit_code == 2
+    assert "below 6 x the function timeout" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_down_refuses_to_delete_the_table_without_yes_when_not_interactive(run):
+    run("up")
+    result = run("down")
+    assert result.exit_code == 1
+    assert "Refusing without --yes" in result.stderr
+    assert {r["state"] for r in json.loads(run("--json", "status").stdout)["resources"]} == {"exists"}
+    assert run("down", "--yes").exit_code == 0
+    assert {r["state"] for r in json.loads(run("--json", "status").stdout)["resources"]} == {"missing"}
+
+
+def test_foreign_resource_is_one_line_and_exit_1(run):
+    import boto3
+
+    boto3.client("sns", region_name="eu-west-3").create_topic(Name="OrderTopic")
+    result = run("--json", "up")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"ok": False, "error": result.stderr.split("error: ", 1)[1].strip()}
+    assert "SNS topic 'OrderTopic' already exists" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_stack_option_and_environment_variable(run):
+    assert run("--stack", "blue", "up").exit_code == 0
+    rows = json.loads(run("--json", "status", env={"ORDERFLOW_STACK": "blue"}).stdout)["resources"]
+    assert rows[0]["name"] == "blue-Orders" and rows[0]["state"] == "exists"
+
+
+def test_missing_credentials_are_one_line(monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    result = CliRunner().invoke(cli, ["--region", "eu-west-1", "status"])
+    assert result.exit_code == 1
+    assert "No AWS credentials found" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_missing_region_is_one_line():
+    result = CliRunner().invoke(cli, ["status"])
+    assert result.exit_code == 1
+    assert "No AWS region configured" in result.stderr
+
+
+def test_unreachable_endpoint_is_one_line():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    result = CliRunner().invoke(cli, ["--region", "eu-west-1", "--endpoint-url", f"http://127.0.0.1:{port}", "status"])
+    assert result.exit_code == 1
+    assert "Cannot reach" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_local_without_a_running_embedded_aws_is_one_line():
+    result = CliRunner().invoke(cli, ["--local", "status"])
+    assert result.exit_code == 1
+    assert "No embedded AWS is running" in result.stderr
