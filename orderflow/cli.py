@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from orderflow import __version__
 from orderflow.aws import Aws, aws_errors, connect
-from orderflow.errors import OrderflowError
+from orderflow.errors import ConfigError, OrderflowError
+from orderflow.flow import dlq as dlq_flow
+from orderflow.flow import logs as logs_flow
+from orderflow.flow import publish
+from orderflow.flow import verify as verify_flow
+from orderflow.local import control, state
 from orderflow.provision import operations
 from orderflow.provision.base import Context
 from orderflow.stack import ARCHITECTURES, DEFAULT_STACK, SUPPORTED_RUNTIMES, StackConfig, StackSettings
@@ -30,10 +40,10 @@ class Options:
 
     def connect(self) -> Aws:
         if self.local:
-            from orderflow.local.state import LOCAL_CREDENTIALS, LOCAL_REGION, running_endpoint
-
-            endpoint = self.endpoint_url or running_endpoint()
-            return connect(region=self.region or LOCAL_REGION, endpoint_url=endpoint, credentials=LOCAL_CREDENTIALS)
+            endpoint = self.endpoint_url or state.running_endpoint()
+            return connect(
+                region=self.region or state.LOCAL_REGION, endpoint_url=endpoint, credentials=state.LOCAL_CREDENTIALS
+            )
         return connect(region=self.region, profile=self.profile, endpoint_url=self.endpoint_url)
 
     def context(self, settings: StackSettings | None = None) -> Context:
@@ -176,23 +186,7 @@ def up(
     ctx = options.context(settings)
     with out.waiting("reading the stack …"):
         report = operations.converge(ctx, dry_run=dry_run, on_progress=out.progress())
-    for warning in report.warnings:
-        out.warn(warning)
-    if dry_run:
-        for step in report.steps:
-            c = step.change
-            out.line(f"{MARKS.get(c.action, c.action):<24} {c.kind} [bold]{c.name}[/]")
-            for detail in c.details if c.action == "update" else ():
-                out.line(f"      {detail}")
-        changes = sum(1 for s in report.steps if s.change.action != "unchanged")
-        out.line(f"dry run: {changes} change(s) planned, nothing was changed")
-    else:
-        for r in report.results:
-            timing = f" [dim]({r.seconds:.1f}s)[/]" if r.outcome != "unchanged" else ""
-            out.line(f"{MARKS.get(r.outcome, r.outcome):<24} {r.kind} [bold]{r.name}[/]{timing}")
-            for detail in r.details if r.outcome == "updated" else ():
-                out.line(f"      {detail}")
-        out.line(f"stack [bold]{ctx.config.name}[/] is up in {ctx.aws.region} (account {ctx.aws.account})")
+    _render_up(out, ctx, report, dry_run)
     out.document(
         {
             "ok": True,
@@ -215,6 +209,26 @@ def up(
             ],
         }
     )
+
+
+def _render_up(out: Output, ctx: Context, report: operations.UpReport, dry_run: bool) -> None:
+    for warning in report.warnings:
+        out.warn(warning)
+    if dry_run:
+        for step in report.steps:
+            c = step.change
+            out.line(f"{MARKS.get(c.action, c.action):<24} {c.kind} [bold]{c.name}[/]")
+            for detail in c.details if c.action == "update" else ():
+                out.line(f"      {detail}")
+        changes = sum(1 for s in report.steps if s.change.action != "unchanged")
+        out.line(f"dry run: {changes} change(s) planned, nothing was changed")
+    else:
+        for r in report.results:
+            timing = f" [dim]({r.seconds:.1f}s)[/]" if r.outcome != "unchanged" else ""
+            out.line(f"{MARKS.get(r.outcome, r.outcome):<24} {r.kind} [bold]{r.name}[/]{timing}")
+            for detail in r.details if r.outcome == "updated" else ():
+                out.line(f"      {detail}")
+        out.line(f"stack [bold]{ctx.config.name}[/] is up in {ctx.aws.region} (account {ctx.aws.account})")
 
 
 @cli.command()
@@ -274,6 +288,331 @@ def status(options: Options) -> None:
         ],
     )
     out.document({"ok": True, "stack": ctx.config.name, "region": ctx.aws.region, "resources": rows})
+
+
+@cli.command("publish-test")
+@click.option("--order-id", help="Use this orderId (default: a fresh unique one).")
+@click.option(
+    "--file",
+    "order_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Publish the order(s) in this JSON file (an object or an array), validated first.",
+)
+@click.option("--count", type=click.IntRange(1, 100_000), default=1, show_default=True, help="Publish N sample orders.")
+@click.pass_obj
+def publish_test(options: Options, order_id: str | None, order_file: Path | None, count: int) -> None:
+    """Publish the guide's sample order (with a fresh orderId and timestamp) to the stack's topic."""
+    out = options.output
+    if order_file and (order_id or count != 1):
+        raise ConfigError("--file cannot be combined with --order-id or --count")
+    if order_id and count != 1:
+        raise ConfigError("--order-id names one order; it cannot be combined with --count")
+    if order_file:
+        orders = publish.read_order_file(order_file)
+    else:
+        orders = [publish.sample_order(order_id) for _ in range(count)]
+    aws = options.connect()
+    config = StackConfig(options.stack)
+    published = publish.publish_orders(aws, config, orders)
+    publish.remember(aws, config, published)
+    for p in published[:20]:
+        out.line(f"published order [bold]{p.order_id}[/] as SNS message {p.message_id}")
+    if len(published) > 20:
+        out.line(f"… and {len(published) - 20} more")
+    out.line(f"{len(published)} order(s) sent to {config.topic_name}; check them with `orderflow verify`")
+    out.document(
+        {
+            "ok": True,
+            "stack": config.name,
+            "published": [{"orderId": p.order_id, "messageId": p.message_id} for p in published],
+        }
+    )
+
+
+@cli.command()
+@click.option("--order-id", help="The order to follow (default: the last one publish-test sent on this stack).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0, 3600),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for every hop to pass.",
+)
+@click.pass_obj
+def verify(options: Options, order_id: str | None, timeout: float) -> None:
+    """Prove each hop for one order, with evidence; exit 1 naming the first broken hop."""
+    out = options.output
+    aws = options.connect()
+    config = StackConfig(options.stack)
+    remembered = {p.order_id: p for p in publish.recall(aws, config)}
+    if order_id is None:
+        if not remembered:
+            raise ConfigError("No order to verify: run `orderflow publish-test` first, or pass --order-id")
+        order_id = list(remembered)[-1]
+    with out.waiting(f"verifying order {order_id} …"):
+        report = verify_flow.verify(aws, config, order_id, remembered.get(order_id), timeout=timeout)
+    _render_verify(out, report)
+    out.document(
+        {
+            "ok": report.passed,
+            "orderId": report.order_id,
+            "seconds": round(report.seconds, 3),
+            "checks": [
+                {
+                    "hop": c.hop,
+                    "passed": c.passed,
+                    "evidence": c.evidence,
+                    "hint": c.hint,
+                    "seconds": None if c.seconds is None else round(c.seconds, 3),
+                }
+                for c in report.checks
+            ],
+        }
+    )
+    if not report.passed:
+        failure = report.first_failure
+        if failure is not None:
+            out.error(
+                f"hop '{failure.hop}' is broken: {failure.evidence}" + (f" — {failure.hint}" if failure.hint else "")
+            )
+        raise SystemExit(1)
+
+
+def _render_verify(out: Output, report: verify_flow.VerifyReport) -> None:
+    marks = {True: "[green]✔ pass[/]", False: "[red]✘ FAIL[/]", None: "[dim]- skipped[/]"}
+    out.table(
+        f"order {report.order_id}",
+        ["hop", "result", "after", "evidence"],
+        [
+            [
+                c.title,
+                marks[c.passed],
+                f"{c.seconds:.2f}s" if c.seconds is not None else "",
+                c.evidence + (f"\n[yellow]hint:[/] {c.hint}" if c.hint and c.passed is False else ""),
+            ]
+            for c in report.checks
+        ],
+    )
+    if report.passed:
+        out.line(f"[green]every hop proven[/] for order {report.order_id} in {report.seconds:.2f}s")
+
+
+@cli.command()
+@click.option("--since", default="10m", show_default=True, help="How far back: 30s, 10m, 2h, 1d.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events until interrupted.")
+@click.pass_obj
+def logs(options: Options, since: str, follow: bool) -> None:
+    """The function's CloudWatch log events, oldest first; handler lines rendered readably."""
+    out = options.output
+    aws = options.connect()
+    config = StackConfig(options.stack)
+    start_ms = int(time.time() * 1000) - logs_flow.parse_since(since) * 1000
+    seen: set[str] = set()
+    collected: list[logs_flow.LogEvent] = []
+    while True:
+        fresh = [e for e in logs_flow.fetch_events(aws, config, start_ms) if e.event_id not in seen]
+        for event in fresh:
+            seen.add(event.event_id)
+            collected.append(event)
+            stamp = datetime.fromtimestamp(event.timestamp / 1000, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+            out.line(f"[dim]{stamp}[/] {escape(logs_flow.render(event))}")
+        if not follow:
+            break
+        if fresh:
+            # Re-read from the newest event seen; ids de-duplicate what is read twice.
+            start_ms = max(start_ms, fresh[-1].timestamp)
+        time.sleep(1.0)
+    if not collected:
+        out.line(f"no log events in {config.log_group_name} in the last {since}")
+    out.document(
+        {
+            "ok": True,
+            "logGroup": config.log_group_name,
+            "events": [
+                {"timestamp": e.timestamp, "stream": e.stream, "message": e.message, "record": e.handler_record}
+                for e in collected
+            ],
+        }
+    )
+
+
+@cli.group()
+def dlq() -> None:
+    """Inspect or redrive the dead-letter queue."""
+
+
+@dlq.command("show")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.pass_obj
+def dlq_show(options: Options, limit: int) -> None:
+    """List dead letters without removing them."""
+    out = options.output
+    aws = options.connect()
+    config = StackConfig(options.stack)
+    letters = dlq_flow.show(aws, config, limit=limit)
+    out.table(
+        f"{config.dlq_name}: {len(letters)} dead letter(s)",
+        ["orderId", "receives", "first received", "body"],
+        [
+            [lt.order_id or "[dim]unparseable[/]", str(lt.receive_count), lt.first_received or "", escape(lt.excerpt)]
+            for lt in letters
+        ],
+    )
+    out.document(
+        {
+            "ok": True,
+            "queue": config.dlq_name,
+            "letters": [
+                {
+                    "messageId": lt.message_id,
+                    "orderId": lt.order_id,
+                    "receiveCount": lt.receive_count,
+                    "firstReceived": lt.first_received,
+                    "excerpt": lt.excerpt,
+                }
+                for lt in letters
+            ],
+        }
+    )
+
+
+@dlq.command("redrive")
+@click.pass_obj
+def dlq_redrive(options: Options) -> None:
+    """Move every dead letter back to the source queue."""
+    out = options.output
+    aws = options.connect()
+    config = StackConfig(options.stack)
+    result = dlq_flow.redrive(aws, config)
+    out.line(f"moved {result.moved} message(s) from {config.dlq_name} back to {config.queue_name} ({result.method})")
+    out.document({"ok": True, "moved": result.moved, "method": result.method})
+
+
+@cli.group()
+def local() -> None:
+    """The embedded AWS: moto's server on 127.0.0.1 plus orderflow's docker-less Lambda runtime."""
+
+
+@local.command("start")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=control.DEFAULT_PORT,
+    show_default=True,
+    envvar="ORDERFLOW_LOCAL_PORT",
+)
+@click.pass_obj
+def local_start(options: Options, port: int) -> None:
+    """Start the embedded AWS in the background and wait until it answers."""
+    out = options.output
+    with out.waiting("starting the embedded AWS …"):
+        status = control.start(port)
+    if status.note:
+        out.warn(status.note)
+    assert status.server is not None
+    out.line(
+        f"embedded AWS running at [bold]{status.server.endpoint}[/] (pid {status.server.pid}); log: {state.log_file()}"
+    )
+    out.line("use it with `orderflow --local …`; stop it with `orderflow local stop`")
+    out.document(
+        {"ok": True, "endpoint": status.server.endpoint, "pid": status.server.pid, "log": str(state.log_file())}
+    )
+
+
+@local.command("stop")
+@click.pass_obj
+def local_stop(options: Options) -> None:
+    """Stop the background embedded AWS."""
+    status = control.stop()
+    options.output.line(status.note)
+    options.output.document({"ok": True, "note": status.note})
+
+
+@local.command("status")
+@click.pass_obj
+def local_status(options: Options) -> None:
+    """Is the embedded AWS running, and where."""
+    status = control.status()
+    server = status.server
+    where = f" at {server.endpoint} (pid {server.pid})" if status.running and server else ""
+    options.output.line(f"embedded AWS: {status.note}{where}")
+    options.output.document(
+        {
+            "ok": True,
+            "running": status.running,
+            "note": status.note,
+            "endpoint": server.endpoint if status.running and server else None,
+            "pid": server.pid if status.running and server else None,
+        }
+    )
+    if not status.running:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1, 600),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the order to pass every hop.",
+)
+@click.pass_obj
+def demo(options: Options, timeout: float) -> None:
+    """The whole guide on an embedded AWS, start to finish: up, publish, verify, show, down."""
+    from orderflow.local.server import EmbeddedAws
+
+    out = options.output
+    config = StackConfig(options.stack)
+    out.line("[bold]orderflow demo[/]: the seed guide's ten steps on an embedded AWS (no account, no Docker)")
+    with out.waiting("starting the embedded AWS …"):
+        embedded = EmbeddedAws(port=0).start()
+    try:
+        out.line(f"[bold]0.[/] embedded AWS listening on {embedded.endpoint}")
+        aws = connect(region=state.LOCAL_REGION, endpoint_url=embedded.endpoint, credentials=state.LOCAL_CREDENTIALS)
+        ctx = Context(aws=aws, config=config)
+        out.line(
+            "[bold]1-8.[/] orderflow up: table, topic, queues, subscription + queue policy, role, function, trigger"
+        )
+        up_report = operations.converge(ctx, on_progress=out.progress())
+        _render_up(out, ctx, up_report, dry_run=False)
+        out.line("[bold]9.[/] publish the guide's sample order to the topic")
+        [published] = publish.publish_orders(aws, config, [publish.sample_order()])
+        out.line(f"   order [bold]{published.order_id}[/] published as SNS message {published.message_id}")
+        out.line("[bold]10.[/] verify every hop")
+        with out.waiting("following the order …"):
+            report = verify_flow.verify(aws, config, published.order_id, published, timeout=timeout)
+        _render_verify(out, report)
+        item = verify_flow._Evidence(aws, config, published.order_id, published).item()
+        out.line(f"   the item in {config.table_name}: {escape(json.dumps(item, sort_keys=True))}")
+        lines = logs_flow.fetch_events(aws, config, published.published_ms - 60_000)
+        out.line(f"   the function's log lines in {config.log_group_name}:")
+        for event in lines[-8:]:
+            out.line(f"     {escape(logs_flow.render(event))}")
+        out.line("[bold]clean up.[/] orderflow down")
+        down_results = operations.teardown(ctx, operations.plan_teardown(ctx), on_progress=out.progress())
+        left = [r for r in operations.inventory(ctx) if r["state"] != "missing"]
+        out.line(f"   removed {sum(r.outcome == 'deleted' for r in down_results)} resources; {len(left)} left behind")
+    finally:
+        embedded.stop()
+    ok = report.passed and not left
+    out.document(
+        {
+            "ok": ok,
+            "orderId": published.order_id,
+            "item": item,
+            "checks": [{"hop": c.hop, "passed": c.passed, "evidence": c.evidence} for c in report.checks],
+        }
+    )
+    if not ok:
+        failure = report.first_failure
+        out.error(
+            f"demo failed: hop '{failure.hop}': {failure.evidence}" if failure else "demo failed: resources left behind"
+        )
+        raise SystemExit(1)
+    out.line(
+        "[green bold]demo passed[/]: the order went SNS → SQS → Lambda → DynamoDB, with logs; nothing left behind"
+    )
 
 
 def main() -> None:

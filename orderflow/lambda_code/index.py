@@ -165,7 +165,7 @@ def process_record(record: dict[str, Any], request_id: str | None) -> bool:
             requestId=request_id,
         )
         return False
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - one bad record must not fail its neighbours
         _log(
             outcome="error",
             orderId=order_id,

@@ -8,18 +8,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from orderflow.errors import OrderflowError
+from orderflow.paths import state_dir
 
 # Any key works against the embedded AWS; fixed dummy values keep real credentials out of it entirely.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "orderflow-local", "aws_secret_access_key": "orderflow-local"}
 LOCAL_REGION = "us-east-1"
-
-
-def state_dir() -> Path:
-    root = os.environ.get("ORDERFLOW_HOME")
-    if root:
-        return Path(root)
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "orderflow"
 
 
 def pid_file() -> Path:

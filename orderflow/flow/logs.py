@@ -1,0 +1,90 @@
+"""The function's CloudWatch log events, and the handler's JSON lines parsed out of them."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from orderflow.aws import Aws, is_not_found
+from orderflow.errors import OrderflowError
+from orderflow.stack import StackConfig
+
+_DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    event_id: str
+    timestamp: int
+    stream: str
+    message: str
+
+    @property
+    def handler_record(self) -> dict[str, Any] | None:
+        """The handler's per-record JSON line, or None for any other line (START, END, REPORT, prints)."""
+        text = self.message.strip()
+        if not text.startswith("{"):
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) and data.get("event") == "order" else None
+
+
+def parse_since(text: str) -> int:
+    """'10m' -> 600 seconds; '90s', '2h', '1d' likewise."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise OrderflowError(f"--since {text!r} is not a duration like 30s, 10m, 2h or 1d")
+    return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def fetch_events(
+    aws: Aws, config: StackConfig, start_ms: int, pattern: str | None = None, end_ms: int | None = None
+) -> list[LogEvent]:
+    """Every event of the function's log group from start_ms on (optionally matching a filter pattern), oldest
+    first. A missing log group means no events."""
+    kwargs: dict[str, Any] = {"logGroupName": config.log_group_name, "startTime": start_ms}
+    if pattern:
+        kwargs["filterPattern"] = pattern
+    if end_ms is not None:
+        kwargs["endTime"] = end_ms
+    events = []
+    try:
+        for page in aws.client("logs").get_paginator("filter_log_events").paginate(**kwargs):
+            events += [
+                LogEvent(e["eventId"], e["timestamp"], e.get("logStreamName", ""), e["message"])
+                for e in page.get("events", [])
+            ]
+    except ClientError as e:
+        if is_not_found(e):
+            return []
+        raise
+    return sorted(events, key=lambda e: (e.timestamp, e.event_id))
+
+
+def quoted(term: str) -> str:
+    """A CloudWatch filter pattern matching the exact term."""
+    return '"' + term.replace('"', '\\"') + '"'
+
+
+def render(event: LogEvent) -> str:
+    """One readable line: handler JSON lines become 'outcome orderId (reason)'."""
+    record = event.handler_record
+    if record is None:
+        return event.message.rstrip()
+    parts = [record.get("outcome", "?").upper(), record.get("orderId", "<no orderId>")]
+    parts.append(f"sqs={record.get('sqsMessageId')}")
+    if record.get("snsMessageId"):
+        parts.append(f"sns={record['snsMessageId']}")
+    if record.get("attempt"):
+        parts.append(f"attempt={record['attempt']}")
+    if record.get("reason"):
+        parts.append(f"— {record['reason']}")
+    return " ".join(parts)

@@ -1,0 +1,290 @@
+"""Prove every hop of one order's journey — wiring, SQS, Lambda, DynamoDB, CloudWatch Logs, DLQ — with evidence.
+
+Checks are re-evaluated with growing pauses until all pass or the timeout ends: no fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from orderflow.aws import Aws
+from orderflow.flow import dlq
+from orderflow.flow.logs import LogEvent, fetch_events, quoted
+from orderflow.flow.publish import Published
+from orderflow.provision import policies
+from orderflow.provision.base import Context
+from orderflow.provision.queues import OrderQueue, parse_redrive
+from orderflow.provision.subscription import Subscription
+from orderflow.provision.topic import Topic
+from orderflow.provision.trigger import Trigger
+from orderflow.stack import StackConfig
+
+# What each hop proves (for the report) — in the order the message travels.
+HOPS = {
+    "wiring": "wiring",
+    "sqs": "SQS",
+    "lambda": "Lambda",
+    "dynamodb": "DynamoDB",
+    "logs": "CloudWatch Logs",
+    "dlq": "DLQ",
+}
+_DESERIALIZER = TypeDeserializer()
+# Logs may be read from a little before the publish: clocks of client and service differ.
+CLOCK_SKEW_MS = 60_000
+
+
+@dataclass
+class Check:
+    hop: str
+    passed: bool | None  # None: not checked
+    evidence: str
+    hint: str = ""
+    seconds: float | None = None
+
+    @property
+    def title(self) -> str:
+        return HOPS[self.hop]
+
+
+@dataclass
+class VerifyReport:
+    order_id: str
+    checks: list[Check] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed is not False for c in self.checks) and any(c.passed for c in self.checks)
+
+    @property
+    def first_failure(self) -> Check | None:
+        return next((c for c in self.checks if c.passed is False), None)
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB's Decimals back to the JSON numbers they were published as."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def check_wiring(ctx: Context) -> Check:
+    topic = Topic().read(ctx)
+    if topic is None:
+        return Check("wiring", False, f"topic {ctx.config.topic_name} does not exist", "run `orderflow up`")
+    queue = OrderQueue().read(ctx)
+    if queue is None:
+        return Check("wiring", False, f"queue {ctx.config.queue_name} does not exist", "run `orderflow up`")
+    wiring = Subscription().read(ctx)
+    subscription = wiring.state["subscription"] if wiring else None
+    if subscription is None:
+        return Check("wiring", False, "the topic has no subscription for the queue", "run `orderflow up`")
+    if not str(subscription.get("SubscriptionArn", "")).startswith("arn:"):
+        return Check("wiring", False, "the subscription is pending confirmation", "run `orderflow up`")
+    expected = policies.topic_send_statement(
+        ctx.arns.queue(ctx.config.queue_name), ctx.arns.topic(ctx.config.topic_name)
+    )
+    if policies.our_statement(wiring.state["policy"]) != expected:
+        return Check(
+            "wiring",
+            False,
+            "the queue policy does not allow the topic to send: SNS drops every message",
+            "run `orderflow up` to restore the queue policy",
+        )
+    redrive = parse_redrive(queue.state["attributes"].get("RedrivePolicy"))
+    if not redrive or redrive["deadLetterTargetArn"] != ctx.arns.queue(ctx.config.dlq_name):
+        return Check("wiring", False, "the queue does not redrive to the DLQ", "run `orderflow up`")
+    mapping = Trigger().read(ctx)
+    if mapping is None:
+        return Check("wiring", False, "no event source mapping from the queue to the function", "run `orderflow up`")
+    if mapping.state["State"] != "Enabled":
+        return Check(
+            "wiring",
+            False,
+            f"the event source mapping is {mapping.state['State']}: nothing consumes the queue",
+            "mapping disabled: run `orderflow up` to re-enable it",
+        )
+    return Check(
+        "wiring",
+        True,
+        f"{subscription['SubscriptionArn'].rsplit(':', 1)[-1][:8]}… confirmed; queue policy allows the topic; "
+        f"redrive to {ctx.config.dlq_name} after {redrive['maxReceiveCount']}; mapping Enabled",
+    )
+
+
+class _Evidence:
+    """What the logs, the table and the DLQ say about one order right now."""
+
+    def __init__(self, aws: Aws, config: StackConfig, order_id: str, published: Published | None) -> None:
+        self.aws, self.config, self.order_id, self.published = aws, config, order_id, published
+        self.start_ms = (published.published_ms if published else int(time.time() * 1000) - 3_600_000) - CLOCK_SKEW_MS
+
+    def order_records(self) -> tuple[list[LogEvent], list[dict[str, Any]]]:
+        events = fetch_events(self.aws, self.config, self.start_ms, pattern=quoted(self.order_id))
+        records = [r for e in events if (r := e.handler_record) and r.get("orderId") == self.order_id]
+        if self.published:
+            records = [r for r in records if r.get("snsMessageId") == self.published.message_id]
+        return events, records
+
+    def invocation_lines(self, request_id: str) -> list[LogEvent]:
+        return fetch_events(self.aws, self.config, self.start_ms, pattern=quoted(request_id))
+
+    def item(self) -> dict[str, Any] | None:
+        raw = (
+            self.aws.client("dynamodb")
+            .get_item(TableName=self.config.table_name, Key={"orderId": {"S": self.order_id}}, ConsistentRead=True)
+            .get("Item")
+        )
+        if raw is None:
+            return None
+        return _plain({k: _DESERIALIZER.deserialize(v) for k, v in raw.items()})
+
+
+def _evaluate(ev: _Evidence, ctx: Context) -> list[Check]:
+    checks = [check_wiring(ctx)]
+    events, records = ev.order_records()
+    done = [r for r in records if r.get("outcome") in ("written", "stale")]
+    rejected = [r for r in records if r.get("outcome") in ("invalid", "error")]
+    known = ev.published is not None
+
+    # SQS: the handler's line ties the SNS MessageId to an SQS messageId.
+    if records:
+        r = (done or records)[0]
+        via = f"SNS message {r['snsMessageId']} arrived as " if r.get("snsMessageId") else ""
+        checks.append(Check("sqs", True, f"{via}SQS message {r.get('sqsMessageId')} (attempt {r.get('attempt', '?')})"))
+    elif known:
+        checks.append(
+            Check(
+                "sqs",
+                False,
+                f"no handler log line mentions SNS message {ev.published.message_id}",
+                "the message has not reached the function: check `orderflow status` (queue depth, mapping state)",
+            )
+        )
+    else:
+        checks.append(Check("sqs", None, "not checked: no publish of this order is recorded and no log line names it"))
+
+    # Lambda: an invocation processed it (START/END around the handler's line).
+    lines: list[LogEvent] = []
+    if done:
+        request_id = done[0].get("requestId", "")
+        lines = ev.invocation_lines(request_id) if request_id else []
+        started = any(e.message.startswith(f"START RequestId: {request_id}") for e in lines)
+        ended = any(e.message.startswith(f"END RequestId: {request_id}") for e in lines)
+        report = next((e.message for e in lines if e.message.startswith(f"REPORT RequestId: {request_id}")), "")
+        duration = report.split("Duration: ", 1)[1].split("\t", 1)[0] if "Duration: " in report else "?"
+        if started and ended:
+            checks.append(
+                Check("lambda", True, f"invocation {request_id}: START … END, outcome {done[0]['outcome']}, {duration}")
+            )
+        else:
+            checks.append(Check("lambda", False, f"outcome {done[0]['outcome']} but no START/END for {request_id}"))
+    elif rejected:
+        r = rejected[-1]
+        checks.append(
+            Check(
+                "lambda",
+                False,
+                f"the handler rejected it ({r['outcome']}, attempt {r.get('attempt', '?')}): {r.get('reason', '')}",
+                "it is retried and moves to the DLQ after maxReceiveCount (`orderflow dlq show`)",
+            )
+        )
+    elif known:
+        checks.append(Check("lambda", False, "no invocation has processed it yet", "is the mapping enabled?"))
+    else:
+        checks.append(
+            Check("lambda", None, "not checked: no publish of this order is recorded and no log line names it")
+        )
+
+    # DynamoDB: the item, by consistent read, equals what was published.
+    item = ev.item()
+    if item is None:
+        checks.append(
+            Check("dynamodb", False, f"no item {ev.order_id!r} in table {ev.config.table_name}", "was it published?")
+        )
+    elif known:
+        differing = [k for k, v in ev.published.order.items() if item.get(k) != v]
+        if differing:
+            detail = ", ".join(f"{k}: {item.get(k)!r} != {ev.published.order[k]!r}" for k in differing)
+            checks.append(Check("dynamodb", False, f"item differs from the published order: {detail}"))
+        else:
+            checks.append(
+                Check(
+                    "dynamodb",
+                    True,
+                    f"item matches the published order field by field ({len(ev.published.order)} fields)",
+                )
+            )
+    else:
+        checks.append(
+            Check("dynamodb", True, f"item exists: status {item.get('status')!r}, timestamp {item.get('timestamp')!r}")
+        )
+
+    # CloudWatch Logs: the lines are stored in the function's log group.
+    stored = events + lines
+    if done and lines:
+        streams = {e.stream for e in stored}
+        checks.append(
+            Check("logs", True, f"{len(stored)} line(s) in {ev.config.log_group_name} ({', '.join(sorted(streams))})")
+        )
+    elif known or records:
+        checks.append(Check("logs", False, f"no invocation lines for this order in {ev.config.log_group_name}"))
+    else:
+        checks.append(Check("logs", None, "not checked: no publish of this order is recorded and no log line names it"))
+    return checks
+
+
+def _check_dlq(aws: Aws, config: StackConfig, order_id: str) -> Check:
+    letters = dlq.show(aws, config)
+    mine = [letter for letter in letters if letter.order_id == order_id]
+    if mine:
+        return Check(
+            "dlq",
+            False,
+            f"{len(mine)} dead letter(s) for this order (of {len(letters)} in {config.dlq_name})",
+            "see `orderflow dlq show`; fix the cause, then `orderflow dlq redrive`",
+        )
+    return Check("dlq", True, f"{len(letters)} dead letter(s) in {config.dlq_name}, none for this order")
+
+
+def verify(
+    aws: Aws,
+    config: StackConfig,
+    order_id: str,
+    published: Published | None,
+    timeout: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> VerifyReport:
+    ctx = Context(aws=aws, config=config)
+    evidence = _Evidence(aws, config, order_id, published)
+    started = clock()
+    first_passed: dict[str, float] = {}
+    delay = 0.1
+    while True:
+        checks = _evaluate(evidence, ctx)
+        now = clock() - started
+        for check in checks:
+            if check.passed:
+                first_passed.setdefault(check.hop, now)
+        settled = all(c.passed is not False for c in checks)
+        if settled or now >= timeout:
+            break
+        sleep(min(delay, max(0.0, timeout - now)))
+        delay = min(delay * 1.6, 2.0)
+    checks.append(_check_dlq(aws, config, order_id))
+    if checks[-1].passed:
+        first_passed.setdefault("dlq", clock() - started)
+    for check in checks:
+        check.seconds = first_passed.get(check.hop)
+    return VerifyReport(order_id, checks, clock() - started)

@@ -1,0 +1,41 @@
+"""Entry point of a background embedded AWS (`orderflow local start` spawns `python -m orderflow.local.daemon`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+
+from orderflow.errors import OrderflowError
+from orderflow.local.server import EmbeddedAws
+from orderflow.local.state import LocalServer, pid_file, recorded_server
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="orderflow-local-daemon")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        aws = EmbeddedAws(port=args.port).start()
+    except OrderflowError as e:
+        logging.error("%s", e)
+        return 1
+    LocalServer(pid=os.getpid(), endpoint=aws.endpoint, port=aws.port).save()
+    logging.info("embedded AWS ready at %s (pid %d)", aws.endpoint, os.getpid())
+    stop.wait()
+    logging.info("stopping")
+    aws.stop()
+    server = recorded_server()
+    if server is not None and server.pid == os.getpid():
+        pid_file().unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Writes each invocation's START / output / END / REPORT lines to `/aws/lambda/<function>`, a stream per process."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from orderflow.local.runtime.worker import FunctionSpec, Invocation
+
+
+def report_lines(spec: FunctionSpec, invocation: Invocation, started_ms: int) -> list[tuple[int, str]]:
+    """The log events of one invocation, in the form Lambda writes them."""
+    rid = invocation.request_id
+    ended_ms = started_ms + int(invocation.duration_ms)
+    events = [(started_ms, f"START RequestId: {rid} Version: $LATEST")]
+    events += [(max(ts, started_ms), line) for ts, line in invocation.output]
+    if invocation.timed_out:
+        events.append(
+            (
+                ended_ms,
+                f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(ended_ms / 1000))}Z {rid} "
+                f"Task timed out after {spec.timeout:.2f} seconds",
+            )
+        )
+    report = (
+        f"REPORT RequestId: {rid}\tDuration: {invocation.duration_ms:.2f} ms\t"
+        f"Billed Duration: {max(1, math.ceil(invocation.duration_ms))} ms\tMemory Size: {spec.memory_size} MB\t"
+        f"Max Memory Used: {invocation.max_memory_mb or 0} MB"
+    )
+    if invocation.init_ms is not None:
+        report += f"\tInit Duration: {invocation.init_ms:.2f} ms"
+    last = max([ts for ts, _ in events] + [ended_ms])
+    events += [(last, f"END RequestId: {rid}"), (last, report)]
+    return events
+
+
+class LogWriter:
+    """Creates the group (if the stack did not) and one stream per warm process, then appends events."""
+
+    def __init__(self, logs_client: Callable[[str], Any]) -> None:
+        self._client = logs_client
+        self._streams: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
+
+    def _ensure_stream(self, logs: Any, region: str, group: str, stream: str) -> None:
+        with self._lock:
+            if (region, group, stream) in self._streams:
+                return
+            for create, kwargs in (
+                (logs.create_log_group, {"logGroupName": group}),
+                (logs.create_log_stream, {"logGroupName": group, "logStreamName": stream}),
+            ):
+                try:
+                    create(**kwargs)
+                except ClientError as e:
+                    if e.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
+                        raise
+            self._streams.add((region, group, stream))
+
+    def write(self, spec: FunctionSpec, stream: str, invocation: Invocation, started_ms: int) -> None:
+        logs = self._client(spec.region)
+        self._ensure_stream(logs, spec.region, spec.log_group, stream)
+        events = [{"timestamp": ts, "message": line} for ts, line in report_lines(spec, invocation, started_ms)]
+        logs.put_log_events(logGroupName=spec.log_group, logStreamName=stream, logEvents=events)

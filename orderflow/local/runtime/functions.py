@@ -1,0 +1,142 @@
+"""Function hosting: reads each function's configuration from the Lambda API, unpacks the deployed zip, and keeps
+warm worker processes to invoke it."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from orderflow.local.runtime.cloudwatch import LogWriter
+from orderflow.local.runtime.worker import FunctionSpec, Invocation, WorkerProcess
+
+# function ARN -> the zip bytes that were deployed (what CreateFunction / UpdateFunctionCode received).
+CodeSource = Callable[[str], bytes]
+
+CONFIG_TTL_SECONDS = 1.0
+
+
+def region_of(arn: str) -> str:
+    return arn.split(":")[3]
+
+
+class FunctionHost:
+    """Invokes functions by ARN; one pool of warm processes per function, replaced when code or config change."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        code_source: CodeSource,
+        lambda_client: Callable[[str], Any],
+        log_writer: LogWriter,
+        work_dir: Path,
+    ) -> None:
+        self.endpoint = endpoint
+        self._code_source = code_source
+        self._lambda = lambda_client
+        self._logs = log_writer
+        self._work_dir = work_dir
+        self._lock = threading.Lock()
+        self._idle: dict[str, list[WorkerProcess]] = {}
+        self._busy: set[WorkerProcess] = set()
+        self._specs: dict[str, tuple[float, FunctionSpec]] = {}
+        self.cold_starts = 0
+
+    def spec(self, function_arn: str) -> FunctionSpec:
+        """The function's current configuration (cached for a second: pollers ask once per batch)."""
+        cached = self._specs.get(function_arn)
+        if cached and time.monotonic() - cached[0] < CONFIG_TTL_SECONDS:
+            return cached[1]
+        config = self._lambda(region_of(function_arn)).get_function_configuration(FunctionName=function_arn)
+        code_dir = self._unpack(function_arn, config["FunctionName"], config["CodeSha256"])
+        spec = FunctionSpec(
+            name=config["FunctionName"],
+            arn=config["FunctionArn"],
+            region=region_of(function_arn),
+            handler=config["Handler"],
+            runtime=config.get("Runtime", "python3"),
+            timeout=int(config.get("Timeout", 3)),
+            memory_size=int(config.get("MemorySize", 128)),
+            variables=dict(config.get("Environment", {}).get("Variables", {})),
+            code_sha256=config["CodeSha256"],
+            code_dir=code_dir,
+            log_group=config.get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{config['FunctionName']}",
+        )
+        self._specs[function_arn] = (time.monotonic(), spec)
+        return spec
+
+    def _unpack(self, function_arn: str, name: str, code_sha256: str) -> Path:
+        digest_hex = base64.b64decode(code_sha256).hex()[:16]
+        target = self._work_dir / f"{name}-{digest_hex}" / "task"
+        if target.is_dir():
+            return target
+        zip_bytes = self._code_source(function_arn)
+        actual = base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
+        if actual != code_sha256:
+            raise RuntimeError(f"deployed code of {name} does not match its CodeSha256 ({actual} != {code_sha256})")
+        staging = target.parent / f"staging-{uuid.uuid4().hex}"
+        with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+            archive.extractall(staging)
+        with contextlib.suppress(OSError):  # another poller unpacked the same version first
+            staging.rename(target)
+        return target
+
+    def _acquire(self, spec: FunctionSpec) -> tuple[WorkerProcess, bool]:
+        stale: list[WorkerProcess] = []
+        with self._lock:
+            pool = self._idle.setdefault(spec.arn, [])
+            worker = None
+            while pool:
+                candidate = pool.pop()
+                if candidate.spec == spec and candidate.alive:
+                    worker = candidate
+                    break
+                stale.append(candidate)
+        for old in stale:
+            old.close()
+        cold = worker is None
+        if worker is None:
+            worker = WorkerProcess(spec, self.endpoint)
+            self.cold_starts += 1
+        with self._lock:
+            self._busy.add(worker)
+        return worker, cold
+
+    def _release(self, worker: WorkerProcess) -> None:
+        with self._lock:
+            self._busy.discard(worker)
+            if worker.alive:
+                self._idle.setdefault(worker.spec.arn, []).append(worker)
+
+    def invoke(self, function_arn: str, event: dict[str, Any]) -> Invocation:
+        spec = self.spec(function_arn)
+        worker, _cold = self._acquire(spec)
+        started_ms = int(time.time() * 1000)
+        try:
+            invocation = worker.invoke(event, str(uuid.uuid4()))
+        finally:
+            self._release(worker)
+        self._logs.write(spec, worker.log_stream, invocation, started_ms)
+        return invocation
+
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [w.pid for pool in self._idle.values() for w in pool if w.alive] + [
+                w.pid for w in self._busy if w.alive
+            ]
+
+    def close(self) -> None:
+        with self._lock:
+            workers = [w for pool in self._idle.values() for w in pool] + list(self._busy)
+            self._idle.clear()
+            self._busy.clear()
+        for worker in workers:
+            worker.close()

@@ -1,0 +1,123 @@
+"""The SQS side of an event source mapping: long-poll, invoke, delete what succeeded, leave the rest to SQS.
+
+Failed messages are neither deleted nor made visible early: they return after the queue's visibility timeout, and
+SQS's own redrive moves them to the dead-letter queue after maxReceiveCount receives — as on AWS.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from orderflow.local.events import sqs_event
+from orderflow.local.runtime.batch import failed_message_ids
+from orderflow.local.runtime.functions import FunctionHost, region_of
+
+log = logging.getLogger("orderflow.local.runtime")
+
+LONG_POLL_SECONDS = 1  # short enough that a disabled or deleted mapping stops within a second or two
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    uuid: str
+    function_arn: str
+    queue_arn: str
+    batch_size: int
+    batching_window: int
+    report_item_failures: bool
+    concurrency: int
+
+
+def mapping_config(mapping: dict[str, Any], max_pollers: int) -> MappingConfig:
+    maximum = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
+    return MappingConfig(
+        uuid=mapping["UUID"],
+        function_arn=mapping["FunctionArn"],
+        queue_arn=mapping["EventSourceArn"],
+        batch_size=int(mapping.get("BatchSize") or 10),
+        batching_window=int(mapping.get("MaximumBatchingWindowInSeconds") or 0),
+        report_item_failures="ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or []),
+        concurrency=max(1, min(max_pollers, int(maximum or max_pollers))),
+    )
+
+
+class QueuePoller(threading.Thread):
+    def __init__(
+        self,
+        config: Callable[[], MappingConfig],
+        sqs: Any,
+        host: FunctionHost,
+        stop: threading.Event,
+    ) -> None:
+        initial = config()
+        super().__init__(name=f"poller-{initial.uuid[:8]}", daemon=True)
+        self._config = config
+        self._sqs = sqs
+        self._host = host
+        self._stop = stop
+        self._queue_url: str | None = None
+        self.batches = 0
+
+    def _url(self, queue_arn: str) -> str:
+        if self._queue_url is None:
+            _, _, _, _, account, name = queue_arn.split(":", 5)
+            self._queue_url = self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        return self._queue_url
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:  # outlive any single failure, as Lambda does
+                log.exception("poller %s: batch failed; retrying in 1 s", self.name)
+                self._queue_url = None
+                self._stop.wait(1.0)
+
+    def _gather(self, config: MappingConfig) -> list[dict[str, Any]]:
+        """Up to BatchSize messages; with a batching window, keep receiving until full or the window closes."""
+        url = self._url(config.queue_arn)
+        messages: list[dict[str, Any]] = []
+        window_ends = time.monotonic() + config.batching_window
+        while not self._stop.is_set():
+            wanted = min(10, config.batch_size - len(messages))
+            wait = (
+                LONG_POLL_SECONDS
+                if not messages
+                else max(0, min(LONG_POLL_SECONDS, int(window_ends - time.monotonic())))
+            )
+            received = self._sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=wanted,
+                WaitTimeSeconds=wait,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            messages += received
+            if len(messages) >= config.batch_size or time.monotonic() >= window_ends:
+                break
+            if not received and not messages:
+                break
+        return messages
+
+    def poll_once(self) -> None:
+        config = self._config()
+        messages = self._gather(config)
+        if not messages:
+            return
+        event = sqs_event(messages, config.queue_arn, region_of(config.queue_arn))
+        invocation = self._host.invoke(config.function_arn, event)
+        ids = [m["MessageId"] for m in messages]
+        failed = failed_message_ids(invocation.succeeded, invocation.payload, ids, config.report_item_failures)
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            chunk = done[start : start + 10]
+            self._sqs.delete_message_batch(
+                QueueUrl=self._url(config.queue_arn),
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+            )
+        self.batches += 1

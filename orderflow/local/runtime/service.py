@@ -1,0 +1,148 @@
+"""The Lambda runtime service: keeps one set of pollers per enabled SQS event source mapping.
+
+Mappings are read from the Lambda API every half second, so creating, disabling, re-configuring or deleting a
+mapping with any client takes effect as it does on AWS.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orderflow.aws import connect
+from orderflow.local.runtime.cloudwatch import LogWriter
+from orderflow.local.runtime.functions import CodeSource, FunctionHost
+from orderflow.local.runtime.poller import MappingConfig, QueuePoller, mapping_config
+from orderflow.local.state import LOCAL_CREDENTIALS
+
+log = logging.getLogger("orderflow.local.runtime")
+
+ACTIVE_STATES = ("Enabled", "Enabling", "Creating", "Updating")
+# AWS starts SQS pollers at five concurrent batches per mapping.
+DEFAULT_POLLERS_PER_MAPPING = 5
+
+
+@dataclass
+class _Mapping:
+    config: MappingConfig
+    stop: threading.Event = field(default_factory=threading.Event)
+    pollers: list[QueuePoller] = field(default_factory=list)
+
+
+class LambdaRuntime:
+    def __init__(
+        self,
+        endpoint: str,
+        code_source: CodeSource,
+        regions: Callable[[], Iterable[str]],
+        pollers_per_mapping: int = DEFAULT_POLLERS_PER_MAPPING,
+        sync_interval: float = 0.5,
+        work_dir: Path | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self._regions = regions
+        self._pollers_per_mapping = pollers_per_mapping
+        self._sync_interval = sync_interval
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients_lock = threading.Lock()
+        self._tmp = tempfile.TemporaryDirectory(prefix="orderflow-lambda-") if work_dir is None else None
+        self.host = FunctionHost(
+            endpoint,
+            code_source,
+            lambda region: self.client("lambda", region),
+            LogWriter(lambda region: self.client("logs", region)),
+            work_dir or Path(self._tmp.name),
+        )
+        self._mappings: dict[str, _Mapping] = {}
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="mapping-watcher", daemon=True)
+
+    def client(self, service: str, region: str) -> Any:
+        with self._clients_lock:
+            key = (service, region)
+            if key not in self._clients:
+                self._clients[key] = connect(region, endpoint_url=self.endpoint, credentials=LOCAL_CREDENTIALS).client(
+                    service
+                )
+            return self._clients[key]
+
+    def start(self) -> LambdaRuntime:
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self.sync()
+            except Exception:  # outlive any single failure, as Lambda does
+                log.exception("could not read event source mappings")
+            self._stopped.wait(self._sync_interval)
+
+    def _enabled_mappings(self) -> dict[str, MappingConfig]:
+        found: dict[str, MappingConfig] = {}
+        for region in self._regions():
+            paginator = self.client("lambda", region).get_paginator("list_event_source_mappings")
+            for page in paginator.paginate():
+                for mapping in page.get("EventSourceMappings", []):
+                    if (
+                        mapping.get("EventSourceArn", "").startswith("arn:aws:sqs:")
+                        and mapping.get("State") in ACTIVE_STATES
+                    ):
+                        found[mapping["UUID"]] = mapping_config(mapping, self._pollers_per_mapping)
+        return found
+
+    def sync(self) -> None:
+        """Start pollers for new mappings, re-configure changed ones, stop disabled or deleted ones."""
+        wanted = self._enabled_mappings()
+        for uuid, config in wanted.items():
+            current = self._mappings.get(uuid)
+            if current is not None and current.config.concurrency == config.concurrency:
+                current.config = config
+                continue
+            if current is not None:
+                self._stop_mapping(uuid)
+            self._start_mapping(config)
+        for uuid in set(self._mappings) - set(wanted):
+            self._stop_mapping(uuid)
+
+    def _start_mapping(self, config: MappingConfig) -> None:
+        mapping = _Mapping(config)
+        region = config.queue_arn.split(":")[3]
+        for _ in range(config.concurrency):
+            # One client per poller: each holds its own connection for its long polls.
+            sqs = connect(region, endpoint_url=self.endpoint, credentials=LOCAL_CREDENTIALS).client("sqs")
+            poller = QueuePoller(lambda m=mapping: m.config, sqs, self.host, mapping.stop)
+            mapping.pollers.append(poller)
+            poller.start()
+        self._mappings[config.uuid] = mapping
+        log.info(
+            "mapping %s: %d poller(s) on %s -> %s",
+            config.uuid,
+            config.concurrency,
+            config.queue_arn,
+            config.function_arn,
+        )
+
+    def _stop_mapping(self, uuid: str) -> None:
+        mapping = self._mappings.pop(uuid)
+        mapping.stop.set()
+        log.info("mapping %s stopped", uuid)
+
+    @property
+    def active_mappings(self) -> list[str]:
+        return list(self._mappings)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        for uuid in list(self._mappings):
+            self._stop_mapping(uuid)
+        self.host.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()

@@ -1,0 +1,234 @@
+"""One warm execution environment: a separate Python process running the deployed code, one invocation at a time.
+
+The module-level code of the handler runs once per process (a cold start); later invocations reuse it (warm).
+A handler that overruns the function timeout is killed with its process; the next invocation starts a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import secrets
+import select
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from orderflow.local.runtime.bootstrap import SENTINEL
+
+BOOTSTRAP = Path(__file__).resolve().parent / "bootstrap.py"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What a function's execution environment is made of: read from the Lambda API plus the deployed code."""
+
+    name: str
+    arn: str
+    region: str
+    handler: str
+    runtime: str
+    timeout: int
+    memory_size: int
+    variables: dict[str, str]
+    code_sha256: str
+    code_dir: Path
+    log_group: str
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    succeeded: bool
+    payload: Any = None
+    error: dict[str, Any] | None = None
+    timed_out: bool = False
+    duration_ms: float = 0.0
+    init_ms: float | None = None
+    max_memory_mb: int | None = None
+    output: list[tuple[int, str]] = field(default_factory=list)  # (epoch ms, line)
+
+
+def new_log_stream_name() -> str:
+    return f"{datetime.now(timezone.utc):%Y/%m/%d}/[$LATEST]{secrets.token_hex(16)}"
+
+
+def function_environment(spec: FunctionSpec, endpoint: str, log_stream: str) -> dict[str, str]:
+    """The variables Lambda sets, the function's own, and dummy credentials for the embedded endpoint.
+
+    Nothing is inherited from the runtime's own environment: real credentials never reach the function.
+    """
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "HOME": str(spec.code_dir.parent),
+        "LAMBDA_TASK_ROOT": str(spec.code_dir),
+        "_HANDLER": spec.handler,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+        "AWS_REGION": spec.region,
+        "AWS_DEFAULT_REGION": spec.region,
+        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
+        "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
+        "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+        "AWS_ACCESS_KEY_ID": "orderflow-local",
+        "AWS_SECRET_ACCESS_KEY": "orderflow-local",
+        "AWS_SESSION_TOKEN": "orderflow-local",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    # The function's own variables, except the ones Lambda reserves.
+    env.update({k: v for k, v in spec.variables.items() if k not in env or k in ("LANG", "TZ", "PATH")})
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, spec: FunctionSpec, endpoint: str) -> None:
+        self.spec = spec
+        self.log_stream = new_log_stream_name()
+        self.invocations = 0
+        read_fd, write_fd = os.pipe()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", str(BOOTSTRAP), str(spec.code_dir)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env={**function_environment(spec, endpoint, self.log_stream), "_ORDERFLOW_RESULT_FD": str(write_fd)},
+                pass_fds=(write_fd,),
+                cwd=spec.code_dir,
+                start_new_session=True,  # a signal to the runtime's terminal never reaches the function
+            )
+        finally:
+            os.close(write_fd)
+        self._results = os.fdopen(read_fd, "rb", buffering=0)
+        self._result_buffer = b""
+        self._output: queue.Queue[tuple[int, str] | None] = queue.Queue()
+        threading.Thread(target=self._pump_output, name=f"{spec.name}-output", daemon=True).start()
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def _pump_output(self) -> None:
+        assert self._process.stdout is not None
+        for raw in self._process.stdout:
+            self._output.put((int(time.time() * 1000), raw.decode("utf-8", "replace").rstrip("\n")))
+        self._output.put(None)
+
+    def _read_result(self, deadline: float) -> dict[str, Any] | None:
+        """The next result line, or None when the deadline passes or the process dies first."""
+        while b"\n" not in self._result_buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([self._results], [], [], min(remaining, 0.5))
+            if not ready:
+                continue
+            chunk = os.read(self._results.fileno(), 65536)
+            if not chunk:
+                return None
+            self._result_buffer += chunk
+        line, self._result_buffer = self._result_buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def _collect_output(self, request_id: str, until: float) -> list[tuple[int, str]]:
+        """Everything printed during the invocation, up to its sentinel (or until the pipe closes)."""
+        lines: list[tuple[int, str]] = []
+        while True:
+            try:
+                item = self._output.get(timeout=max(0.0, until - time.monotonic()))
+            except queue.Empty:
+                return lines
+            if item is None:
+                return lines
+            if item[1] == f"{SENTINEL}{request_id}":
+                return lines
+            lines.append(item)
+
+    def invoke(self, event: dict[str, Any], request_id: str) -> Invocation:
+        started = time.monotonic()
+        deadline = started + self.spec.timeout
+        request = {
+            "requestId": request_id,
+            "event": event,
+            "deadlineMs": int(time.time() * 1000 + self.spec.timeout * 1000),
+            "invokedFunctionArn": self.spec.arn,
+        }
+        self.invocations += 1
+        try:
+            assert self._process.stdin is not None
+            self._process.stdin.write((json.dumps(request) + "\n").encode())
+            self._process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            result = None
+        else:
+            result = self._read_result(deadline)
+        duration_ms = (time.monotonic() - started) * 1000
+        if result is None:
+            timed_out = self.alive
+            self.kill()
+            output = self._collect_output(request_id, time.monotonic() + 1.0)
+            if timed_out:
+                error = {
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"Task timed out after {self.spec.timeout:.2f} seconds",
+                }
+            else:
+                error = {
+                    "errorType": "Runtime.ExitError",
+                    "errorMessage": f"process exited with status {self._process.returncode}",
+                }
+            return Invocation(
+                request_id, False, error=error, timed_out=timed_out, duration_ms=duration_ms, output=output
+            )
+        output = self._collect_output(request_id, time.monotonic() + 5.0)
+        return Invocation(
+            request_id,
+            bool(result.get("ok")),
+            payload=result.get("payload"),
+            error=result.get("error"),
+            duration_ms=duration_ms,
+            init_ms=result.get("initMs"),
+            max_memory_mb=result.get("maxMemoryMb"),
+            output=output,
+        )
+
+    def kill(self) -> None:
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, 9)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=5)
+        with contextlib.suppress(OSError):
+            if self._process.stdin:
+                self._process.stdin.close()
+
+    def close(self) -> None:
+        """Shut down gracefully: closing stdin ends the bootstrap's request loop."""
+        with contextlib.suppress(OSError):
+            if self._process.stdin:
+                self._process.stdin.close()
+        try:
+            self._process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        with contextlib.suppress(OSError):
+            self._results.close()

@@ -1,0 +1,107 @@
+"""The embedded AWS: moto's server on 127.0.0.1 plus orderflow's Lambda runtime, in this process."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from orderflow.errors import OrderflowError
+
+LOOPBACK = "127.0.0.1"
+
+
+def _require_moto() -> None:
+    try:
+        import moto.server  # noqa: F401
+        import werkzeug  # noqa: F401
+    except ImportError as e:
+        raise OrderflowError(
+            f"The embedded AWS needs moto's server ({e.name} is not installed): pip install 'orderflow[local]'"
+        ) from e
+
+
+def deployed_code(function_arn: str) -> bytes:
+    """The zip bytes moto stored for a function (GetFunction offers no download link for ZipFile uploads)."""
+    from moto.awslambda.models import lambda_backends
+
+    _, _, _, region, account, _, name = function_arn.split(":")[:7]
+    return lambda_backends[account][region].get_function(name).code_bytes
+
+
+def regions_with_mappings() -> Iterator[str]:
+    """Regions where some event source mapping exists: the only ones the runtime needs to watch."""
+    from moto.awslambda.models import lambda_backends
+
+    seen = set()
+    for _account, backends in list(lambda_backends.items()):
+        for region, backend in list(backends.items()):
+            if backend._event_source_mappings and region not in seen:
+                seen.add(region)
+                yield region
+
+
+class EmbeddedAws:
+    """Start with `start()` (or as a context manager); `endpoint` is then the URL every AWS client can use."""
+
+    def __init__(self, port: int = 0, runtime: bool = True, pollers_per_mapping: int | None = None) -> None:
+        self.requested_port = port
+        self.with_runtime = runtime
+        self.pollers_per_mapping = pollers_per_mapping or int(os.environ.get("ORDERFLOW_LOCAL_POLLERS", "5"))
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.runtime: Any = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_port
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> EmbeddedAws:
+        _require_moto()
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+
+        from orderflow.local import moto_patches
+        from orderflow.local.runtime.service import LambdaRuntime
+
+        moto_patches.apply()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        try:
+            self._server = make_server(
+                LOOPBACK, self.requested_port, DomainDispatcherApplication(create_backend_app), threaded=True
+            )
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise OrderflowError(
+                    f"Port {self.requested_port} on {LOOPBACK} is already in use: choose another with --port"
+                ) from e
+            raise OrderflowError(f"Cannot listen on {LOOPBACK}:{self.requested_port}: {e.strerror}") from e
+        self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
+        self._thread.start()
+        if self.with_runtime:
+            self.runtime = LambdaRuntime(
+                self.endpoint, deployed_code, regions_with_mappings, pollers_per_mapping=self.pollers_per_mapping
+            ).start()
+        return self
+
+    def stop(self) -> None:
+        if self.runtime is not None:
+            self.runtime.stop()
+            self.runtime = None
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> EmbeddedAws:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
