@@ -610,9 +610,7 @@ def demo(options: Options, timeout: float) -> None:
             f"demo failed: hop '{failure.hop}': {failure.evidence}" if failure else "demo failed: resources left behind"
         )
         raise SystemExit(1)
-    out.line(
-        "[green bold]demo passed[/]: the order went SNS → SQS → Lambda → DynamoDB, with logs; nothing left behind"
-    )
+    out.line("[green bold]demo passed[/]: the order went SNS → SQS → Lambda → DynamoDB, with logs; nothing left behind")
 
 
 def main() -> None:

@@ -78,7 +78,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def mapping_problem(ctx: Context) -> str | None:
+    """Why nothing would invoke the function from the queue, or None when the mapping is enabled."""
+    mapping = Trigger().read(ctx)
+    if mapping is None:
+        return "there is no event source mapping from the queue to the function"
+    if mapping.state["State"] != "Enabled":
+        return f"the event source mapping is {mapping.state['State']}: nothing consumes the queue"
+    return None
+
+
+def queue_depth(ctx: Context) -> int:
+    queue = OrderQueue().read(ctx)
+    if queue is None:
+        return 0
+    attributes = queue.state["attributes"]
+    return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
+        attributes.get("ApproximateNumberOfMessagesNotVisible", 0)
+    )
+
+
 def check_wiring(ctx: Context) -> Check:
+    """Topic, confirmed subscription, queue policy and redrive: what carries a message from SNS into SQS."""
     topic = Topic().read(ctx)
     if topic is None:
         return Check("wiring", False, f"topic {ctx.config.topic_name} does not exist", "run `orderflow up`")
@@ -104,21 +125,11 @@ def check_wiring(ctx: Context) -> Check:
     redrive = parse_redrive(queue.state["attributes"].get("RedrivePolicy"))
     if not redrive or redrive["deadLetterTargetArn"] != ctx.arns.queue(ctx.config.dlq_name):
         return Check("wiring", False, "the queue does not redrive to the DLQ", "run `orderflow up`")
-    mapping = Trigger().read(ctx)
-    if mapping is None:
-        return Check("wiring", False, "no event source mapping from the queue to the function", "run `orderflow up`")
-    if mapping.state["State"] != "Enabled":
-        return Check(
-            "wiring",
-            False,
-            f"the event source mapping is {mapping.state['State']}: nothing consumes the queue",
-            "mapping disabled: run `orderflow up` to re-enable it",
-        )
     return Check(
         "wiring",
         True,
         f"{subscription['SubscriptionArn'].rsplit(':', 1)[-1][:8]}… confirmed; queue policy allows the topic; "
-        f"redrive to {ctx.config.dlq_name} after {redrive['maxReceiveCount']}; mapping Enabled",
+        f"redrive to {ctx.config.dlq_name} after {redrive['maxReceiveCount']}",
     )
 
 
@@ -157,11 +168,18 @@ def _evaluate(ev: _Evidence, ctx: Context) -> list[Check]:
     rejected = [r for r in records if r.get("outcome") in ("invalid", "error")]
     known = ev.published is not None
 
+    # The mapping is what turns queued messages into invocations; when it is off, the Lambda hop is the broken one
+    # and the SQS hop cannot be proven (only consuming a message would show it is ours).
+    not_consumed = None if records else mapping_problem(ctx)
+
     # SQS: the handler's line ties the SNS MessageId to an SQS messageId.
     if records:
         r = (done or records)[0]
         via = f"SNS message {r['snsMessageId']} arrived as " if r.get("snsMessageId") else ""
         checks.append(Check("sqs", True, f"{via}SQS message {r.get('sqsMessageId')} (attempt {r.get('attempt', '?')})"))
+    elif not_consumed:
+        waiting = queue_depth(ctx)
+        checks.append(Check("sqs", None, f"unproven: {waiting} message(s) wait in {ev.config.queue_name}, unconsumed"))
     elif known:
         checks.append(
             Check(
@@ -199,8 +217,10 @@ def _evaluate(ev: _Evidence, ctx: Context) -> list[Check]:
                 "it is retried and moves to the DLQ after maxReceiveCount (`orderflow dlq show`)",
             )
         )
+    elif not_consumed:
+        checks.append(Check("lambda", False, not_consumed, "mapping disabled: run `orderflow up` to enable it"))
     elif known:
-        checks.append(Check("lambda", False, "no invocation has processed it yet", "is the mapping enabled?"))
+        checks.append(Check("lambda", False, "no invocation has processed it yet", "see `orderflow logs`"))
     else:
         checks.append(
             Check("lambda", None, "not checked: no publish of this order is recorded and no log line names it")

@@ -77,6 +77,8 @@ def main() -> None:
     init_ms = (time.monotonic() - init_started) * 1000
     if init_error:
         print(json.dumps(init_error), file=sys.stderr)
+    # Announced at once, so even an invocation that later times out can report its cold start.
+    results.write(json.dumps({"initMs": init_ms}) + "\n")
 
     for line in requests:
         request = json.loads(line)
@@ -92,7 +94,6 @@ def main() -> None:
                 result = {"ok": False, "error": _error(kind, e)}
                 print(f"[ERROR] {kind}: {e}", file=sys.stderr)
                 traceback.print_exc()
-        result["initMs"], init_ms = init_ms, None
         result["maxMemoryMb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         sys.stdout.flush()
         sys.stderr.flush()

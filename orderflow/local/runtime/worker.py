@@ -24,6 +24,8 @@ from typing import Any
 from orderflow.local.runtime.bootstrap import SENTINEL
 
 BOOTSTRAP = Path(__file__).resolve().parent / "bootstrap.py"
+# Lambda gives a function's initialisation (module import) its own 10 s, apart from the function timeout.
+INIT_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class WorkerProcess:
             os.close(write_fd)
         self._results = os.fdopen(read_fd, "rb", buffering=0)
         self._result_buffer = b""
+        self._init_ms: float | None = None
         self._output: queue.Queue[tuple[int, str] | None] = queue.Queue()
         threading.Thread(target=self._pump_output, name=f"{spec.name}-output", daemon=True).start()
 
@@ -133,8 +136,8 @@ class WorkerProcess:
             self._output.put((int(time.time() * 1000), raw.decode("utf-8", "replace").rstrip("\n")))
         self._output.put(None)
 
-    def _read_result(self, deadline: float) -> dict[str, Any] | None:
-        """The next result line, or None when the deadline passes or the process dies first."""
+    def _read_message(self, deadline: float) -> dict[str, Any] | None:
+        """The next line of the result pipe, or None when the deadline passes or the process dies first."""
         while b"\n" not in self._result_buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -163,52 +166,67 @@ class WorkerProcess:
                 return lines
             lines.append(item)
 
+    def _wait_for_init(self) -> bool:
+        """Cold start: the handler module loads before the first request, under Lambda's own init limit."""
+        if self._init_ms is not None:
+            return True
+        announced = self._read_message(time.monotonic() + INIT_TIMEOUT_SECONDS)
+        if announced is None:
+            return False
+        self._init_ms = announced["initMs"]
+        return True
+
+    def _failure(self, request_id: str, started: float, cold: bool) -> Invocation:
+        """The process timed out (and is killed now) or died on its own."""
+        timed_out = self.alive
+        self.kill()
+        output = self._collect_output(request_id, time.monotonic() + 1.0)
+        if timed_out:
+            message = f"Task timed out after {self.spec.timeout:.2f} seconds"
+            error = {"errorType": "Sandbox.Timedout", "errorMessage": message}
+        else:
+            message = f"process exited with status {self._process.returncode}"
+            error = {"errorType": "Runtime.ExitError", "errorMessage": message}
+        return Invocation(
+            request_id,
+            False,
+            error=error,
+            timed_out=timed_out,
+            duration_ms=(time.monotonic() - started) * 1000,
+            init_ms=self._init_ms if cold else None,
+            output=output,
+        )
+
     def invoke(self, event: dict[str, Any], request_id: str) -> Invocation:
+        self.invocations += 1
+        cold = self.invocations == 1
+        if not self._wait_for_init():
+            return self._failure(request_id, time.monotonic(), cold)
         started = time.monotonic()
-        deadline = started + self.spec.timeout
         request = {
             "requestId": request_id,
             "event": event,
             "deadlineMs": int(time.time() * 1000 + self.spec.timeout * 1000),
             "invokedFunctionArn": self.spec.arn,
         }
-        self.invocations += 1
         try:
             assert self._process.stdin is not None
             self._process.stdin.write((json.dumps(request) + "\n").encode())
             self._process.stdin.flush()
         except (BrokenPipeError, OSError):
-            result = None
-        else:
-            result = self._read_result(deadline)
-        duration_ms = (time.monotonic() - started) * 1000
+            return self._failure(request_id, started, cold)
+        result = self._read_message(started + self.spec.timeout)
         if result is None:
-            timed_out = self.alive
-            self.kill()
-            output = self._collect_output(request_id, time.monotonic() + 1.0)
-            if timed_out:
-                error = {
-                    "errorType": "Sandbox.Timedout",
-                    "errorMessage": f"Task timed out after {self.spec.timeout:.2f} seconds",
-                }
-            else:
-                error = {
-                    "errorType": "Runtime.ExitError",
-                    "errorMessage": f"process exited with status {self._process.returncode}",
-                }
-            return Invocation(
-                request_id, False, error=error, timed_out=timed_out, duration_ms=duration_ms, output=output
-            )
-        output = self._collect_output(request_id, time.monotonic() + 5.0)
+            return self._failure(request_id, started, cold)
         return Invocation(
             request_id,
             bool(result.get("ok")),
             payload=result.get("payload"),
             error=result.get("error"),
-            duration_ms=duration_ms,
-            init_ms=result.get("initMs"),
+            duration_ms=(time.monotonic() - started) * 1000,
+            init_ms=self._init_ms if cold else None,
             max_memory_mb=result.get("maxMemoryMb"),
-            output=output,
+            output=self._collect_output(request_id, time.monotonic() + 5.0),
         )
 
     def kill(self) -> None:

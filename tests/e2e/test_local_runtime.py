@@ -1,0 +1,229 @@
+"""The embedded AWS and its docker-less Lambda runtime, driven through the real CLI with the real handler."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import time
+import zipfile
+
+import pytest
+
+from tests.e2e.conftest import ORDER, Cli, free_port, wait_for
+
+pytestmark = pytest.mark.e2e
+FAST = ["--function-timeout", "1", "--visibility-timeout", "6"]
+
+
+def _zip(source: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", source)
+    return buffer.getvalue()
+
+
+def test_happy_path_order_lands_in_dynamodb_with_log_lines(cli, aws, stack):
+    cli("--local", "--stack", stack, "up")
+    [published] = cli.json("--stack", stack, "publish-test")["published"]
+    item = wait_for(lambda: aws.item(f"{stack}-Orders", published["orderId"]), 15, "the order in DynamoDB")
+    assert item["userId"] == {"S": "U123"} and item["quantity"] == {"N": "1"}
+    messages = wait_for(
+        lambda: (
+            [m for m in aws.log_messages(f"/aws/lambda/{stack}-ProcessOrderFunction") if m.startswith("REPORT")]
+            and aws.log_messages(f"/aws/lambda/{stack}-ProcessOrderFunction")
+        ),
+        10,
+        "the REPORT line",
+    )
+    assert any(m.startswith("START RequestId: ") and m.endswith("Version: $LATEST") for m in messages)
+    assert any(m.startswith("END RequestId: ") for m in messages)
+    [record] = [json.loads(m) for m in messages if m.startswith("{")]
+    assert record["outcome"] == "written" and record["snsMessageId"] == published["messageId"]
+
+
+def test_mixed_batch_writes_good_orders_once_and_dead_letters_poison_after_exactly_three_runs(cli, aws, stack):
+    cli("--local", "--stack", stack, "up", *FAST)
+    good = [f"good-{i}" for i in range(3)]
+    entries = [json.dumps(ORDER | {"orderId": o}) for o in good] + [
+        "not json at all",
+        json.dumps(ORDER | {"orderId": "q0", "quantity": 0}),
+    ]
+    topic = f"arn:aws:sns:us-east-1:{aws.account}:{stack}-OrderTopic"
+    aws.client("sns").publish_batch(
+        TopicArn=topic, PublishBatchRequestEntries=[{"Id": str(i), "Message": m} for i, m in enumerate(entries)]
+    )
+    wait_for(lambda: aws.depth(f"{stack}-OrderQueueDLQ") == 2, 60, "two dead letters")
+    records = aws.handler_records(f"/aws/lambda/{stack}-ProcessOrderFunction")
+    for order_id in good:
+        assert [r["outcome"] for r in records if r.get("orderId") == order_id] == ["written"]
+        assert aws.item(f"{stack}-Orders", order_id)
+    failed = [r for r in records if r["outcome"] == "invalid"]
+    by_message: dict[str, list[str]] = {}
+    for r in failed:
+        by_message.setdefault(r["sqsMessageId"], []).append(r["attempt"])
+    assert sorted(by_message.values()) == [["1", "2", "3"], ["1", "2", "3"]]
+    assert aws.depth(f"{stack}-OrderQueue") == 0
+    assert aws.item(f"{stack}-Orders", "q0") is None
+
+
+def test_a_handler_over_its_timeout_is_killed_and_its_message_retried(cli, aws, stack):
+    cli("--local", "--stack", stack, "up", *FAST)
+    function = f"{stack}-ProcessOrderFunction"
+    aws.client("lambda").update_function_code(
+        FunctionName=function, ZipFile=_zip("import time\n\ndef lambda_handler(event, context):\n    time.sleep(5)\n")
+    )
+    time.sleep(1.5)  # the runtime re-reads a function's configuration at most once a second
+    aws.client("sqs").send_message(QueueUrl=aws.queue_url(f"{stack}-OrderQueue"), MessageBody="slow")
+    group = f"/aws/lambda/{function}"
+    wait_for(
+        lambda: sum("Task timed out after 1.00 seconds" in m for m in aws.log_messages(group)) >= 2,
+        30,
+        "two timed-out attempts",
+    )
+    messages = aws.log_messages(group)
+    # The killed process is replaced: each attempt is a cold start in a fresh log stream.
+    assert sum("Init Duration" in m for m in messages if m.startswith("REPORT")) >= 2
+    assert aws.depth(f"{stack}-OrderQueue") + aws.depth(f"{stack}-OrderQueueDLQ") == 1
+    assert cli("--local", "local", "status").returncode == 0
+
+
+def test_the_function_runs_deployed_code_warm_with_lambda_context_and_environment(cli, aws, stack, embedded):
+    cli("--local", "--stack", stack, "up")
+    function = f"{stack}-ProcessOrderFunction"
+    probe = (
+        "import json, os\n"
+        "print('INIT', os.getpid())\n"
+        "def lambda_handler(event, context):\n"
+        "    print(json.dumps({'probe': True, 'pid': os.getpid(), 'request': context.aws_request_id,\n"
+        "        'remaining': context.get_remaining_time_in_millis(), 'name': context.function_name,\n"
+        "        'arn': context.invoked_function_arn, 'memory': context.memory_limit_in_mb,\n"
+        "        'group': context.log_group_name, 'stream': context.log_stream_name,\n"
+        "        'env': {k: os.environ.get(k) for k in ('AWS_LAMBDA_FUNCTION_NAME', 'AWS_REGION', '_HANDLER',\n"
+        "            'TABLE_NAME', 'AWS_ENDPOINT_URL', 'AWS_ACCESS_KEY_ID', 'AWS_LAMBDA_LOG_GROUP_NAME',\n"
+        "            'LAMBDA_TASK_ROOT', 'AWS_EXECUTION_ENV', 'ORDERFLOW_HOME')},\n"
+        "        'records': len(event['Records'])}))\n"
+        "    return {'batchItemFailures': []}\n"
+    )
+    aws.client("lambda").update_function_code(FunctionName=function, ZipFile=_zip(probe))
+    time.sleep(1.5)
+    queue = aws.queue_url(f"{stack}-OrderQueue")
+    group = f"/aws/lambda/{function}"
+
+    def probes():
+        return [json.loads(m) for m in aws.log_messages(group) if m.startswith('{"probe"')]
+
+    aws.client("sqs").send_message(QueueUrl=queue, MessageBody="one")
+    wait_for(lambda: len(probes()) == 1, 15, "the first invocation")
+    aws.client("sqs").send_message(QueueUrl=queue, MessageBody="two")
+    first, second = wait_for(lambda: probes() if len(probes()) == 2 else None, 15, "the second invocation")
+
+    assert first["request"] != second["request"]
+    assert 0 < first["remaining"] <= 3000
+    assert first["name"] == function and first["arn"].endswith(f":function:{function}")
+    assert first["group"] == group and first["stream"].startswith(time.strftime("%Y/%m/%d/[$LATEST]", time.gmtime()))
+    assert first["env"] == {
+        "AWS_LAMBDA_FUNCTION_NAME": function,
+        "AWS_REGION": "us-east-1",
+        "_HANDLER": "index.lambda_handler",
+        "TABLE_NAME": f"{stack}-Orders",
+        "AWS_ENDPOINT_URL": embedded,
+        "AWS_ACCESS_KEY_ID": "orderflow-local",
+        "AWS_LAMBDA_LOG_GROUP_NAME": group,
+        "LAMBDA_TASK_ROOT": first["env"]["LAMBDA_TASK_ROOT"],
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "ORDERFLOW_HOME": None,  # nothing leaks in from the runtime's own environment
+    }
+    messages = aws.log_messages(group)
+    if first["pid"] == second["pid"]:  # the same warm process: module code ran once
+        assert sum(m.startswith("INIT") for m in messages) == 1
+    assert aws.depth(f"{stack}-OrderQueue") == 0
+
+
+def test_a_disabled_mapping_processes_nothing_until_enabled_again(cli, aws, stack):
+    cli("--local", "--stack", stack, "up")
+    function = f"{stack}-ProcessOrderFunction"
+    aws.client("lambda").update_event_source_mapping(UUID=aws.mapping(function)["UUID"], Enabled=False)
+    time.sleep(2)  # let the runtime notice, as AWS takes a moment too
+    [published] = cli.json("--stack", stack, "publish-test")["published"]
+    time.sleep(4)
+    assert aws.item(f"{stack}-Orders", published["orderId"]) is None
+    assert aws.depth(f"{stack}-OrderQueue") == 1
+    assert aws.handler_records(f"/aws/lambda/{function}") == []
+    cli("--local", "--stack", stack, "up")  # repairs the drift: the mapping is enabled again
+    wait_for(lambda: aws.item(f"{stack}-Orders", published["orderId"]), 15, "the waiting order to be processed")
+
+
+def test_a_message_sent_before_the_mapping_existed_is_processed(cli, aws, stack):
+    cli("--local", "--stack", stack, "up")
+    function = f"{stack}-ProcessOrderFunction"
+    aws.client("lambda").delete_event_source_mapping(UUID=aws.mapping(function)["UUID"])
+    time.sleep(1.5)
+    [published] = cli.json("--stack", stack, "publish-test")["published"]
+    time.sleep(2)
+    assert aws.depth(f"{stack}-OrderQueue") == 1
+    cli("--local", "--stack", stack, "up")
+    wait_for(lambda: aws.item(f"{stack}-Orders", published["orderId"]), 15, "the early order to be processed")
+
+
+def test_two_stacks_side_by_side_never_see_each_others_orders(cli, aws, stack):
+    other = f"{stack}b"
+    try:
+        cli("--local", "--stack", stack, "up")
+        cli("--local", "--stack", other, "up")
+        [mine] = cli.json("--stack", stack, "publish-test")["published"]
+        [theirs] = cli.json("--stack", other, "publish-test")["published"]
+        wait_for(lambda: aws.item(f"{stack}-Orders", mine["orderId"]), 15, "my order")
+        wait_for(lambda: aws.item(f"{other}-Orders", theirs["orderId"]), 15, "their order")
+        assert aws.item(f"{stack}-Orders", theirs["orderId"]) is None
+        assert aws.item(f"{other}-Orders", mine["orderId"]) is None
+    finally:
+        cli("--local", "--stack", other, "down", "--yes", check=False)
+
+
+def test_local_start_refuses_a_second_server_and_a_busy_port(cli, embedded, tmp_path):
+    again = cli("local", "start", "--port", str(free_port()), check=False)
+    assert again.returncode == 1
+    assert "already running at" in again.stderr and "Traceback" not in again.stderr
+
+    other = Cli(tmp_path / "elsewhere")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = other("local", "start", "--port", str(busy.getsockname()[1]), check=False)
+    assert result.returncode == 1
+    assert "is already in use" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_stale_pid_file_is_explained_and_replaced(tmp_path):
+    other = Cli(tmp_path / "stale")
+    (tmp_path / "stale").mkdir()
+    (tmp_path / "stale" / "local.json").write_text(
+        json.dumps({"pid": 999999, "endpoint": "http://127.0.0.1:1", "port": 1})
+    )
+    result = other("--local", "status", check=False)
+    assert result.returncode == 1 and "no longer running" in result.stderr
+    started = other("local", "start", "--port", str(free_port()))
+    try:
+        assert "stale pid file" in started.stderr
+        assert other("local", "status").returncode == 0
+    finally:
+        other("local", "stop")
+    assert other("local", "status", check=False).returncode == 1
+
+
+def test_the_embedded_aws_listens_on_loopback_only(embedded):
+    port = int(embedded.rsplit(":", 1)[1])
+    listeners = []
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.split(":")[1], 16) == port:
+                listeners.append(local.split(":")[0])
+    assert listeners == ["0100007F"]  # 127.0.0.1, and nothing else
+
+
+def test_demo_runs_the_whole_guide_and_exits_0(cli):
+    result = cli("demo", timeout=180)
+    assert "demo passed" in result.stdout
+    assert result.stdout.count("✔ pass") == 6
