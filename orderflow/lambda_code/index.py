@@ -109,7 +109,20 @@ def validate(order: Any) -> dict[str, Any]:
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
         raise InvalidOrder("quantity must be an integer >= 1")
     order_clock(order.get("timestamp"))
+    _check_attribute_names(order, "order")
     return order
+
+
+def _check_attribute_names(value: Any, where: str) -> None:
+    """DynamoDB refuses empty attribute names, nested map keys included: such an order can never be written."""
+    if isinstance(value, dict):
+        for key, nested in value.items():
+            if key == "":
+                raise InvalidOrder(f"{where} has an empty field name")
+            _check_attribute_names(nested, f"{where}.{key}")
+    elif isinstance(value, list):
+        for nested in value:
+            _check_attribute_names(nested, where)
 
 
 def write(order: dict[str, Any]) -> str:

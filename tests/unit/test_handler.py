@@ -124,6 +124,7 @@ INVALID_BODIES = {
     "userId number": json.dumps(SAMPLE | {"userId": 5}),
     "itemName null": json.dumps(SAMPLE | {"itemName": None}),
     "status list": json.dumps(SAMPLE | {"status": ["new"]}),
+    "empty nested field name": json.dumps(SAMPLE | {"extra": {"": True}}),
 }
 
 
