@@ -79,6 +79,7 @@ def is_not_found(error: botocore.exceptions.ClientError) -> bool:
     code = error_code(error)
     return code in {
         "ResourceNotFoundException",
+        "ResourceNotFound",
         "NotFound",
         "NotFoundException",
         "NoSuchEntity",

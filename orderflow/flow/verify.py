@@ -162,7 +162,8 @@ class _Evidence:
 
 
 def _evaluate(ev: _Evidence, ctx: Context) -> list[Check]:
-    checks = [check_wiring(ctx)]
+    with ctx.observation():
+        checks = [check_wiring(ctx)]
     events, records = ev.order_records()
     done = [r for r in records if r.get("outcome") in ("written", "stale")]
     rejected = [r for r in records if r.get("outcome") in ("invalid", "error")]

@@ -6,9 +6,10 @@ and applies a change (`create` / `update` / `delete`). The planner decides the o
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -30,6 +31,24 @@ class Context:
     package: LambdaPackage | None = None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    # Reads shared between resource modules during one observation (e.g. the queue's attributes, which the
+    # subscription needs too); None outside an observation, so nothing stale survives a write.
+    read_cache: dict[Any, Any] | None = None
+
+    @contextlib.contextmanager
+    def observation(self) -> Iterator[None]:
+        self.read_cache = {}
+        try:
+            yield
+        finally:
+            self.read_cache = None
+
+    def cached(self, key: Any, read: Callable[[], Any]) -> Any:
+        if self.read_cache is None:
+            return read()
+        if key not in self.read_cache:
+            self.read_cache[key] = read()
+        return self.read_cache[key]
 
     @cached_property
     def arns(self) -> Arns:

@@ -63,8 +63,9 @@ class DownStep:
 def observe(ctx: Context) -> list[Observation]:
     """Read every resource once and decide whose it is: ours by tag, or by the tagged resource it hangs off."""
     observations: dict[str, Observation] = {}
-    for resource in RESOURCES:
-        observed = resource.read(ctx)
+    with ctx.observation():
+        reads = [(resource, resource.read(ctx)) for resource in RESOURCES]
+    for resource, observed in reads:
         if observed is None:
             observation = Observation(resource, None, "missing")
         elif resource.owned_with is not None:

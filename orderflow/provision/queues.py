@@ -27,12 +27,23 @@ def parse_redrive(text: str | None) -> dict[str, Any] | None:
 
 
 def find_queue_url(ctx: Context, name: str) -> str | None:
-    try:
-        return ctx.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
-    except ClientError as e:
-        if is_not_found(e):
-            return None
-        raise
+    def read() -> str | None:
+        try:
+            return ctx.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+        except ClientError as e:
+            if is_not_found(e):
+                return None
+            raise
+
+    return ctx.cached(("queue_url", name), read)
+
+
+def queue_attributes(ctx: Context, url: str) -> dict[str, str]:
+    """All of a queue's attributes (Policy and RedrivePolicy included), read once per observation."""
+    return ctx.cached(
+        ("queue_attributes", url),
+        lambda: ctx.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"],
+    )
 
 
 class _Queue(Resource):
@@ -48,7 +59,7 @@ class _Queue(Resource):
         if url is None:
             return None
         try:
-            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            attributes = queue_attributes(ctx, url)
             tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
         except ClientError as e:
             if is_not_found(e):

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from orderflow.aws import is_not_found
 from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed, Resource
-from orderflow.provision.queues import find_queue_url
+from orderflow.provision.queues import find_queue_url, queue_attributes
 
 
 class Subscription(Resource):
@@ -50,8 +50,7 @@ class Subscription(Resource):
         url = find_queue_url(ctx, ctx.config.queue_name)
         policy = None
         if url is not None:
-            attributes = ctx.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])
-            policy = policies.parse_policy(attributes.get("Attributes", {}).get("Policy"))
+            policy = policies.parse_policy(queue_attributes(ctx, url).get("Policy"))
         subscription = self.find_subscription(ctx)
         if subscription is None and policies.our_statement(policy) is None:
             return None

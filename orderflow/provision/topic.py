@@ -20,21 +20,14 @@ class Topic(Resource):
         return ctx.arns.topic(self.name(ctx))
 
     def read(self, ctx: Context) -> Observed | None:
-        sns = ctx.client("sns")
+        # One call proves existence and reads ownership: tags of a missing topic are a ResourceNotFound.
         try:
-            attributes = sns.get_topic_attributes(TopicArn=self.arn(ctx))["Attributes"]
+            tags = ctx.client("sns").list_tags_for_resource(ResourceArn=self.arn(ctx)).get("Tags", [])
         except ClientError as e:
             if is_not_found(e):
                 return None
             raise
-        tags = sns.list_tags_for_resource(ResourceArn=self.arn(ctx)).get("Tags", [])
-        return Observed(
-            state={
-                "subscriptions_confirmed": int(attributes.get("SubscriptionsConfirmed", 0)),
-                "subscriptions_pending": int(attributes.get("SubscriptionsPending", 0)),
-            },
-            tags=tag_dict(tags),
-        )
+        return Observed(state={}, tags=tag_dict(tags))
 
     def diff(self, ctx: Context, observed: Observed) -> list[str]:
         return []
