@@ -109,20 +109,27 @@ def validate(order: Any) -> dict[str, Any]:
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
         raise InvalidOrder("quantity must be an integer >= 1")
     order_clock(order.get("timestamp"))
-    _check_attribute_names(order, "order")
+    _check_storable(order, "order")
     return order
 
 
-def _check_attribute_names(value: Any, where: str) -> None:
-    """DynamoDB refuses empty attribute names, nested map keys included: such an order can never be written."""
-    if isinstance(value, dict):
+def _check_storable(value: Any, where: str) -> None:
+    """DynamoDB refuses empty attribute names (nested map keys included) and strings that are not valid UTF-8
+    (a JSON escape like \\udc80 decodes to a lone surrogate): such an order can never be written."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidOrder(f"{where} is not valid UTF-8 text") from None
+    elif isinstance(value, dict):
         for key, nested in value.items():
             if key == "":
                 raise InvalidOrder(f"{where} has an empty field name")
-            _check_attribute_names(nested, f"{where}.{key}")
+            _check_storable(key, f"a field name in {where}")
+            _check_storable(nested, f"{where}.{key}")
     elif isinstance(value, list):
         for nested in value:
-            _check_attribute_names(nested, where)
+            _check_storable(nested, where)
 
 
 def write(order: dict[str, Any]) -> str:

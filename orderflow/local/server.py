@@ -6,7 +6,7 @@ import errno
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from orderflow.errors import OrderflowError
@@ -47,8 +47,16 @@ def regions_with_mappings() -> Iterator[str]:
 class EmbeddedAws:
     """Start with `start()` (or as a context manager); `endpoint` is then the URL every AWS client can use."""
 
-    def __init__(self, port: int = 0, runtime: bool = True, pollers_per_mapping: int | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        runtime: bool = True,
+        pollers_per_mapping: int | None = None,
+        wrap_app: Callable[[Any], Any] | None = None,
+    ) -> None:
         self.requested_port = port
+        # A WSGI middleware around moto's app, e.g. the benchmarks' API call counter.
+        self.wrap_app = wrap_app
         self.with_runtime = runtime
         self.pollers_per_mapping = pollers_per_mapping or int(os.environ.get("ORDERFLOW_LOCAL_POLLERS", "5"))
         self._server: Any = None
@@ -69,13 +77,13 @@ class EmbeddedAws:
         from werkzeug.serving import make_server
 
         from orderflow.local import moto_patches
-        from orderflow.local.runtime.service import LambdaRuntime
 
         moto_patches.apply()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         try:
+            app = DomainDispatcherApplication(create_backend_app)
             self._server = make_server(
-                LOOPBACK, self.requested_port, DomainDispatcherApplication(create_backend_app), threaded=True
+                LOOPBACK, self.requested_port, self.wrap_app(app) if self.wrap_app else app, threaded=True
             )
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
@@ -86,15 +94,26 @@ class EmbeddedAws:
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
         self._thread.start()
         if self.with_runtime:
+            self.start_runtime()
+        return self
+
+    def start_runtime(self) -> None:
+        """Start the Lambda runtime (again): the AWS APIs keep serving while it is stopped, as queues keep
+        filling on AWS while Lambda's pollers are away."""
+        from orderflow.local.runtime.service import LambdaRuntime
+
+        if self.runtime is None:
             self.runtime = LambdaRuntime(
                 self.endpoint, deployed_code, regions_with_mappings, pollers_per_mapping=self.pollers_per_mapping
             ).start()
-        return self
 
-    def stop(self) -> None:
+    def stop_runtime(self) -> None:
         if self.runtime is not None:
             self.runtime.stop()
             self.runtime = None
+
+    def stop(self) -> None:
+        self.stop_runtime()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -125,6 +125,7 @@ INVALID_BODIES = {
     "itemName null": json.dumps(SAMPLE | {"itemName": None}),
     "status list": json.dumps(SAMPLE | {"status": ["new"]}),
     "empty nested field name": json.dumps(SAMPLE | {"extra": {"": True}}),
+    "lone surrogate escape": json.dumps(SAMPLE).replace('"Laptop"', '"Lap\\udc80top"'),
 }
 
 

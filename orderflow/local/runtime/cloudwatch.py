@@ -19,6 +19,9 @@ def report_lines(spec: FunctionSpec, invocation: Invocation, started_ms: int) ->
     ended_ms = started_ms + int(invocation.duration_ms)
     events = [(started_ms, f"START RequestId: {rid} Version: $LATEST")]
     events += [(max(ts, started_ms), line) for ts, line in invocation.output]
+    if invocation.error and invocation.error.get("errorType") == "Runtime.ExitError":
+        events.append((ended_ms, f"RequestId: {rid} Error: Runtime exited: {invocation.error.get('errorMessage')}"))
+        events.append((ended_ms, "Runtime.ExitError"))
     if invocation.timed_out:
         events.append(
             (
@@ -34,9 +37,13 @@ def report_lines(spec: FunctionSpec, invocation: Invocation, started_ms: int) ->
     )
     if invocation.init_ms is not None:
         report += f"\tInit Duration: {invocation.init_ms:.2f} ms"
-    last = max([ts for ts, _ in events] + [ended_ms])
-    events += [(last, f"END RequestId: {rid}"), (last, report)]
-    return events
+    events += [(ended_ms, f"END RequestId: {rid}"), (ended_ms, report)]
+    # PutLogEvents wants chronological order; keep the lines' own order and never let time run backwards.
+    ordered, latest = [], 0
+    for ts, line in events:
+        latest = max(latest, ts)
+        ordered.append((latest, line))
+    return ordered
 
 
 class LogWriter:

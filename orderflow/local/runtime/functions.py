@@ -49,6 +49,7 @@ class FunctionHost:
         self._busy: set[WorkerProcess] = set()
         self._specs: dict[str, tuple[float, FunctionSpec]] = {}
         self.cold_starts = 0
+        self._closed = False
 
     def spec(self, function_arn: str) -> FunctionSpec:
         """The function's current configuration (cached for a second: pollers ask once per batch)."""
@@ -92,6 +93,8 @@ class FunctionHost:
     def _acquire(self, spec: FunctionSpec) -> tuple[WorkerProcess, bool]:
         stale: list[WorkerProcess] = []
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the runtime is shutting down")
             pool = self._idle.setdefault(spec.arn, [])
             worker = None
             while pool:
@@ -113,8 +116,11 @@ class FunctionHost:
     def _release(self, worker: WorkerProcess) -> None:
         with self._lock:
             self._busy.discard(worker)
-            if worker.alive:
+            keep = worker.alive and not self._closed
+            if keep:
                 self._idle.setdefault(worker.spec.arn, []).append(worker)
+        if not keep:
+            worker.close()
 
     def invoke(self, function_arn: str, event: dict[str, Any]) -> Invocation:
         spec = self.spec(function_arn)
@@ -135,6 +141,7 @@ class FunctionHost:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             workers = [w for pool in self._idle.values() for w in pool] + list(self._busy)
             self._idle.clear()
             self._busy.clear()

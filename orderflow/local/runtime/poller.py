@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from orderflow.local.events import sqs_event
 from orderflow.local.runtime.batch import failed_message_ids
 from orderflow.local.runtime.functions import FunctionHost, region_of
@@ -59,7 +61,7 @@ class QueuePoller(threading.Thread):
         self._config = config
         self._sqs = sqs
         self._host = host
-        self._stop = stop
+        self._stopping = stop
         self._queue_url: str | None = None
         self.batches = 0
 
@@ -70,20 +72,28 @@ class QueuePoller(threading.Thread):
         return self._queue_url
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
                 self.poll_once()
+            except ClientError as e:  # e.g. the queue was deleted: the watcher stops this poller shortly
+                if self._stopping.is_set():
+                    break
+                log.warning("poller %s: %s; retrying in 1 s", self.name, e)
+                self._queue_url = None
+                self._stopping.wait(1.0)
             except Exception:  # outlive any single failure, as Lambda does
+                if self._stopping.is_set():
+                    break
                 log.exception("poller %s: batch failed; retrying in 1 s", self.name)
                 self._queue_url = None
-                self._stop.wait(1.0)
+                self._stopping.wait(1.0)
 
     def _gather(self, config: MappingConfig) -> list[dict[str, Any]]:
         """Up to BatchSize messages; with a batching window, keep receiving until full or the window closes."""
         url = self._url(config.queue_arn)
         messages: list[dict[str, Any]] = []
         window_ends = time.monotonic() + config.batching_window
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             wanted = min(10, config.batch_size - len(messages))
             wait = (
                 LONG_POLL_SECONDS
@@ -108,6 +118,16 @@ class QueuePoller(threading.Thread):
         config = self._config()
         messages = self._gather(config)
         if not messages:
+            return
+        if self._stopping.is_set():
+            # Stopped while receiving: hand the messages straight back rather than after the visibility timeout.
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self._url(config.queue_arn),
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for i, m in enumerate(messages)
+                ],
+            )
             return
         event = sqs_event(messages, config.queue_arn, region_of(config.queue_arn))
         invocation = self._host.invoke(config.function_arn, event)

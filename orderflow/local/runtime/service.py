@@ -128,10 +128,11 @@ class LambdaRuntime:
             config.function_arn,
         )
 
-    def _stop_mapping(self, uuid: str) -> None:
+    def _stop_mapping(self, uuid: str) -> _Mapping:
         mapping = self._mappings.pop(uuid)
         mapping.stop.set()
         log.info("mapping %s stopped", uuid)
+        return mapping
 
     @property
     def active_mappings(self) -> list[str]:
@@ -141,8 +142,11 @@ class LambdaRuntime:
         self._stopped.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
-        for uuid in list(self._mappings):
-            self._stop_mapping(uuid)
+        stopped = [self._stop_mapping(uuid) for uuid in list(self._mappings)]
+        # Closing the host ends in-flight invocations (their messages return after the visibility timeout).
         self.host.close()
+        for mapping in stopped:
+            for poller in mapping.pollers:
+                poller.join(timeout=5)
         if self._tmp is not None:
             self._tmp.cleanup()

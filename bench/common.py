@@ -1,0 +1,89 @@
+"""Shared benchmark plumbing: an embedded AWS that counts API calls, timing, and plain-text tables."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from orderflow.local.server import EmbeddedAws  # noqa: E402
+from orderflow.local.wire import is_read, operation_of  # noqa: E402
+
+DUMMY_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+class ApiCounter:
+    """WSGI middleware counting the calls that reach the embedded AWS: the same yardstick for every client."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self.app: Any = None
+
+    def wrap(self, app: Any) -> ApiCounter:
+        self.app = app
+        return self
+
+    def __call__(self, environ, start_response):
+        operation = operation_of(environ)
+        if operation:
+            with self._lock:
+                self.calls[operation] += 1
+        return self.app(environ, start_response)
+
+    def snapshot(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.calls)
+
+
+def split(calls: Counter[str]) -> tuple[int, int]:
+    reads = sum(n for op, n in calls.items() if is_read(op))
+    return reads, sum(calls.values()) - reads
+
+
+def start_embedded(runtime: bool = True, counter: ApiCounter | None = None) -> EmbeddedAws:
+    return EmbeddedAws(port=0, runtime=runtime, wrap_app=counter.wrap if counter else None).start()
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> tuple[float, str]:
+    started = time.perf_counter()
+    result = subprocess.run(cmd, env={**os.environ, **DUMMY_ENV, **(env or {})}, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if check and result.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return elapsed, result.stdout
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a live process, in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0

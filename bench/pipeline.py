@@ -1,0 +1,172 @@
+"""Benchmark 2: orders per second through the embedded pipeline (SNS -> SQS -> runtime -> handler -> DynamoDB) and
+per-order latency, against the floor: a plain boto3 loop doing the same API work on the same server.
+
+    python bench/pipeline.py [--quick] [--orders N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+from common import median, peak_rss_mb, percentile, start_embedded, table  # also puts the project on sys.path
+
+from orderflow.aws import connect
+from orderflow.flow.logs import fetch_events
+from orderflow.flow.publish import sample_order
+from orderflow.local.state import LOCAL_CREDENTIALS
+from orderflow.provision import operations
+from orderflow.provision.base import Context
+from orderflow.stack import StackConfig
+
+REGION = "us-east-1"
+
+
+def publish_all(aws, topic_arn: str, orders: list[dict]) -> dict[str, float]:
+    """Publish in batches of 10; returns each orderId's publish instant (just before its batch was sent)."""
+    sns = aws.client("sns")
+    sent: dict[str, float] = {}
+    for start in range(0, len(orders), 10):
+        chunk = orders[start : start + 10]
+        now = time.time()
+        sns.publish_batch(
+            TopicArn=topic_arn,
+            PublishBatchRequestEntries=[{"Id": str(i), "Message": json.dumps(o)} for i, o in enumerate(chunk)],
+        )
+        sent.update({o["orderId"]: now for o in chunk})
+    return sent
+
+
+def written_at(aws, config: StackConfig, since_ms: int, expected: set[str], timeout: float) -> dict[str, float]:
+    """When the handler logged each order as written (the runtime stamps lines as the handler prints them)."""
+    deadline = time.monotonic() + timeout
+    found: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        for event in fetch_events(aws, config, since_ms, pattern='"written"'):
+            record = event.handler_record
+            if record and record.get("orderId") in expected:
+                found.setdefault(record["orderId"], event.timestamp / 1000)
+        if len(found) == len(expected):
+            return found
+        time.sleep(0.5)
+    raise SystemExit(f"only {len(found)} of {len(expected)} orders were written within {timeout:.0f}s")
+
+
+def pipeline_run(aws, config: StackConfig, count: int, pace: float | None = None) -> tuple[float, list[float]]:
+    orders = [sample_order() for _ in range(count)]
+    since_ms = int(time.time() * 1000) - 1000
+    topic = aws.arns.topic(config.topic_name)
+    if pace:
+        sent = {}
+        for order in orders:  # one at a time, below capacity: latency without queueing
+            sent.update(publish_all(aws, topic, [order]))
+            time.sleep(pace)
+    else:
+        sent = publish_all(aws, topic, orders)
+    done = written_at(aws, config, since_ms, set(sent), timeout=max(60, count / 5))
+    latencies = [done[o] - sent[o] for o in sent]
+    elapsed = max(done.values()) - min(sent.values())
+    return elapsed, latencies
+
+
+def floor_run(aws, config: StackConfig, count: int) -> float:
+    """The same API work per order with plain boto3, one thread: publish, receive 10, put each, delete 10."""
+    orders = [sample_order() for _ in range(count)]
+    sqs, ddb = aws.client("sqs"), aws.client("dynamodb")
+    url = sqs.get_queue_url(QueueName=config.queue_name)["QueueUrl"]
+    started = time.time()
+    publish_all(aws, aws.arns.topic(config.topic_name), orders)
+    stored = 0
+    while stored < count:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        for message in messages:
+            order = json.loads(json.loads(message["Body"])["Message"])
+            ddb.put_item(
+                TableName=config.table_name,
+                Item={k: {"N": str(v)} if isinstance(v, int) else {"S": v} for k, v in order.items()},
+            )
+        if messages:
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+        stored += len(messages)
+    return time.time() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200 orders (well under a minute)")
+    parser.add_argument("--orders", type=int, default=1000)
+    args = parser.parse_args()
+    count = 200 if args.quick else args.orders
+    paced = 20 if args.quick else 100
+
+    embedded = start_embedded(runtime=True)
+    try:
+        aws = connect(REGION, endpoint_url=embedded.endpoint, credentials=LOCAL_CREDENTIALS)
+        pipeline = StackConfig("bench")
+        floor = StackConfig("floor")
+        for config in (pipeline, floor):
+            operations.converge(Context(aws=aws, config=config))
+        lam = aws.client("lambda")
+        for mapping in lam.list_event_source_mappings(FunctionName=floor.function_name)["EventSourceMappings"]:
+            lam.delete_event_source_mapping(UUID=mapping["UUID"])  # the floor loop consumes this queue itself
+        time.sleep(1.5)
+
+        pipeline_run(aws, pipeline, 20)  # warm the runtime: processes started, clients created
+        floor_seconds = floor_run(aws, floor, count)
+        burst_seconds, burst_latency = pipeline_run(aws, pipeline, count)
+        paced_seconds, paced_latency = pipeline_run(aws, pipeline, paced, pace=0.05)
+        rss = peak_rss_mb(os.getpid())
+        workers = embedded.runtime.host.worker_pids()
+        worker_rss = sum(peak_rss_mb(pid) for pid in workers)
+        cold_starts = embedded.runtime.host.cold_starts
+    finally:
+        embedded.stop()
+
+    floor_rate, pipeline_rate = count / floor_seconds, count / burst_seconds
+    print(f"{count} orders through one embedded AWS; floor = one boto3 thread doing the same API work")
+    print(
+        table(
+            ["run", "orders", "seconds", "orders/s", "p50 s", "p95 s", "max s"],
+            [
+                ["floor: boto3 loop", count, f"{floor_seconds:.2f}", f"{floor_rate:.0f}", "", "", ""],
+                [
+                    "pipeline, burst",
+                    count,
+                    f"{burst_seconds:.2f}",
+                    f"{pipeline_rate:.0f}",
+                    f"{median(burst_latency):.3f}",
+                    f"{percentile(burst_latency, 0.95):.3f}",
+                    f"{max(burst_latency):.3f}",
+                ],
+                [
+                    "pipeline, paced 20/s",
+                    paced,
+                    f"{paced_seconds:.2f}",
+                    "",
+                    f"{median(paced_latency):.3f}",
+                    f"{percentile(paced_latency, 0.95):.3f}",
+                    f"{max(paced_latency):.3f}",
+                ],
+            ],
+        )
+    )
+    print(
+        f"peak RSS: embedded AWS + runtime {rss:.0f} MB; {len(workers)} warm function process(es) "
+        f"{worker_rss:.0f} MB together; {cold_starts} cold start(s)"
+    )
+    ratio = pipeline_rate / floor_rate
+    p95 = percentile(paced_latency, 0.95)
+    print(
+        f"RESULT pipeline throughput is {ratio:.2f}x the boto3 floor (target >= 0.8x); "
+        f"warm p95 latency {p95:.3f}s (target < 1s)"
+    )
+    return 0 if (ratio >= 0.8 and p95 < 1) or args.quick else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

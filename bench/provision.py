@@ -1,0 +1,102 @@
+"""Benchmark 1: how fast `orderflow up` / `down` run and how many API calls they spend, against the guide scripted
+with the AWS CLI — side by side, alternating, on one embedded AWS.
+
+    python bench/provision.py [--quick] [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import ROOT, ApiCounter, median, run, split, start_embedded, table
+
+REGION = "eu-central-1"
+RESOURCES = 9  # table, topic, DLQ, queue, subscription, role, log group, function, trigger
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one round (well under a minute)")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    rounds = 1 if args.quick else args.rounds
+    aws_cli = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
+    if not Path(aws_cli).exists():
+        raise SystemExit("the AWS CLI is needed for the baseline: pip install awscli")
+
+    counter = ApiCounter()
+    embedded = start_embedded(runtime=False, counter=counter)
+    env = {"ENDPOINT": embedded.endpoint, "REGION": REGION, "PATH": f"{Path(aws_cli).parent}:{os.environ['PATH']}"}
+    orderflow = [sys.executable, "-m", "orderflow", "--endpoint-url", embedded.endpoint, "--region", REGION]
+    sys.path.insert(0, str(ROOT))
+    from orderflow.provision.package import build_package
+
+    zip_path = Path(tempfile.mkdtemp()) / "function.zip"
+    zip_path.write_bytes(build_package().zip_bytes)
+
+    phases: dict[str, list[float]] = {}
+    calls: dict[str, tuple[int, int]] = {}
+    leftovers = 0
+
+    def measure(name: str, cmd: list[str]) -> None:
+        before = counter.snapshot()
+        seconds, _ = run(cmd, env)
+        phases.setdefault(name, []).append(seconds)
+        calls[name] = split(counter.snapshot() - before)
+
+    try:
+        for i in range(rounds):
+            measure(
+                "script: guide by hand (up)",
+                ["bash", str(ROOT / "bench/guide_by_hand.sh"), "up", f"g{i}", str(zip_path)],
+            )
+            measure("orderflow up (fresh)", [*orderflow, "--stack", f"o{i}", "up"])
+            measure("orderflow up (no-op)", [*orderflow, "--stack", f"o{i}", "up"])
+            measure("script: teardown by hand", ["bash", str(ROOT / "bench/guide_by_hand.sh"), "down", f"g{i}"])
+            measure("orderflow down", [*orderflow, "--stack", f"o{i}", "down", "--yes"])
+            _, status = run([*orderflow, "--json", "--stack", f"o{i}", "status"], env)
+            leftovers += status.count('"state": "exists"') + status.count('"state": "foreign"')
+        # Peak memory of one `orderflow up` process.
+        probe = (
+            "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", probe, *orderflow, "--stack", "mem", "up"],
+            env={**os.environ, "AWS_ACCESS_KEY_ID": "b", "AWS_SECRET_ACCESS_KEY": "b"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        up_rss_mb = int(out.strip()) / 1024
+    finally:
+        embedded.stop()
+
+    rows = []
+    for name, times in phases.items():
+        reads, writes = calls[name]
+        rows.append([name, f"{min(times):.2f}", f"{median(times):.2f}", reads, writes])
+    print(f"provisioning on one embedded AWS, {rounds} round(s), alternating; API calls counted at the server")
+    print(table(["phase", "min s", "median s", "reads", "writes"], rows))
+    script = median(phases["script: guide by hand (up)"])
+    fresh = median(phases["orderflow up (fresh)"])
+    noop_reads, noop_writes = calls["orderflow up (no-op)"]
+    print(f"no-op up: {noop_writes} writes, {noop_reads} reads for {RESOURCES} resources (+5 inline policies)")
+    print(f"down leaves behind: {leftovers} resource(s)")
+    print(f"peak RSS of `orderflow up`: {up_rss_mb:.0f} MB")
+    print(
+        f"RESULT fresh up is {script / fresh:.1f}x faster than the scripted guide (target >= 5x); "
+        f"no-op up writes {noop_writes}; down leaves {leftovers}"
+    )
+    ok = script / fresh >= 5 and noop_writes == 0 and leftovers == 0
+    return 0 if ok or args.quick else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

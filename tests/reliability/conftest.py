@@ -1,0 +1,157 @@
+"""The reliability suite: the real CLI and the real handler on an embedded AWS that this process controls, so
+faults can be injected into it (failing API calls, killed function processes, a stopped runtime)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from orderflow.local.server import EmbeddedAws
+from orderflow.local.wire import error_response, is_read, operation_of
+from tests.e2e.conftest import PROJECT_ROOT, Aws
+
+# What the runtime and the handler do while messages flow; everything else a CLI command writes is provisioning.
+DATA_PLANE = {
+    "ReceiveMessage",
+    "DeleteMessage",
+    "DeleteMessageBatch",
+    "ChangeMessageVisibility",
+    "ChangeMessageVisibilityBatch",
+    "SendMessage",
+    "SendMessageBatch",
+    "PutItem",
+    "PutLogEvents",
+    "CreateLogStream",
+    "Publish",
+    "PublishBatch",
+    "GetCallerIdentity",
+}
+
+
+class Faults:
+    """WSGI middleware that makes chosen AWS calls fail, on demand."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rule: Callable[[str], str | None] | None = None
+        self.app: Any = None
+
+    def wrap(self, app: Any) -> Faults:
+        self.app = app
+        return self
+
+    def __call__(self, environ, start_response):
+        operation = operation_of(environ)
+        with self._lock:
+            code = self._rule(operation) if operation and self._rule else None
+        if code:
+            return error_response(environ, start_response, code, f"injected fault on {operation}")
+        return self.app(environ, start_response)
+
+    def fail(self, operations: set[str], code: str) -> None:
+        """Every call of these operations fails with `code` until clear()."""
+        self._rule = lambda op: code if op in operations else None
+
+    def fail_nth_provisioning_write(self, n: int) -> None:
+        """Only the n-th provisioning write from now on fails: an interruption after step n-1."""
+        seen = {"writes": 0}
+
+        def rule(op: str) -> str | None:
+            if is_read(op) or op in DATA_PLANE:
+                return None
+            seen["writes"] += 1
+            return "InjectedInterruption" if seen["writes"] == n else None
+
+        self._rule = rule
+
+    def clear(self) -> None:
+        self._rule = None
+
+
+@pytest.fixture(scope="session")
+def faults() -> Faults:
+    return Faults()
+
+
+@pytest.fixture(scope="session")
+def embedded(faults):
+    aws = EmbeddedAws(port=0, wrap_app=faults.wrap).start()
+    yield aws
+    aws.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_faults_left(faults, embedded):
+    yield
+    faults.clear()
+    embedded.start_runtime()
+
+
+@pytest.fixture(scope="session")
+def aws(embedded) -> Aws:
+    return Aws(embedded.endpoint)
+
+
+class Cli:
+    def __init__(self, endpoint: str, home: str) -> None:
+        self.endpoint = endpoint
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ORDERFLOW_"))} | {
+            "ORDERFLOW_HOME": home,
+            "AWS_ACCESS_KEY_ID": "reliability",
+            "AWS_SECRET_ACCESS_KEY": "reliability",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "NO_COLOR": "1",
+        }
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "orderflow", "--endpoint-url", self.endpoint, "--region", "us-east-1", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            cwd=PROJECT_ROOT,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"orderflow {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def json(self, *args: str, **kwargs: Any) -> dict[str, Any]:
+        return json.loads(self("--json", *args, **kwargs).stdout)
+
+
+@pytest.fixture(scope="session")
+def cli(embedded, tmp_path_factory) -> Cli:
+    return Cli(embedded.endpoint, str(tmp_path_factory.mktemp("home")))
+
+
+@pytest.fixture
+def stack(cli):
+    name = f"r{uuid.uuid4().hex[:8]}"
+    yield name
+    cli("--stack", name, "down", "--yes", check=False)
+
+
+def table_ids(aws: Aws, table: str) -> list[str]:
+    paginator = aws.client("dynamodb").get_paginator("scan")
+    return [
+        item["orderId"]["S"]
+        for page in paginator.paginate(TableName=table, ProjectionExpression="orderId")
+        for item in page["Items"]
+    ]
+
+
+def report(line: str) -> None:
+    """Figures for docs/reliability.md (run pytest with -s to see them)."""
+    print(f"\nRELIABILITY {line}")
