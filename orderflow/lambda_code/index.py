@@ -155,56 +155,28 @@ def _log(**fields: Any) -> None:
 
 def process_record(record: dict[str, Any], request_id: str | None) -> bool:
     """Handle one SQS record; True when it is done with (written or stale), False when it must be retried."""
-    message_id = record.get("messageId")
-    attempt = (record.get("attributes") or {}).get("ApproximateReceiveCount")
-    order_id = sns_message_id = None
+    order_id = sns_message_id = reason = None
     try:
         payload, sns_message_id = unwrap(record.get("body"))
         if isinstance(payload, dict) and isinstance(payload.get("orderId"), str):
             order_id = payload["orderId"]
         outcome = write(validate(payload))
     except InvalidOrder as e:
-        _log(
-            outcome="invalid",
-            orderId=order_id,
-            sqsMessageId=message_id,
-            snsMessageId=sns_message_id,
-            attempt=attempt,
-            reason=str(e),
-            requestId=request_id,
-        )
-        return False
+        outcome, reason = "invalid", str(e)
     except (ClientError, BotoCoreError) as e:
-        _log(
-            outcome="error",
-            orderId=order_id,
-            sqsMessageId=message_id,
-            snsMessageId=sns_message_id,
-            attempt=attempt,
-            reason=f"DynamoDB: {e}",
-            requestId=request_id,
-        )
-        return False
+        outcome, reason = "error", f"DynamoDB: {e}"
     except Exception as e:  # noqa: BLE001 - one bad record must not fail its neighbours
-        _log(
-            outcome="error",
-            orderId=order_id,
-            sqsMessageId=message_id,
-            snsMessageId=sns_message_id,
-            attempt=attempt,
-            reason=f"{type(e).__name__}: {e}",
-            requestId=request_id,
-        )
-        return False
+        outcome, reason = "error", f"{type(e).__name__}: {e}"
     _log(
         outcome=outcome,
         orderId=order_id,
-        sqsMessageId=message_id,
+        sqsMessageId=record.get("messageId"),
         snsMessageId=sns_message_id,
-        attempt=attempt,
+        attempt=(record.get("attributes") or {}).get("ApproximateReceiveCount"),
+        reason=reason,
         requestId=request_id,
     )
-    return True
+    return outcome in ("written", "stale")
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:

@@ -27,19 +27,27 @@ def free_port() -> int:
 
 
 class Cli:
-    """Runs `python -m orderflow …` exactly as a user's shell would, with an isolated state directory."""
+    """Runs `python -m orderflow …` exactly as a user's shell would, with an isolated state directory.
 
-    def __init__(self, home: Path) -> None:
+    `target` goes before every command's own arguments of `json()` (e.g. ["--local"]), `always` before every
+    command (e.g. an endpoint); `env` adds to a clean environment without the caller's AWS or orderflow settings."""
+
+    def __init__(
+        self, home: Path, target: list[str] | None = None, always: list[str] | None = None, env: dict | None = None
+    ) -> None:
+        self.target = ["--local"] if target is None else target
+        self.always = always or []
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ORDERFLOW_"))} | {
             "ORDERFLOW_HOME": str(home),
             "AWS_EC2_METADATA_DISABLED": "true",
             "NO_COLOR": "1",
             "COLUMNS": "200",
+            **(env or {}),
         }
 
-    def __call__(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "orderflow", *args],
+            [sys.executable, "-m", "orderflow", *self.always, *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -54,8 +62,7 @@ class Cli:
         return result
 
     def json(self, *args: str, **kwargs: Any) -> dict[str, Any]:
-        result = self("--local", "--json", *args, **kwargs)
-        return json.loads(result.stdout)
+        return json.loads(self(*self.target, "--json", *args, **kwargs).stdout)
 
 
 @pytest.fixture(scope="session")

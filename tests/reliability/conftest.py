@@ -3,10 +3,6 @@ faults can be injected into it (failing API calls, killed function processes, a 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -16,7 +12,7 @@ import pytest
 
 from orderflow.local.server import EmbeddedAws
 from orderflow.local.wire import error_response, is_read, operation_of
-from tests.e2e.conftest import PROJECT_ROOT, Aws
+from tests.e2e.conftest import Aws, Cli
 
 # What the runtime and the handler do while messages flow; everything else a CLI command writes is provisioning.
 DATA_PLANE = {
@@ -100,40 +96,15 @@ def aws(embedded) -> Aws:
     return Aws(embedded.endpoint)
 
 
-class Cli:
-    def __init__(self, endpoint: str, home: str) -> None:
-        self.endpoint = endpoint
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ORDERFLOW_"))} | {
-            "ORDERFLOW_HOME": home,
-            "AWS_ACCESS_KEY_ID": "reliability",
-            "AWS_SECRET_ACCESS_KEY": "reliability",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "NO_COLOR": "1",
-        }
-
-    def __call__(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "orderflow", "--endpoint-url", self.endpoint, "--region", "us-east-1", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            cwd=PROJECT_ROOT,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"orderflow {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    def json(self, *args: str, **kwargs: Any) -> dict[str, Any]:
-        return json.loads(self("--json", *args, **kwargs).stdout)
-
-
 @pytest.fixture(scope="session")
 def cli(embedded, tmp_path_factory) -> Cli:
-    return Cli(embedded.endpoint, str(tmp_path_factory.mktemp("home")))
+    """The real CLI aimed at this process's embedded AWS (as --local would be, but with faults injectable)."""
+    return Cli(
+        tmp_path_factory.mktemp("home"),
+        target=[],
+        always=["--endpoint-url", embedded.endpoint, "--region", "us-east-1"],
+        env={"AWS_ACCESS_KEY_ID": "reliability", "AWS_SECRET_ACCESS_KEY": "reliability"},
+    )
 
 
 @pytest.fixture
