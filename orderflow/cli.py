@@ -407,21 +407,17 @@ def logs(options: Options, since: str, follow: bool) -> None:
     aws = options.connect()
     config = StackConfig(options.stack)
     start_ms = int(time.time() * 1000) - logs_flow.parse_since(since) * 1000
-    seen: set[str] = set()
     collected: list[logs_flow.LogEvent] = []
-    while True:
-        fresh = [e for e in logs_flow.fetch_events(aws, config, start_ms) if e.event_id not in seen]
-        for event in fresh:
-            seen.add(event.event_id)
-            collected.append(event)
-            stamp = datetime.fromtimestamp(event.timestamp / 1000, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
-            out.line(f"[dim]{stamp}[/] {escape(logs_flow.render(event))}")
-        if not follow:
-            break
-        if fresh:
-            # Re-read from the newest event seen; ids de-duplicate what is read twice.
-            start_ms = max(start_ms, fresh[-1].timestamp)
-        time.sleep(1.0)
+    try:
+        for batch in logs_flow.follow(aws, config, start_ms):
+            for event in batch:
+                collected.append(event)
+                stamp = datetime.fromtimestamp(event.timestamp / 1000, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+                out.line(f"[dim]{stamp}[/] {escape(logs_flow.render(event))}")
+            if not follow:
+                break
+    except KeyboardInterrupt:
+        pass  # the way to end --follow
     if not collected:
         out.line(f"no log events in {config.log_group_name} in the last {since}")
     out.document(

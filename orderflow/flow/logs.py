@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +69,28 @@ def fetch_events(
             return []
         raise
     return sorted(events, key=lambda e: (e.timestamp, e.event_id))
+
+
+# The runtime (and Lambda) deliver an invocation's lines when it ends, so a slow invocation's lines can arrive after
+# a fast one's newer lines: following re-reads this far back and de-duplicates by event id.
+FOLLOW_LOOKBACK_MS = 30_000
+
+
+def follow(
+    aws: Aws, config: StackConfig, start_ms: int, sleep: Callable[[float], None] = time.sleep, interval: float = 1.0
+) -> Iterator[list[LogEvent]]:
+    """Batches of events never seen before, oldest first in each batch; the first batch is the history since
+    start_ms. Runs until the caller stops iterating."""
+    seen: dict[str, int] = {}
+    while True:
+        fresh = [e for e in fetch_events(aws, config, start_ms) if e.event_id not in seen]
+        seen.update((e.event_id, e.timestamp) for e in fresh)
+        yield fresh
+        if fresh:
+            start_ms = max(start_ms, fresh[-1].timestamp - FOLLOW_LOOKBACK_MS)
+            # Forget what can no longer be read again, so a long follow does not grow without bound.
+            seen = {event_id: ts for event_id, ts in seen.items() if ts >= start_ms}
+        sleep(interval)
 
 
 def quoted(term: str) -> str:

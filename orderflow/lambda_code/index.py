@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,8 @@ MAX_QUANTITY = 10**38 - 1
 # Normalised UTC copy of `timestamp`, fixed width so that DynamoDB's string comparison orders it correctly even
 # when publishers use different offsets ("…+02:00" vs "…Z").
 ORDER_CLOCK_ATTRIBUTE = "timestampUtc"
+
+_FRACTION = re.compile(r"(?<=T\d\d:\d\d:\d\d)\.(\d+)")
 
 # Created once per process: warm invocations reuse the client and its connections.
 _TABLES: dict[str, Any] = {}
@@ -84,6 +87,8 @@ def order_clock(timestamp: Any) -> str:
     text = timestamp.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
+    # Python < 3.11 (the python3.9/3.10 runtimes) parses only 3- or 6-digit fractions: pad or cut to 6.
+    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
