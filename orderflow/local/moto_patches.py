@@ -5,7 +5,21 @@ Applied only inside the embedded AWS process; unit tests with mock_aws see moto 
 
 from __future__ import annotations
 
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
 _applied = False
+# Returns the running Lambda runtime's FunctionHost (or None while it is stopped); set by the embedded server.
+_function_host: Callable[[], Any] | None = None
+
+
+def route_invocations_to(function_host: Callable[[], Any]) -> None:
+    global _function_host
+    _function_host = function_host
 
 
 def apply() -> None:
@@ -31,6 +45,7 @@ def apply() -> None:
     Queue._set_attributes = set_attributes_keeping_policy
 
     _make_queue_operations_scale(Queue)
+    _run_invocations_in_orderflows_runtime()
     _applied = True
 
 
@@ -82,3 +97,33 @@ def _make_queue_operations_scale(queue_class: type) -> None:
         return retention + message.sent_timestamp / 1000 > unix_time()
 
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+
+
+def _run_invocations_in_orderflows_runtime() -> None:
+    """The Invoke API (`aws lambda invoke`) runs the deployed code in orderflow's runtime, as the SQS pollers do,
+    instead of moto's Docker container or its canned "Simple Lambda happy path OK"."""
+    from moto.awslambda.models import LambdaFunction
+
+    from orderflow.local.runtime.cloudwatch import report_lines
+
+    def invoke(self, body, request_headers, response_headers):  # type: ignore[no-untyped-def]
+        host = _function_host() if _function_host else None
+        if host is None:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            error = {"errorType": "Runtime.Unavailable", "errorMessage": "orderflow's Lambda runtime is stopped"}
+            return json.dumps(error).encode()
+        event = json.loads(body) if body else {}
+        if request_headers.get("x-amz-invocation-type") == "Event":
+            threading.Thread(target=host.invoke, args=(self.function_arn, event), daemon=True).start()
+            return b""
+        started_ms = int(time.time() * 1000)
+        invocation = host.invoke(self.function_arn, event)
+        if request_headers.get("x-amz-log-type") == "Tail":
+            lines = "\n".join(line for _, line in report_lines(host.spec(self.function_arn), invocation, started_ms))
+            response_headers["x-amz-log-result"] = base64.b64encode(lines.encode()[-4096:]).decode()
+        if not invocation.succeeded:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(invocation.error).encode()
+        return json.dumps(invocation.payload).encode()
+
+    LambdaFunction.invoke = invoke

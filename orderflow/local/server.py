@@ -79,6 +79,7 @@ class EmbeddedAws:
         from orderflow.local import moto_patches
 
         moto_patches.apply()
+        moto_patches.route_invocations_to(lambda: self.runtime.host if self.runtime else None)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         try:
             app = DomainDispatcherApplication(create_backend_app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import socket
@@ -227,3 +228,28 @@ def test_demo_runs_the_whole_guide_and_exits_0(cli):
     result = cli("demo", timeout=180)
     assert "demo passed" in result.stdout
     assert result.stdout.count("✔ pass") == 6
+
+
+def test_the_invoke_api_runs_the_deployed_handler(cli, aws, stack):
+    cli("--local", "--stack", stack, "up")
+    record = {
+        "messageId": "direct-1",
+        "receiptHandle": "none",
+        "body": json.dumps(ORDER | {"orderId": "direct-1"}),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "eventSource": "aws:sqs",
+    }
+    response = aws.client("lambda").invoke(
+        FunctionName=f"{stack}-ProcessOrderFunction", Payload=json.dumps({"Records": [record]}), LogType="Tail"
+    )
+    assert json.loads(response["Payload"].read()) == {"batchItemFailures": []}
+    assert "FunctionError" not in response
+    tail = base64.b64decode(response["LogResult"]).decode()
+    assert "START RequestId:" in tail and '"outcome": "written"' in tail
+    assert aws.item(f"{stack}-Orders", "direct-1")
+
+    broken = aws.client("lambda").invoke(
+        FunctionName=f"{stack}-ProcessOrderFunction", Payload=json.dumps({"Records": [{}]})
+    )
+    assert broken["FunctionError"] == "Unhandled"
+    assert "messageId" in json.loads(broken["Payload"].read())["errorMessage"]
