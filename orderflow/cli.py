@@ -579,7 +579,7 @@ def demo(options: Options, timeout: float) -> None:
         with out.waiting("following the order …"):
             report = verify_flow.verify(aws, config, published.order_id, published, timeout=timeout)
         _render_verify(out, report)
-        item = verify_flow._Evidence(aws, config, published.order_id, published).item()
+        item = verify_flow.stored_order(aws, config, published.order_id)
         out.line(f"   the item in {config.table_name}: {escape(json.dumps(item, sort_keys=True))}")
         lines = logs_flow.fetch_events(aws, config, published.published_ms - 60_000)
         out.line(f"   the function's log lines in {config.log_group_name}:")

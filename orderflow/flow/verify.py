@@ -133,136 +133,138 @@ def check_wiring(ctx: Context) -> Check:
     )
 
 
+def stored_order(aws: Aws, config: StackConfig, order_id: str) -> dict[str, Any] | None:
+    """The order's item, by consistent read, with DynamoDB's Decimals turned back into JSON numbers."""
+    raw = (
+        aws.client("dynamodb")
+        .get_item(TableName=config.table_name, Key={"orderId": {"S": order_id}}, ConsistentRead=True)
+        .get("Item")
+    )
+    return None if raw is None else _plain({k: _DESERIALIZER.deserialize(v) for k, v in raw.items()})
+
+
+UNCHECKED = "not checked: no publish of this order is recorded and no log line names it"
+
+
+@dataclass
 class _Evidence:
-    """What the logs, the table and the DLQ say about one order right now."""
+    """What the logs say about one order right now."""
 
-    def __init__(self, aws: Aws, config: StackConfig, order_id: str, published: Published | None) -> None:
-        self.aws, self.config, self.order_id, self.published = aws, config, order_id, published
-        self.start_ms = (published.published_ms if published else int(time.time() * 1000) - 3_600_000) - CLOCK_SKEW_MS
+    order_id: str
+    published: Published | None
+    events: list[LogEvent]  # log lines naming the order
+    records: list[dict[str, Any]]  # the handler's lines for this order (for this publish, when known)
+    invocation: list[LogEvent] = field(default_factory=list)  # the lines of the invocation that processed it
 
-    def order_records(self) -> tuple[list[LogEvent], list[dict[str, Any]]]:
-        events = fetch_events(self.aws, self.config, self.start_ms, pattern=quoted(self.order_id))
-        records = [r for e in events if (r := e.handler_record) and r.get("orderId") == self.order_id]
-        if self.published:
-            records = [r for r in records if r.get("snsMessageId") == self.published.message_id]
-        return events, records
+    @property
+    def done(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("outcome") in ("written", "stale")]
 
-    def invocation_lines(self, request_id: str) -> list[LogEvent]:
-        return fetch_events(self.aws, self.config, self.start_ms, pattern=quoted(request_id))
-
-    def item(self) -> dict[str, Any] | None:
-        raw = (
-            self.aws.client("dynamodb")
-            .get_item(TableName=self.config.table_name, Key={"orderId": {"S": self.order_id}}, ConsistentRead=True)
-            .get("Item")
-        )
-        if raw is None:
-            return None
-        return _plain({k: _DESERIALIZER.deserialize(v) for k, v in raw.items()})
+    @property
+    def rejected(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("outcome") in ("invalid", "error")]
 
 
-def _evaluate(ev: _Evidence, ctx: Context) -> list[Check]:
-    with ctx.observation():
-        checks = [check_wiring(ctx)]
-    events, records = ev.order_records()
-    done = [r for r in records if r.get("outcome") in ("written", "stale")]
-    rejected = [r for r in records if r.get("outcome") in ("invalid", "error")]
-    known = ev.published is not None
+def _gather(aws: Aws, config: StackConfig, order_id: str, published: Published | None) -> _Evidence:
+    start_ms = (published.published_ms if published else int(time.time() * 1000) - 3_600_000) - CLOCK_SKEW_MS
+    events = fetch_events(aws, config, start_ms, pattern=quoted(order_id))
+    records = [r for e in events if (r := e.handler_record) and r.get("orderId") == order_id]
+    if published:
+        records = [r for r in records if r.get("snsMessageId") == published.message_id]
+    evidence = _Evidence(order_id, published, events, records)
+    request_id = evidence.done[0].get("requestId") if evidence.done else None
+    if request_id:
+        evidence.invocation = fetch_events(aws, config, start_ms, pattern=quoted(request_id))
+    return evidence
 
-    # The mapping is what turns queued messages into invocations; when it is off, the Lambda hop is the broken one
-    # and the SQS hop cannot be proven (only consuming a message would show it is ours).
-    not_consumed = None if records else mapping_problem(ctx)
 
-    # SQS: the handler's line ties the SNS MessageId to an SQS messageId.
-    if records:
-        r = (done or records)[0]
+def _check_sqs(ev: _Evidence, not_consumed: str | None, ctx: Context) -> Check:
+    """The handler's line ties the SNS MessageId to an SQS messageId."""
+    if ev.records:
+        r = (ev.done or ev.records)[0]
         via = f"SNS message {r['snsMessageId']} arrived as " if r.get("snsMessageId") else ""
-        checks.append(Check("sqs", True, f"{via}SQS message {r.get('sqsMessageId')} (attempt {r.get('attempt', '?')})"))
-    elif not_consumed:
+        return Check("sqs", True, f"{via}SQS message {r.get('sqsMessageId')} (attempt {r.get('attempt', '?')})")
+    if not_consumed:
         waiting = queue_depth(ctx)
-        checks.append(Check("sqs", None, f"unproven: {waiting} message(s) wait in {ev.config.queue_name}, unconsumed"))
-    elif known:
-        checks.append(
-            Check(
-                "sqs",
-                False,
-                f"no handler log line mentions SNS message {ev.published.message_id}",
-                "the message has not reached the function: check `orderflow status` (queue depth, mapping state)",
-            )
+        return Check("sqs", None, f"unproven: {waiting} message(s) wait in {ctx.config.queue_name}, unconsumed")
+    if ev.published:
+        return Check(
+            "sqs",
+            False,
+            f"no handler log line mentions SNS message {ev.published.message_id}",
+            "the message has not reached the function: check `orderflow status` (queue depth, mapping state)",
         )
-    else:
-        checks.append(Check("sqs", None, "not checked: no publish of this order is recorded and no log line names it"))
+    return Check("sqs", None, UNCHECKED)
 
-    # Lambda: an invocation processed it (START/END around the handler's line).
-    lines: list[LogEvent] = []
-    if done:
-        request_id = done[0].get("requestId", "")
-        lines = ev.invocation_lines(request_id) if request_id else []
-        started = any(e.message.startswith(f"START RequestId: {request_id}") for e in lines)
-        ended = any(e.message.startswith(f"END RequestId: {request_id}") for e in lines)
-        report = next((e.message for e in lines if e.message.startswith(f"REPORT RequestId: {request_id}")), "")
+
+def _check_lambda(ev: _Evidence, not_consumed: str | None) -> Check:
+    """An invocation processed it: START and END around the handler's line."""
+    if ev.done:
+        request_id, outcome = ev.done[0].get("requestId", ""), ev.done[0]["outcome"]
+        lines = [e.message for e in ev.invocation]
+        started = any(m.startswith(f"START RequestId: {request_id}") for m in lines)
+        ended = any(m.startswith(f"END RequestId: {request_id}") for m in lines)
+        report = next((m for m in lines if m.startswith(f"REPORT RequestId: {request_id}")), "")
         duration = report.split("Duration: ", 1)[1].split("\t", 1)[0] if "Duration: " in report else "?"
         if started and ended:
-            checks.append(
-                Check("lambda", True, f"invocation {request_id}: START … END, outcome {done[0]['outcome']}, {duration}")
-            )
-        else:
-            checks.append(Check("lambda", False, f"outcome {done[0]['outcome']} but no START/END for {request_id}"))
-    elif rejected:
-        r = rejected[-1]
-        checks.append(
-            Check(
-                "lambda",
-                False,
-                f"the handler rejected it ({r['outcome']}, attempt {r.get('attempt', '?')}): {r.get('reason', '')}",
-                "it is retried and moves to the DLQ after maxReceiveCount (`orderflow dlq show`)",
-            )
+            return Check("lambda", True, f"invocation {request_id}: START … END, outcome {outcome}, {duration}")
+        return Check("lambda", False, f"outcome {outcome} but no START/END for {request_id}")
+    if ev.rejected:
+        r = ev.rejected[-1]
+        return Check(
+            "lambda",
+            False,
+            f"the handler rejected it ({r['outcome']}, attempt {r.get('attempt', '?')}): {r.get('reason', '')}",
+            "it is retried and moves to the DLQ after maxReceiveCount (`orderflow dlq show`)",
         )
-    elif not_consumed:
-        checks.append(Check("lambda", False, not_consumed, "mapping disabled: run `orderflow up` to enable it"))
-    elif known:
-        checks.append(Check("lambda", False, "no invocation has processed it yet", "see `orderflow logs`"))
-    else:
-        checks.append(
-            Check("lambda", None, "not checked: no publish of this order is recorded and no log line names it")
-        )
+    if not_consumed:
+        return Check("lambda", False, not_consumed, "mapping disabled: run `orderflow up` to enable it")
+    if ev.published:
+        return Check("lambda", False, "no invocation has processed it yet", "see `orderflow logs`")
+    return Check("lambda", None, UNCHECKED)
 
-    # DynamoDB: the item, by consistent read, equals what was published.
-    item = ev.item()
+
+def _check_dynamodb(ev: _Evidence, item: dict[str, Any] | None, table: str) -> Check:
+    """The item, by consistent read, equals what was published."""
     if item is None:
-        checks.append(
-            Check("dynamodb", False, f"no item {ev.order_id!r} in table {ev.config.table_name}", "was it published?")
+        return Check("dynamodb", False, f"no item {ev.order_id!r} in table {table}", "was it published?")
+    if ev.published is None:
+        return Check(
+            "dynamodb", True, f"item exists: status {item.get('status')!r}, timestamp {item.get('timestamp')!r}"
         )
-    elif known:
-        differing = [k for k, v in ev.published.order.items() if item.get(k) != v]
-        if differing:
-            detail = ", ".join(f"{k}: {item.get(k)!r} != {ev.published.order[k]!r}" for k in differing)
-            checks.append(Check("dynamodb", False, f"item differs from the published order: {detail}"))
-        else:
-            checks.append(
-                Check(
-                    "dynamodb",
-                    True,
-                    f"item matches the published order field by field ({len(ev.published.order)} fields)",
-                )
-            )
-    else:
-        checks.append(
-            Check("dynamodb", True, f"item exists: status {item.get('status')!r}, timestamp {item.get('timestamp')!r}")
-        )
+    order = ev.published.order
+    differing = [k for k, v in order.items() if item.get(k) != v]
+    if differing:
+        detail = ", ".join(f"{k}: {item.get(k)!r} != {order[k]!r}" for k in differing)
+        return Check("dynamodb", False, f"item differs from the published order: {detail}")
+    return Check("dynamodb", True, f"item matches the published order field by field ({len(order)} fields)")
 
-    # CloudWatch Logs: the lines are stored in the function's log group.
-    stored = events + lines
-    if done and lines:
-        streams = {e.stream for e in stored}
-        checks.append(
-            Check("logs", True, f"{len(stored)} line(s) in {ev.config.log_group_name} ({', '.join(sorted(streams))})")
-        )
-    elif known or records:
-        checks.append(Check("logs", False, f"no invocation lines for this order in {ev.config.log_group_name}"))
-    else:
-        checks.append(Check("logs", None, "not checked: no publish of this order is recorded and no log line names it"))
-    return checks
+
+def _check_logs(ev: _Evidence, log_group: str) -> Check:
+    """The invocation's lines are stored in the function's log group."""
+    if ev.done and ev.invocation:
+        stored = ev.events + ev.invocation
+        streams = ", ".join(sorted({e.stream for e in stored}))
+        return Check("logs", True, f"{len(stored)} line(s) in {log_group} ({streams})")
+    if ev.published or ev.records:
+        return Check("logs", False, f"no invocation lines for this order in {log_group}")
+    return Check("logs", None, UNCHECKED)
+
+
+def _evaluate(ctx: Context, order_id: str, published: Published | None) -> list[Check]:
+    with ctx.observation():
+        wiring = check_wiring(ctx)
+    ev = _gather(ctx.aws, ctx.config, order_id, published)
+    # The mapping turns queued messages into invocations: when it is off, the Lambda hop is the broken one and the
+    # SQS hop cannot be proven (only consuming a message would show it is ours).
+    not_consumed = None if ev.records else mapping_problem(ctx)
+    return [
+        wiring,
+        _check_sqs(ev, not_consumed, ctx),
+        _check_lambda(ev, not_consumed),
+        _check_dynamodb(ev, stored_order(ctx.aws, ctx.config, order_id), ctx.config.table_name),
+        _check_logs(ev, ctx.config.log_group_name),
+    ]
 
 
 def _check_dlq(aws: Aws, config: StackConfig, order_id: str) -> Check:
@@ -288,12 +290,11 @@ def verify(
     clock: Callable[[], float] = time.monotonic,
 ) -> VerifyReport:
     ctx = Context(aws=aws, config=config)
-    evidence = _Evidence(aws, config, order_id, published)
     started = clock()
     first_passed: dict[str, float] = {}
     delay = 0.1
     while True:
-        checks = _evaluate(evidence, ctx)
+        checks = _evaluate(ctx, order_id, published)
         now = clock() - started
         for check in checks:
             if check.passed:
