@@ -15,8 +15,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from orderflow.aws import Aws, connect  # noqa: E402
 from orderflow.local.server import EmbeddedAws  # noqa: E402
+from orderflow.local.state import LOCAL_CREDENTIALS  # noqa: E402
 from orderflow.local.wire import is_read, operation_of  # noqa: E402
+from orderflow.provision import operations  # noqa: E402
+from orderflow.provision.base import Context  # noqa: E402
+from orderflow.stack import StackConfig  # noqa: E402
 
 DUMMY_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_EC2_METADATA_DISABLED": "true"}
 
@@ -52,6 +57,21 @@ def split(calls: Counter[str]) -> tuple[int, int]:
 
 def start_embedded(runtime: bool = True, counter: ApiCounter | None = None) -> EmbeddedAws:
     return EmbeddedAws(port=0, runtime=runtime, wrap_app=counter.wrap if counter else None).start()
+
+
+def stacks_on(embedded: EmbeddedAws, *names: str, region: str = "us-east-1") -> tuple[Aws, list[StackConfig]]:
+    """A client session on the embedded AWS and the named stacks, converged (`orderflow up`, in-process)."""
+    aws = connect(region, endpoint_url=embedded.endpoint, credentials=LOCAL_CREDENTIALS)
+    configs = [StackConfig(name) for name in names]
+    for config in configs:
+        operations.converge(Context(aws=aws, config=config))
+    return aws, configs
+
+
+def function_processes_rss_mb(embedded: EmbeddedAws) -> tuple[int, float]:
+    """How many warm function processes the runtime holds, and their peak RSS added up."""
+    pids = embedded.runtime.host.worker_pids()
+    return len(pids), sum(peak_rss_mb(pid) for pid in pids)
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> tuple[float, str]:

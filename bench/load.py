@@ -9,16 +9,16 @@ import argparse
 import os
 import time
 
-from common import peak_rss_mb, start_embedded, table  # also puts the project on sys.path
+from common import (
+    function_processes_rss_mb,
+    peak_rss_mb,
+    stacks_on,
+    start_embedded,
+    table,
+)  # also puts the project on sys.path
 
-from orderflow.aws import connect
 from orderflow.flow.publish import publish_orders, sample_order
-from orderflow.local.state import LOCAL_CREDENTIALS
-from orderflow.provision import operations
-from orderflow.provision.base import Context
 from orderflow.stack import StackConfig
-
-REGION = "us-east-1"
 
 
 def stored_ids(aws, config: StackConfig) -> set[str]:
@@ -48,9 +48,7 @@ def main() -> int:
 
     embedded = start_embedded(runtime=True)
     try:
-        aws = connect(REGION, endpoint_url=embedded.endpoint, credentials=LOCAL_CREDENTIALS)
-        config = StackConfig("load")
-        operations.converge(Context(aws=aws, config=config))
+        aws, [config] = stacks_on(embedded, "load")
         started = time.monotonic()
         published = {p.order_id for p in publish_orders(aws, config, [sample_order() for _ in range(count)])}
         publish_seconds = time.monotonic() - started
@@ -63,7 +61,7 @@ def main() -> int:
         stored = stored_ids(aws, config)
         dead = depth(aws, config.dlq_name)
         rss = peak_rss_mb(os.getpid())
-        workers = sum(peak_rss_mb(pid) for pid in embedded.runtime.host.worker_pids())
+        _, workers = function_processes_rss_mb(embedded)
     finally:
         embedded.stop()
     lost = len(published - stored) - dead

@@ -11,17 +11,19 @@ import json
 import os
 import time
 
-from common import median, peak_rss_mb, percentile, start_embedded, table  # also puts the project on sys.path
+from common import (
+    function_processes_rss_mb,
+    median,
+    peak_rss_mb,
+    percentile,
+    stacks_on,
+    start_embedded,
+    table,
+)  # also puts the project on sys.path
 
-from orderflow.aws import connect
 from orderflow.flow.logs import fetch_events
 from orderflow.flow.publish import sample_order
-from orderflow.local.state import LOCAL_CREDENTIALS
-from orderflow.provision import operations
-from orderflow.provision.base import Context
 from orderflow.stack import StackConfig
-
-REGION = "us-east-1"
 
 
 def publish_all(aws, topic_arn: str, orders: list[dict]) -> dict[str, float]:
@@ -111,11 +113,7 @@ def main() -> int:
 
     embedded = start_embedded(runtime=True)
     try:
-        aws = connect(REGION, endpoint_url=embedded.endpoint, credentials=LOCAL_CREDENTIALS)
-        pipeline = StackConfig("bench")
-        floor = StackConfig("floor")
-        for config in (pipeline, floor):
-            operations.converge(Context(aws=aws, config=config))
+        aws, [pipeline, floor] = stacks_on(embedded, "bench", "floor")
         lam = aws.client("lambda")
         for mapping in lam.list_event_source_mappings(FunctionName=floor.function_name)["EventSourceMappings"]:
             lam.delete_event_source_mapping(UUID=mapping["UUID"])  # the floor loop consumes this queue itself
@@ -126,8 +124,7 @@ def main() -> int:
         burst_seconds, burst_latency = pipeline_run(aws, pipeline, count)
         paced_seconds, paced_latency = pipeline_run(aws, pipeline, paced, pace=0.05)
         rss = peak_rss_mb(os.getpid())
-        workers = embedded.runtime.host.worker_pids()
-        worker_rss = sum(peak_rss_mb(pid) for pid in workers)
+        workers, worker_rss = function_processes_rss_mb(embedded)
         cold_starts = embedded.runtime.host.cold_starts
     finally:
         embedded.stop()
@@ -161,7 +158,7 @@ def main() -> int:
         )
     )
     print(
-        f"peak RSS: embedded AWS + runtime {rss:.0f} MB; {len(workers)} warm function process(es) "
+        f"peak RSS: embedded AWS + runtime {rss:.0f} MB; {workers} warm function process(es) "
         f"{worker_rss:.0f} MB together; {cold_starts} cold start(s)"
     )
     ratio = pipeline_rate / floor_rate

@@ -9,18 +9,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import median, start_embedded, table  # also puts the project on sys.path
+from common import median, stacks_on, start_embedded, table  # also puts the project on sys.path
 
-from orderflow.aws import connect
 from orderflow.flow.logs import fetch_events, quoted
 from orderflow.flow.publish import publish_orders, sample_order
 from orderflow.flow.verify import verify
-from orderflow.local.state import LOCAL_CREDENTIALS
-from orderflow.provision import operations
-from orderflow.provision.base import Context
-from orderflow.stack import StackConfig
-
-REGION = "us-east-1"
 
 
 def main() -> int:
@@ -33,9 +26,7 @@ def main() -> int:
     embedded = start_embedded(runtime=True)
     rows, overshoots, totals = [], [], []
     try:
-        aws = connect(REGION, endpoint_url=embedded.endpoint, credentials=LOCAL_CREDENTIALS)
-        config = StackConfig("verify")
-        operations.converge(Context(aws=aws, config=config))
+        aws, [config] = stacks_on(embedded, "verify")
         for i in range(rounds + 1):
             [published] = publish_orders(aws, config, [sample_order()])
             started = time.time()
