@@ -243,7 +243,7 @@ def down(options: Options, yes: bool, keep_data: bool) -> None:
     table_step = next(s for s in steps if s.resource.key == "table")
     if table_step.action == "delete" and not yes:
         items = (table_step.observed.state.get("item_count") if table_step.observed else None) or 0
-        question = f"Delete table {table_step.name!r} and its orders (about {items} items)?"
+        question = f"Delete table {table_step.name!r} and its orders (about {items} item(s))?"
         if out.as_json or not sys.stdin.isatty():
             raise OrderflowError(f"{question} Refusing without --yes (or keep it with --keep-data)")
         if not click.confirm(question, default=False, err=True):
