@@ -105,7 +105,3 @@ def plan_down(ctx: Context, keep_data: bool = False, observations: list[Observat
             action = "delete"
         steps.append(DownStep(o.resource, o.observed, action, o.resource.name(ctx)))
     return steps
-
-
-def write_count(steps: list[UpStep]) -> int:
-    return sum(1 for s in steps if s.change.action != "unchanged")

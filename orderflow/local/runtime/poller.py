@@ -63,7 +63,6 @@ class QueuePoller(threading.Thread):
         self._host = host
         self._stopping = stop
         self._queue_url: str | None = None
-        self.batches = 0
 
     def _url(self, queue_arn: str) -> str:
         if self._queue_url is None:
@@ -140,4 +139,3 @@ class QueuePoller(threading.Thread):
                 QueueUrl=self._url(config.queue_arn),
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
-        self.batches += 1

@@ -134,10 +134,6 @@ class LambdaRuntime:
         log.info("mapping %s stopped", uuid)
         return mapping
 
-    @property
-    def active_mappings(self) -> list[str]:
-        return list(self._mappings)
-
     def stop(self) -> None:
         self._stopped.set()
         if self._thread.is_alive():
