@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -11,6 +12,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from orderflow.local.runtime.worker import FunctionSpec, Invocation
+
+log = logging.getLogger("orderflow.local.runtime")
 
 
 def report_lines(spec: FunctionSpec, invocation: Invocation, started_ms: int) -> list[tuple[int, str]]:
@@ -47,30 +50,71 @@ def report_lines(spec: FunctionSpec, invocation: Invocation, started_ms: int) ->
 
 
 class LogWriter:
-    """Creates the group (if the stack did not) and one stream per warm process, then appends events."""
+    """Delivers log lines as Lambda does: asynchronously, in batches, to one stream per warm process (creating the
+    group if the stack did not). Batching keeps CloudWatch calls off the invocation's path."""
+
+    FLUSH_INTERVAL_SECONDS = 0.1
+    MAX_EVENTS_PER_CALL = 1000
 
     def __init__(self, logs_client: Callable[[str], Any]) -> None:
         self._client = logs_client
         self._streams: set[tuple[str, str, str]] = set()
+        self._pending: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
         self._lock = threading.Lock()
-
-    def _ensure_stream(self, logs: Any, region: str, group: str, stream: str) -> None:
-        with self._lock:
-            if (region, group, stream) in self._streams:
-                return
-            for create, kwargs in (
-                (logs.create_log_group, {"logGroupName": group}),
-                (logs.create_log_stream, {"logGroupName": group, "logStreamName": stream}),
-            ):
-                try:
-                    create(**kwargs)
-                except ClientError as e:
-                    if e.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
-                        raise
-            self._streams.add((region, group, stream))
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._deliver, name="log-writer", daemon=True)
+        self._thread.start()
 
     def write(self, spec: FunctionSpec, stream: str, invocation: Invocation, started_ms: int) -> None:
-        logs = self._client(spec.region)
-        self._ensure_stream(logs, spec.region, spec.log_group, stream)
-        events = [{"timestamp": ts, "message": line} for ts, line in report_lines(spec, invocation, started_ms)]
-        logs.put_log_events(logGroupName=spec.log_group, logStreamName=stream, logEvents=events)
+        with self._lock:
+            self._pending.setdefault((spec.region, spec.log_group, stream), []).extend(
+                report_lines(spec, invocation, started_ms)
+            )
+        self._wake.set()
+
+    def _deliver(self) -> None:
+        while not self._closed.is_set():
+            self._wake.wait()
+            self._closed.wait(self.FLUSH_INTERVAL_SECONDS)  # gather what else arrives meanwhile
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # keep delivering; the lines of this round are reported, not retried
+                log.exception("could not deliver function logs")
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for (region, group, stream), lines in pending.items():
+            logs = self._client(region)
+            self._ensure_stream(logs, region, group, stream)
+            latest, events = 0, []
+            for ts, line in lines:  # chronological across invocations too, as PutLogEvents requires
+                latest = max(latest, ts)
+                events.append({"timestamp": latest, "message": line})
+            for start in range(0, len(events), self.MAX_EVENTS_PER_CALL):
+                logs.put_log_events(
+                    logGroupName=group, logStreamName=stream, logEvents=events[start : start + self.MAX_EVENTS_PER_CALL]
+                )
+
+    def _ensure_stream(self, logs: Any, region: str, group: str, stream: str) -> None:
+        if (region, group, stream) in self._streams:
+            return
+        for create, kwargs in (
+            (logs.create_log_group, {"logGroupName": group}),
+            (logs.create_log_stream, {"logGroupName": group, "logStreamName": stream}),
+        ):
+            try:
+                create(**kwargs)
+            except ClientError as e:
+                if e.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
+                    raise
+        self._streams.add((region, group, stream))
+
+    def close(self) -> None:
+        """Deliver what is still pending, then stop."""
+        self._closed.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+        self.flush()

@@ -51,11 +51,12 @@ class LambdaRuntime:
         self._clients: dict[tuple[str, str], Any] = {}
         self._clients_lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="orderflow-lambda-") if work_dir is None else None
+        self._log_writer = LogWriter(lambda region: self.client("logs", region))
         self.host = FunctionHost(
             endpoint,
             code_source,
             lambda region: self.client("lambda", region),
-            LogWriter(lambda region: self.client("logs", region)),
+            self._log_writer,
             work_dir or Path(self._tmp.name),
         )
         self._mappings: dict[str, _Mapping] = {}
@@ -144,5 +145,6 @@ class LambdaRuntime:
         for mapping in stopped:
             for poller in mapping.pollers:
                 poller.join(timeout=5)
+        self._log_writer.close()
         if self._tmp is not None:
             self._tmp.cleanup()
