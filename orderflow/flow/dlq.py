@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from orderflow.aws import Aws, is_not_found
+from orderflow.aws import Aws
 from orderflow.errors import OrderflowError
 from orderflow.lambda_code.index import InvalidOrder, unwrap
+from orderflow.provision.base import Context
+from orderflow.provision.queues import find_queue_url
 from orderflow.stack import StackConfig
 
 # Long enough to read and send a batch; short enough that an interrupted command returns letters soon.
@@ -27,13 +27,11 @@ class DeadLetter:
     excerpt: str
 
 
-def _queue_url(aws: Aws, name: str) -> str:
-    try:
-        return aws.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
-    except ClientError as e:
-        if is_not_found(e):
-            raise OrderflowError(f"Queue {name!r} does not exist in {aws.region}: run `orderflow up` first") from e
-        raise
+def _queue_url(aws: Aws, config: StackConfig, name: str) -> str:
+    url = find_queue_url(Context(aws=aws, config=config), name)
+    if url is None:
+        raise OrderflowError(f"Queue {name!r} does not exist in {aws.region}: run `orderflow up` first")
+    return url
 
 
 def order_id_of(body: str) -> str | None:
@@ -61,7 +59,7 @@ def _dead_letter(message: dict[str, Any]) -> DeadLetter:
 def show(aws: Aws, config: StackConfig, limit: int = 100) -> list[DeadLetter]:
     """Read up to `limit` dead letters and make them visible again at once: nothing is deleted or lost."""
     sqs = aws.client("sqs")
-    url = _queue_url(aws, config.dlq_name)
+    url = _queue_url(aws, config, config.dlq_name)
     held: list[dict[str, Any]] = []
     try:
         while len(held) < limit:
@@ -107,7 +105,7 @@ def redrive(aws: Aws, config: StackConfig) -> RedriveResult:
 def _move_task(aws: Aws, config: StackConfig) -> RedriveResult:
     sqs = aws.client("sqs")
     dlq_arn = aws.arns.queue(config.dlq_name)
-    _queue_url(aws, config.dlq_name)
+    _queue_url(aws, config, config.dlq_name)
     sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=aws.arns.queue(config.queue_name))
     while True:
         [task] = sqs.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=1)["Results"]
@@ -120,8 +118,8 @@ def _move_task(aws: Aws, config: StackConfig) -> RedriveResult:
 
 def _send_then_delete(aws: Aws, config: StackConfig) -> RedriveResult:
     sqs = aws.client("sqs")
-    dlq_url = _queue_url(aws, config.dlq_name)
-    source_url = _queue_url(aws, config.queue_name)
+    dlq_url = _queue_url(aws, config, config.dlq_name)
+    source_url = _queue_url(aws, config, config.queue_name)
     moved = 0
     while True:
         batch = sqs.receive_message(
