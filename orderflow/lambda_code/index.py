@@ -192,3 +192,17 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[s
     request_id = getattr(context, "aws_request_id", None)
     failures = [{"itemIdentifier": r["messageId"]} for r in records if not process_record(r, request_id)]
     return {"batchItemFailures": failures}
+
+
+def _warm_up() -> None:
+    """Create the table client while the module loads: Lambda gives initialisation its own time, so the first
+    invocation does not spend its timeout loading the SDK's service model."""
+    if not os.environ.get("TABLE_NAME"):
+        return  # imported outside a deployed function (tests, tools): the first invocation creates it
+    try:
+        _table()
+    except BotoCoreError as e:  # e.g. no region: the first invocation retries and reports it per record
+        print(json.dumps({"event": "init", "outcome": "table client not created", "reason": str(e)}), flush=True)
+
+
+_warm_up()

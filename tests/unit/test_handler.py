@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import boto3
 import pytest
@@ -215,6 +219,30 @@ def test_the_client_is_created_once_per_process(pipeline):
     pipeline.publish(json.dumps(SAMPLE | {"orderId": "O2"}))
     index.lambda_handler(pipeline.event(), Context())
     assert index._table() is first
+
+
+def _import_handler_as_lambda_does(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Import index.py alone, in a fresh interpreter, as a cold start would: report whether the client exists."""
+    script = "import index; print(sorted(index._TABLES))"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"AWS_CONFIG_FILE": os.devnull} | env
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=Path(index.__file__).parent, env=clean, capture_output=True, text=True
+    )
+
+
+def test_the_client_is_created_during_initialisation_not_in_the_first_invocation():
+    lambda_env = {"TABLE_NAME": "Orders", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}
+    loaded = _import_handler_as_lambda_does(lambda_env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.splitlines() == ["['Orders']"]
+
+
+def test_a_client_that_cannot_be_created_at_initialisation_does_not_break_the_import():
+    loaded = _import_handler_as_lambda_does({"TABLE_NAME": "Orders"})  # no region anywhere
+    assert loaded.returncode == 0, loaded.stderr
+    init_line, tables = loaded.stdout.splitlines()
+    assert json.loads(init_line)["event"] == "init" and "region" in json.loads(init_line)["reason"]
+    assert tables == "[]"
 
 
 def test_a_record_without_message_id_fails_the_whole_batch(pipeline):
