@@ -145,14 +145,22 @@ def stack(cli, embedded, request):
     cli("--local", "--stack", name, "down", "--yes", check=False)
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    state: Callable[[], str] | None = None,
+) -> Any:
+    """Poll until `condition` is truthy; on timeout, `state` says what was seen instead (for a CI log to explain)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    seen = f"; seen: {state()}" if state else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{seen}")
 
 
 ORDER = {"userId": "U123", "itemName": "Laptop", "quantity": 1, "status": "new", "timestamp": "2025-05-03T12:00:00Z"}

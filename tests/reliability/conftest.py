@@ -126,3 +126,19 @@ def table_ids(aws: Aws, table: str) -> list[str]:
 def report(line: str) -> None:
     """Figures for docs/reliability.md (run pytest with -s to see them)."""
     print(f"\nRELIABILITY {line}")
+
+
+def pipeline_state(aws: Aws, stack: str) -> str:
+    """Where the orders are and how the function fared: what a timed-out wait reports."""
+    messages = aws.log_messages(f"/aws/lambda/{stack}-ProcessOrderFunction")
+    outcomes: dict[str, int] = {}
+    for record in aws.handler_records(f"/aws/lambda/{stack}-ProcessOrderFunction"):
+        outcomes[record["outcome"]] = outcomes.get(record["outcome"], 0) + 1
+    errors = {
+        "died": sum(m == "Runtime.ExitError" for m in messages),
+        "timed out": sum("Task timed out after" in m for m in messages),
+    }
+    return (
+        f"{len(table_ids(aws, f'{stack}-Orders'))} items, queue {aws.depth(f'{stack}-OrderQueue')}, "
+        f"DLQ {aws.depth(f'{stack}-OrderQueueDLQ')}, handler outcomes {outcomes}, failed invocations {errors}"
+    )

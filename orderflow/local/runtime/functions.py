@@ -133,11 +133,11 @@ class FunctionHost:
         self._logs.write(spec, worker.log_stream, invocation, started_ms)
         return invocation
 
-    def worker_pids(self) -> list[int]:
+    def worker_pids(self, busy_only: bool = False) -> list[int]:
+        """Live function processes; `busy_only`: those starting up or running an invocation right now."""
         with self._lock:
-            return [w.pid for pool in self._idle.values() for w in pool if w.alive] + [
-                w.pid for w in self._busy if w.alive
-            ]
+            idle = [] if busy_only else [w for pool in self._idle.values() for w in pool]
+            return [w.pid for w in [*idle, *self._busy] if w.alive]
 
     def close(self) -> None:
         with self._lock:
