@@ -181,10 +181,14 @@ def test_function_processes_killed_mid_batch_lose_nothing(cli, aws, stack, embed
     assert died() > 0, f"no invocation died: {len(kills)} kills never hit a running function"
     assert written | dead == published, f"lost: {sorted(published - written - dead)}"
     assert written <= published and all(lt["receiveCount"] >= 3 for lt in letters)
+    if letters:  # whatever was dead-lettered comes home with a redrive
+        assert cli.json("--stack", stack, "dlq", "redrive")["moved"] == len(letters)
+        wait_for(lambda: set(table_ids(aws, table)) == published, 60, "the redriven orders", 1)
+    assert aws.depth(f"{stack}-OrderQueueDLQ") == 0
     report(
         f"SIGKILL: {len(kills)} function processes killed while {count} orders flowed; {died()} invocations died; "
         f"{len(written)} written, {len(dead - written)} only in the DLQ after 3 attempts "
-        f"({len(dead & written)} more dead-lettered after a write that had landed); lost 0"
+        f"({len(dead & written)} more dead-lettered after a write that had landed), all redriven; lost 0"
     )
 
 
