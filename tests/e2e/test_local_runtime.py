@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import socket
 import time
 import zipfile
@@ -41,6 +42,10 @@ def test_happy_path_order_lands_in_dynamodb_with_log_lines(cli, aws, stack):
     assert any(m.startswith("END RequestId: ") for m in messages)
     [record] = [json.loads(m) for m in messages if m.startswith("{")]
     assert record["outcome"] == "written" and record["snsMessageId"] == published["messageId"]
+    # The function process's own peak (Python + boto3), not the size of the server that started it.
+    [report] = [m for m in messages if m.startswith("REPORT")]
+    used = int(re.search(r"Max Memory Used: (\d+) MB", report).group(1))
+    assert 10 <= used < 128, report
 
 
 def test_mixed_batch_writes_good_orders_once_and_dead_letters_poison_after_exactly_three_runs(cli, aws, stack):

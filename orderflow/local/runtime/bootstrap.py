@@ -48,6 +48,22 @@ def _error(kind: str, exc: BaseException) -> dict[str, Any]:
     }
 
 
+def peak_memory_mb() -> int:
+    """Peak resident memory of this function process, as REPORT's "Max Memory Used".
+
+    Not ru_maxrss: on Linux it survives exec, so a process started by a large server would report the server's
+    size. VmHWM belongs to this program's own memory alone."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // (1024 * 1024) if sys.platform == "darwin" else peak // 1024  # bytes on macOS, KiB elsewhere
+
+
 def _load_handler(spec: str) -> tuple[Any, dict[str, Any] | None]:
     module_name, _, function_name = spec.rpartition(".")
     try:
@@ -94,7 +110,7 @@ def main() -> None:
                 result = {"ok": False, "error": _error(kind, e)}
                 print(f"[ERROR] {kind}: {e}", file=sys.stderr)
                 traceback.print_exc()
-        result["maxMemoryMb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        result["maxMemoryMb"] = peak_memory_mb()
         sys.stdout.flush()
         sys.stderr.flush()
         os.write(1, f"{SENTINEL}{request['requestId']}\n".encode())
