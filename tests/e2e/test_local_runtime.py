@@ -232,6 +232,7 @@ def test_the_embedded_aws_listens_on_loopback_only(embedded):
 def test_demo_runs_the_whole_guide_and_exits_0(cli):
     result = cli("demo", timeout=180)
     assert "demo passed" in result.stdout
+    assert result.stderr == ""  # no warning or traceback from the embedded AWS reaches a newcomer's terminal
     assert result.stdout.count("✔ pass") == 6
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from orderflow.aws import is_not_found
 from orderflow.local.events import sqs_event
 from orderflow.local.runtime.batch import failed_message_ids
 from orderflow.local.runtime.functions import FunctionHost, region_of
@@ -74,10 +75,13 @@ class QueuePoller(threading.Thread):
         while not self._stopping.is_set():
             try:
                 self.poll_once()
-            except ClientError as e:  # e.g. the queue was deleted: the watcher stops this poller shortly
+            except ClientError as e:
                 if self._stopping.is_set():
                     break
-                log.warning("poller %s: %s; retrying in 1 s", self.name, e)
+                # A deleted queue is routine during `down` (the trigger goes first; the watcher stops this poller
+                # within a sync interval), so it is not worth a warning on the user's terminal.
+                level = logging.INFO if is_not_found(e) else logging.WARNING
+                log.log(level, "poller %s: %s; retrying in 1 s", self.name, e)
                 self._queue_url = None
                 self._stopping.wait(1.0)
             except Exception:  # outlive any single failure, as Lambda does
