@@ -3,8 +3,10 @@ faults can be injected into it (failing API calls, killed function processes, a 
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -131,14 +133,12 @@ def report(line: str) -> None:
 def pipeline_state(aws: Aws, stack: str) -> str:
     """Where the orders are and how the function fared: what a timed-out wait reports."""
     messages = aws.log_messages(f"/aws/lambda/{stack}-ProcessOrderFunction")
-    outcomes: dict[str, int] = {}
-    for record in aws.handler_records(f"/aws/lambda/{stack}-ProcessOrderFunction"):
-        outcomes[record["outcome"]] = outcomes.get(record["outcome"], 0) + 1
+    outcomes = Counter(json.loads(m)["outcome"] for m in messages if m.startswith('{"event": "order"'))
     errors = {
         "died": sum(m == "Runtime.ExitError" for m in messages),
         "timed out": sum("Task timed out after" in m for m in messages),
     }
     return (
         f"{len(table_ids(aws, f'{stack}-Orders'))} items, queue {aws.depth(f'{stack}-OrderQueue')}, "
-        f"DLQ {aws.depth(f'{stack}-OrderQueueDLQ')}, handler outcomes {outcomes}, failed invocations {errors}"
+        f"DLQ {aws.depth(f'{stack}-OrderQueueDLQ')}, handler outcomes {dict(outcomes)}, failed invocations {errors}"
     )

@@ -84,7 +84,13 @@ def test_bad_input_at_scale_every_good_order_written_once_every_bad_one_dead_let
     bad = len(via_sns) + len(via_sqs)
 
     dlq = f"{stack}-OrderQueueDLQ"
-    wait_for(lambda: aws.depth(dlq) >= bad and aws.depth(f"{stack}-OrderQueue") == 0, 180, "the pipeline to settle", 1)
+    wait_for(
+        lambda: aws.depth(dlq) >= bad and aws.depth(f"{stack}-OrderQueue") == 0,
+        180,
+        "the pipeline to settle",
+        1,
+        state=lambda: pipeline_state(aws, stack),
+    )
     time.sleep(7)  # one more visibility timeout: nothing else may arrive
     written = table_ids(aws, f"{stack}-Orders")
     assert sorted(written) == sorted(good)  # every good order once, no bad one
@@ -134,7 +140,13 @@ def test_duplicates_and_reordering_end_with_the_newest_version_once(cli, aws, st
             ],
         )
     group = f"/aws/lambda/{stack}-ProcessOrderFunction"
-    wait_for(lambda: len(aws.handler_records(group)) >= len(messages), 120, "every message to be handled", 1)
+    wait_for(
+        lambda: len(aws.handler_records(group)) >= len(messages),
+        120,
+        "every message to be handled",
+        1,
+        state=lambda: pipeline_state(aws, stack),
+    )
     records = aws.handler_records(group)
     items = aws.client("dynamodb").scan(TableName=f"{stack}-Orders")["Items"]
     assert len(items) == count
@@ -208,6 +220,7 @@ def test_a_dynamodb_outage_then_recovery_loses_nothing_and_redrive_brings_the_re
         60,
         "the pipeline to settle after the outage",
         1,
+        state=lambda: pipeline_state(aws, stack),
     )
     dead = aws.depth(dlq)
     written_before = len(table_ids(aws, table))
@@ -245,7 +258,13 @@ def test_the_runtime_stopped_and_restarted_while_messages_wait_loses_nothing(cli
     assert len(table_ids(aws, table)) == stopped_at  # nothing consumes while the runtime is away
     embedded.start_runtime()
     everything = sorted(p["orderId"] for p in first + second)
-    wait_for(lambda: len(table_ids(aws, table)) == len(everything), 90, "every order after the restart", 1)
+    wait_for(
+        lambda: len(table_ids(aws, table)) == len(everything),
+        90,
+        "every order after the restart",
+        1,
+        state=lambda: pipeline_state(aws, stack),
+    )
     assert sorted(table_ids(aws, table)) == everything
     assert aws.depth(f"{stack}-OrderQueueDLQ") == 0
     report(
