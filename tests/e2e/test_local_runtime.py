@@ -229,6 +229,27 @@ def test_the_embedded_aws_listens_on_loopback_only(embedded):
     assert listeners == ["0100007F"]  # 127.0.0.1, and nothing else
 
 
+def test_a_function_over_its_memory_size_is_killed_as_lambda_does(cli, aws, stack):
+    cli("--local", "--stack", stack, "up")  # MemorySize 128
+    function, lam = f"{stack}-ProcessOrderFunction", aws.client("lambda")
+    hog = "def lambda_handler(event, context):\n    block = b'x' * (200 * 1024 * 1024)\n    return len(block)\n"
+    lam.update_function_code(FunctionName=function, ZipFile=_zip(hog))
+    time.sleep(1.5)  # the runtime re-reads a function's configuration at most once a second
+
+    killed = lam.invoke(FunctionName=function, Payload=b"{}", LogType="Tail")
+    assert killed["FunctionError"] == "Unhandled"
+    error = json.loads(killed["Payload"].read())
+    assert error["errorType"] == "Runtime.ExitError"
+    assert error["errorMessage"].endswith("Error: Runtime exited with error: signal: killed")
+    tail = base64.b64decode(killed["LogResult"]).decode()
+    assert "Memory Size: 128 MB\tMax Memory Used: 128 MB" in tail
+
+    lam.update_function_configuration(FunctionName=function, MemorySize=512)
+    time.sleep(1.5)
+    fits = lam.invoke(FunctionName=function, Payload=b"{}")
+    assert "FunctionError" not in fits and json.loads(fits["Payload"].read()) == 200 * 1024 * 1024
+
+
 def test_demo_runs_the_whole_guide_and_exits_0(cli):
     result = cli("demo", timeout=180)
     assert "demo passed" in result.stdout

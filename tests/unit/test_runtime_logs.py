@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 from orderflow.local.runtime.cloudwatch import report_lines
-from orderflow.local.runtime.worker import FunctionSpec, Invocation
+from orderflow.local.runtime.worker import FunctionSpec, Invocation, exit_reason
 
 SPEC = FunctionSpec(
     "fn",
@@ -47,8 +48,13 @@ def test_lines_are_in_lambdas_form_and_chronological():
 def test_a_timeout_and_a_crash_are_logged_as_lambda_does():
     timed_out = Invocation("t", False, timed_out=True, duration_ms=3001, error={"errorType": "Sandbox.Timedout"})
     assert any(m.endswith("t Task timed out after 3.00 seconds") for _, m in report_lines(SPEC, timed_out, 0))
-    crashed = Invocation(
-        "c", False, duration_ms=5, error={"errorType": "Runtime.ExitError", "errorMessage": "signal 9"}
-    )
+    message = "RequestId: c Error: Runtime exited with error: signal: killed"
+    crashed = Invocation("c", False, duration_ms=5, error={"errorType": "Runtime.ExitError", "errorMessage": message})
     messages = [m for _, m in report_lines(SPEC, crashed, 0)]
-    assert "Runtime.ExitError" in messages and "RequestId: c Error: Runtime exited: signal 9" in messages
+    assert messages[1:3] == [message, "Runtime.ExitError"]
+
+
+def test_exit_reasons_read_as_lambdas_do():
+    assert exit_reason(-signal.SIGKILL) == "signal: killed"
+    assert exit_reason(-signal.SIGSEGV) == "signal: segmentation fault"
+    assert exit_reason(1) == "exit status 1"

@@ -23,7 +23,7 @@ def report_lines(spec: FunctionSpec, invocation: Invocation, started_ms: int) ->
     events = [(started_ms, f"START RequestId: {rid} Version: $LATEST")]
     events += [(max(ts, started_ms), line) for ts, line in invocation.output]
     if invocation.error and invocation.error.get("errorType") == "Runtime.ExitError":
-        events.append((ended_ms, f"RequestId: {rid} Error: Runtime exited: {invocation.error.get('errorMessage')}"))
+        events.append((ended_ms, str(invocation.error.get("errorMessage"))))
         events.append((ended_ms, "Runtime.ExitError"))
     if invocation.timed_out:
         events.append(

@@ -12,6 +12,7 @@ import os
 import queue
 import secrets
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -26,6 +27,30 @@ from orderflow.local.runtime.bootstrap import SENTINEL
 BOOTSTRAP = Path(__file__).resolve().parent / "bootstrap.py"
 # Lambda gives a function's initialisation (module import) its own 10 s, apart from the function timeout.
 INIT_TIMEOUT_SECONDS = 10.0
+# How often a running process's memory is compared with the function's MemorySize.
+MEMORY_CHECK_SECONDS = 0.05
+
+
+def resident_mb(pid: int) -> int | None:
+    """Current resident memory of a process (Linux /proc); None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def exit_reason(returncode: int) -> str:
+    """Why a process ended, in the words Lambda's logs use ("signal: killed", "exit status 1")."""
+    if returncode < 0:
+        try:
+            return f"signal: {signal.strsignal(-returncode).lower()}"
+        except (ValueError, AttributeError):
+            return f"signal: {-returncode}"
+    return f"exit status {returncode}"
 
 
 @dataclass(frozen=True)
@@ -119,6 +144,7 @@ class WorkerProcess:
         self._results = os.fdopen(read_fd, "rb", buffering=0)
         self._result_buffer = b""
         self._init_ms: float | None = None
+        self._out_of_memory_mb: int | None = None
         self._output: queue.Queue[tuple[int, str] | None] = queue.Queue()
         threading.Thread(target=self._pump_output, name=f"{spec.name}-output", daemon=True).start()
 
@@ -142,8 +168,10 @@ class WorkerProcess:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            ready, _, _ = select.select([self._results], [], [], min(remaining, 0.5))
+            ready, _, _ = select.select([self._results], [], [], min(remaining, MEMORY_CHECK_SECONDS))
             if not ready:
+                if self._exceeds_memory(resident_mb(self.pid)):
+                    return None
                 continue
             chunk = os.read(self._results.fileno(), 65536)
             if not chunk:
@@ -166,6 +194,14 @@ class WorkerProcess:
                 return lines
             lines.append(item)
 
+    def _exceeds_memory(self, used_mb: int | None) -> bool:
+        """Lambda's limit: a process above its MemorySize is killed by the kernel, mid-work, without warning."""
+        if used_mb is None or used_mb <= self.spec.memory_size:
+            return False
+        self._out_of_memory_mb = used_mb
+        self.kill()
+        return True
+
     def _wait_for_init(self) -> bool:
         """Cold start: the handler module loads before the first request, under Lambda's own init limit."""
         if self._init_ms is not None:
@@ -177,7 +213,7 @@ class WorkerProcess:
         return True
 
     def _failure(self, request_id: str, started: float, cold: bool) -> Invocation:
-        """The process timed out (and is killed now) or died on its own."""
+        """The process timed out (and is killed now), went over its memory, or died on its own."""
         timed_out = self.alive
         self.kill()
         output = self._collect_output(request_id, time.monotonic() + 1.0)
@@ -185,7 +221,8 @@ class WorkerProcess:
             message = f"Task timed out after {self.spec.timeout:.2f} seconds"
             error = {"errorType": "Sandbox.Timedout", "errorMessage": message}
         else:
-            message = f"process exited with status {self._process.returncode}"
+            reason = exit_reason(self._process.returncode)
+            message = f"RequestId: {request_id} Error: Runtime exited with error: {reason}"
             error = {"errorType": "Runtime.ExitError", "errorMessage": message}
         return Invocation(
             request_id,
@@ -194,6 +231,8 @@ class WorkerProcess:
             timed_out=timed_out,
             duration_ms=(time.monotonic() - started) * 1000,
             init_ms=self._init_ms if cold else None,
+            # What Lambda reports for a process it killed at the limit: all of its memory.
+            max_memory_mb=self.spec.memory_size if self._out_of_memory_mb else None,
             output=output,
         )
 
@@ -216,7 +255,8 @@ class WorkerProcess:
         except (BrokenPipeError, OSError):
             return self._failure(request_id, started, cold)
         result = self._read_message(started + self.spec.timeout)
-        if result is None:
+        # A peak above the limit between two checks (VmHWM, reported with the result) is fatal all the same.
+        if result is None or self._exceeds_memory(result.get("maxMemoryMb")):
             return self._failure(request_id, started, cold)
         return Invocation(
             request_id,
