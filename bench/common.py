@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from orderflow.aws import Aws, connect  # noqa: E402
+from orderflow.local.runtime.worker import memory_mb  # noqa: E402
 from orderflow.local.server import EmbeddedAws  # noqa: E402
 from orderflow.local.state import LOCAL_CREDENTIALS  # noqa: E402
 from orderflow.local.wire import is_read, operation_of  # noqa: E402
@@ -102,8 +103,4 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 
 def peak_rss_mb(pid: int) -> float:
     """Peak resident memory (VmHWM) of a live process, in MB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return memory_mb(pid, "VmHWM") or 0.0

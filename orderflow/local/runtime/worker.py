@@ -31,13 +31,13 @@ INIT_TIMEOUT_SECONDS = 10.0
 MEMORY_CHECK_SECONDS = 0.05
 
 
-def resident_mb(pid: int) -> int | None:
-    """Current resident memory of a process (Linux /proc); None where it cannot be read."""
+def memory_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """A process's memory from Linux's /proc: VmRSS resident now, VmHWM its peak; None where it cannot be read."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) // 1024
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) / 1024
     except (OSError, ValueError):
         return None
     return None
@@ -144,7 +144,7 @@ class WorkerProcess:
         self._results = os.fdopen(read_fd, "rb", buffering=0)
         self._result_buffer = b""
         self._init_ms: float | None = None
-        self._out_of_memory_mb: int | None = None
+        self._out_of_memory_mb: float | None = None
         self._output: queue.Queue[tuple[int, str] | None] = queue.Queue()
         threading.Thread(target=self._pump_output, name=f"{spec.name}-output", daemon=True).start()
 
@@ -170,7 +170,7 @@ class WorkerProcess:
                 return None
             ready, _, _ = select.select([self._results], [], [], min(remaining, MEMORY_CHECK_SECONDS))
             if not ready:
-                if self._exceeds_memory(resident_mb(self.pid)):
+                if self._exceeds_memory(memory_mb(self.pid)):
                     return None
                 continue
             chunk = os.read(self._results.fileno(), 65536)
@@ -194,7 +194,7 @@ class WorkerProcess:
                 return lines
             lines.append(item)
 
-    def _exceeds_memory(self, used_mb: int | None) -> bool:
+    def _exceeds_memory(self, used_mb: float | None) -> bool:
         """Lambda's limit: a process above its MemorySize is killed by the kernel, mid-work, without warning."""
         if used_mb is None or used_mb <= self.spec.memory_size:
             return False
