@@ -144,7 +144,7 @@ class WorkerProcess:
         self._results = os.fdopen(read_fd, "rb", buffering=0)
         self._result_buffer = b""
         self._init_ms: float | None = None
-        self._out_of_memory_mb: float | None = None
+        self._killed_for_memory = False
         self._output: queue.Queue[tuple[int, str] | None] = queue.Queue()
         threading.Thread(target=self._pump_output, name=f"{spec.name}-output", daemon=True).start()
 
@@ -198,7 +198,7 @@ class WorkerProcess:
         """Lambda's limit: a process above its MemorySize is killed by the kernel, mid-work, without warning."""
         if used_mb is None or used_mb <= self.spec.memory_size:
             return False
-        self._out_of_memory_mb = used_mb
+        self._killed_for_memory = True
         self.kill()
         return True
 
@@ -232,7 +232,7 @@ class WorkerProcess:
             duration_ms=(time.monotonic() - started) * 1000,
             init_ms=self._init_ms if cold else None,
             # What Lambda reports for a process it killed at the limit: all of its memory.
-            max_memory_mb=self.spec.memory_size if self._out_of_memory_mb else None,
+            max_memory_mb=self.spec.memory_size if self._killed_for_memory else None,
             output=output,
         )
 
