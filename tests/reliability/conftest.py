@@ -130,12 +130,21 @@ def report(line: str) -> None:
     print(f"\nRELIABILITY {line}")
 
 
+def function_log(aws: Aws, stack: str) -> list[str]:
+    return aws.log_messages(f"/aws/lambda/{stack}-ProcessOrderFunction")
+
+
+def died_invocations(messages: list[str]) -> int:
+    """Invocations whose process died under them (killed, crashed), as the runtime logs them."""
+    return sum(m == "Runtime.ExitError" for m in messages)
+
+
 def pipeline_state(aws: Aws, stack: str) -> str:
     """Where the orders are and how the function fared: what a timed-out wait reports."""
-    messages = aws.log_messages(f"/aws/lambda/{stack}-ProcessOrderFunction")
+    messages = function_log(aws, stack)
     outcomes = Counter(json.loads(m)["outcome"] for m in messages if m.startswith('{"event": "order"'))
     errors = {
-        "died": sum(m == "Runtime.ExitError" for m in messages),
+        "died": died_invocations(messages),
         "timed out": sum("Task timed out after" in m for m in messages),
     }
     return (

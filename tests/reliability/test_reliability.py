@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.e2e.conftest import ORDER, wait_for
-from tests.reliability.conftest import pipeline_state, report, table_ids
+from tests.reliability.conftest import died_invocations, function_log, pipeline_state, report, table_ids
 
 pytestmark = pytest.mark.e2e
 FAST = ["--function-timeout", "1", "--visibility-timeout", "6", "--max-receive-count", "3"]
@@ -162,10 +162,10 @@ def test_duplicates_and_reordering_end_with_the_newest_version_once(cli, aws, st
 def test_function_processes_killed_mid_batch_lose_nothing(cli, aws, stack, embedded):
     cli("--stack", stack, "up", *FAST)
     count = 300
-    table, queue, group = f"{stack}-Orders", f"{stack}-OrderQueue", f"{stack}-ProcessOrderFunction"
+    table, queue = f"{stack}-Orders", f"{stack}-OrderQueue"
 
     def died() -> int:
-        return sum(m == "Runtime.ExitError" for m in aws.log_messages(f"/aws/lambda/{group}"))
+        return died_invocations(function_log(aws, stack))
 
     kills: list[int] = []
 
