@@ -1,18 +1,88 @@
 """Where moto differs from AWS in ways that matter to the pipeline, the embedded server behaves like AWS.
 
-Applied only inside the embedded AWS process; unit tests with mock_aws see moto as it is.
+Applied only inside the embedded AWS process; unit tests with mock_aws see moto as it is. Each patch is a debt on
+moto's internals: `check_targets()` proves at start-up that every target still has the shape the patch was written
+for (else one line names the moto version), `tests/unit/test_moto_patches.py` tests each patched behaviour
+in-process, and pyproject.toml pins the minor version they were tested with.
 """
 
 from __future__ import annotations
 
 import base64
+import inspect
 import json
+import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from orderflow.access import Principal, evaluate
+from orderflow.errors import OrderflowError
+
+log = logging.getLogger("orderflow.local")
+
+TESTED_MOTO = "5.2"
+SNS_SERVICE = Principal("Service", "sns.amazonaws.com")
+
 _applied = False
+# LastProcessingResult of each event source mapping (by UUID), as orderflow's pollers last saw it.
+_processing_results: dict[str, str] = {}
+# Deliveries SNS dropped because the queue policy refused them, by topic ARN (AWS: NumberOfNotificationsFailed).
+failed_deliveries: Counter[str] = Counter()
+
+
+def report_processing_result(uuid: str, result: str) -> None:
+    _processing_results[uuid] = result
+
+
+# (module, class, attribute, what the patch relies on: parameter names, or names the source must mention)
+_TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("moto.sqs.models", "Queue", "__init__", ("self._messages", "self.lambda_event_source_mappings")),
+    ("moto.sqs.models", "Queue", "_set_attributes", ("self", "attributes", "now")),
+    ("moto.sqs.models", "Queue", "delete_message", ("self", "receipt_handle")),
+    ("moto.sqs.models", "Queue", "policy", ()),
+    ("moto.sqs.models", "Message", "had_receipt_handle", ("self", "receipt_handle")),
+    ("moto.sqs.models", "SQSBackend", "is_message_valid_based_on_retention_period", ("self", "queue_name", "message")),
+    ("moto.sqs.models", "SQSBackend", "get_queue", ("self", "queue_name")),
+    ("moto.sns.models", "Subscription", "publish", ("self", "message", "message_id")),
+    ("moto.awslambda.models", "LambdaFunction", "invoke", ("self", "body", "request_headers", "response_headers")),
+    ("moto.awslambda.models", "EventSourceMapping", "get_configuration", ("self",)),
+    ("moto.sts.models", "STSBackend", "get_assumed_role_from_access_key", ("self", "access_key_id")),
+    ("moto.iam.models", "IAMBackend", "get_role_by_arn", ("self", "arn")),
+    ("moto.iam.models", "IAMBackend", "list_attached_role_policies", ("self", "role_name")),
+)
+
+
+def check_targets() -> None:
+    """Every patched or read moto internal still exists with the shape orderflow was written against."""
+    import importlib
+
+    from moto import __version__ as moto_version
+
+    for module_name, class_name, attribute, needs in _TARGETS:
+        problem = None
+        try:
+            target = getattr(getattr(importlib.import_module(module_name), class_name), attribute)
+        except (ImportError, AttributeError):
+            problem = "is missing"
+        else:
+            if needs and callable(target):
+                if needs[0].startswith("self."):
+                    source = inspect.getsource(target)
+                    absent = [n for n in needs if n not in source]
+                else:
+                    absent = [n for n in needs if n not in inspect.signature(target).parameters]
+                if absent:
+                    problem = f"no longer has {', '.join(absent)}"
+        if problem:
+            raise OrderflowError(
+                f"The embedded AWS was tested with moto {TESTED_MOTO}.x; in moto {moto_version} "
+                f"{module_name}.{class_name}.{attribute} {problem}: pip install 'moto[server]>={TESTED_MOTO},<5.3'"
+            )
+
+
 # Returns the running Lambda runtime's FunctionHost (or None while it is stopped); set by the embedded server.
 _function_host: Callable[[], Any] | None = None
 
@@ -26,6 +96,7 @@ def apply() -> None:
     global _applied
     if _applied:
         return
+    check_targets()
     from moto.sqs.models import Queue
 
     # moto invokes SQS-triggered functions itself, inside SendMessage/Publish: once, without retries, burning
@@ -46,7 +117,64 @@ def apply() -> None:
 
     _make_queue_operations_scale(Queue)
     _run_invocations_in_orderflows_runtime()
+    _deliver_only_what_the_queue_policy_allows()
+    _report_last_processing_result()
     _applied = True
+
+
+def queue_policy_allows_topic(queue_arn: str, topic_arn: str) -> bool:
+    """Would SQS accept SNS's SendMessage for this topic? Only if the queue policy allows it: SNS delivers as the
+    service principal sns.amazonaws.com, with the topic as aws:SourceArn and its owner as aws:SourceAccount."""
+    from moto.sqs.models import sqs_backends
+
+    _, _, _, region, account, name = queue_arn.split(":", 5)
+    policy = json.loads(sqs_backends[account][region].get_queue(name).policy or "{}")
+    context = {"aws:SourceArn": topic_arn, "aws:SourceAccount": topic_arn.split(":")[4]}
+    return evaluate([policy], "sqs:SendMessage", queue_arn, SNS_SERVICE, context) == "allow"
+
+
+def _deliver_only_what_the_queue_policy_allows() -> None:
+    """moto delivers SNS messages to a queue whatever its policy says; AWS drops them (and does not retry: a
+    permission refusal is a client-side error) unless the queue policy lets the topic send."""
+    from moto.sns.models import Subscription
+    from moto.sqs.exceptions import QueueDoesNotExist
+
+    original_publish = Subscription.publish
+
+    def publish(self, message, message_id, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.protocol == "sqs":
+            try:
+                allowed = queue_policy_allows_topic(self.endpoint, self.topic.arn)
+            except QueueDoesNotExist:
+                allowed = True  # moto's own handling of a missing queue applies
+            if not allowed:
+                failed_deliveries[self.topic.arn] += 1
+                log.warning(
+                    "SNS dropped message %s from %s to %s: the queue policy does not allow sns.amazonaws.com to "
+                    "call sqs:SendMessage for this topic",
+                    message_id,
+                    self.topic.arn,
+                    self.endpoint,
+                )
+                return None
+        return original_publish(self, message, message_id, *args, **kwargs)
+
+    Subscription.publish = publish
+
+
+def _report_last_processing_result() -> None:
+    """moto always answers LastProcessingResult null; AWS reports what the mapping's pollers last met."""
+    from moto.awslambda.models import EventSourceMapping
+
+    original = EventSourceMapping.get_configuration
+
+    def get_configuration(self):  # type: ignore[no-untyped-def]
+        configuration = original(self)
+        if self.uuid in _processing_results:
+            configuration["LastProcessingResult"] = _processing_results[self.uuid]
+        return configuration
+
+    EventSourceMapping.get_configuration = get_configuration
 
 
 class _VisibleMessages:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from orderflow.errors import OrderflowError
+from orderflow.local.roles import RolePolicies
 
 LOOPBACK = "127.0.0.1"
 
@@ -62,6 +63,8 @@ class EmbeddedAws:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.runtime: Any = None
+        self.roles = RolePolicies()
+        self.enforcement: Any = None
 
     @property
     def port(self) -> int:
@@ -73,16 +76,23 @@ class EmbeddedAws:
 
     def start(self) -> EmbeddedAws:
         _require_moto()
+        from moto.core import DEFAULT_ACCOUNT_ID
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
 
         from orderflow.local import moto_patches
+        from orderflow.local.enforcement import Enforcement
+        from orderflow.local.mapping_rules import MappingRules
 
         moto_patches.apply()
         moto_patches.route_invocations_to(lambda: self.runtime.host if self.runtime else None)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         try:
-            app = DomainDispatcherApplication(create_backend_app)
+            app = self.enforcement = Enforcement(
+                DomainDispatcherApplication(create_backend_app),
+                self.roles,
+                MappingRules(self.roles, default_account=lambda: DEFAULT_ACCOUNT_ID),
+            )
             self._server = make_server(
                 LOOPBACK, self.requested_port, self.wrap_app(app) if self.wrap_app else app, threaded=True
             )
@@ -104,8 +114,15 @@ class EmbeddedAws:
         from orderflow.local.runtime.service import LambdaRuntime
 
         if self.runtime is None:
+            from orderflow.local import moto_patches
+
             self.runtime = LambdaRuntime(
-                self.endpoint, deployed_code, regions_with_mappings, pollers_per_mapping=self.pollers_per_mapping
+                self.endpoint,
+                deployed_code,
+                regions_with_mappings,
+                lambda_may_assume=self.roles.lambda_may_assume,
+                report_processing_result=moto_patches.report_processing_result,
+                pollers_per_mapping=self.pollers_per_mapping,
             ).start()
 
     def stop_runtime(self) -> None:

@@ -1,14 +1,26 @@
 """What an AWS request on the wire is, and how an AWS error looks on the wire — for WSGI middleware around the
-embedded AWS (the benchmarks' call counter, the reliability suite's fault injection)."""
+embedded AWS (the role enforcement, the benchmarks' call counter, the reliability suite's fault injection)."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
 READ_PREFIXES = ("Get", "List", "Describe", "Head")
+# SigV4: "AWS4-HMAC-SHA256 Credential=AKID/20261127/us-east-1/dynamodb/aws4_request, SignedHeaders=…, Signature=…"
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/")
+
+
+def _body(environ: dict[str, Any]) -> bytes:
+    """The request body, left in place for the app to read again."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
 
 
 def operation_of(environ: dict[str, Any]) -> str | None:
@@ -21,13 +33,47 @@ def operation_of(environ: dict[str, Any]) -> str | None:
     if target:
         return target.rsplit(".", 1)[-1]
     if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length)
-        environ["wsgi.input"] = io.BytesIO(body)  # leave the body for the app
-        action = parse_qs(body.decode()).get("Action")
+        action = parse_qs(_body(environ).decode()).get("Action")
         if action:
             return action[0]
     return f"{environ.get('REQUEST_METHOD')} {path}"
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """Who calls what: the SigV4 credential scope (access key, region, signing service), the operation, and the
+    request's parameters (JSON body, query form, or REST JSON body)."""
+
+    access_key: str
+    region: str
+    service: str
+    operation: str
+    params: dict[str, Any] = field(default_factory=dict)
+    session_token: str | None = None
+
+    @property
+    def action(self) -> str:
+        return f"{self.service}:{self.operation}"
+
+
+def parse_request(environ: dict[str, Any]) -> SignedRequest | None:
+    """The signed request, or None for unsigned ones (moto's control API, presigned URLs)."""
+    match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    operation = operation_of(environ)
+    if match is None or operation is None:
+        return None
+    access_key, region, service = match.groups()
+    params: dict[str, Any] = {}
+    body = _body(environ)
+    if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        params = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
+    elif body[:1] == b"{":
+        try:
+            loaded = json.loads(body)
+        except ValueError:
+            loaded = None
+        params = loaded if isinstance(loaded, dict) else {}
+    return SignedRequest(access_key, region, service, operation, params, environ.get("HTTP_X_AMZ_SECURITY_TOKEN"))
 
 
 def is_read(operation: str) -> bool:
@@ -42,9 +88,10 @@ def error_response(
         body = json.dumps({"__type": code, "message": message}).encode()
         headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-query-error", f"{code};Sender")]
     elif environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        escaped = message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         body = (
-            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
-            "<RequestId>injected</RequestId></ErrorResponse>"
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{escaped}</Message></Error>"
+            "<RequestId>orderflow-local</RequestId></ErrorResponse>"
         ).encode()
         headers = [("Content-Type", "text/xml")]
     else:

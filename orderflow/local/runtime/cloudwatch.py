@@ -11,6 +11,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from orderflow.aws import error_code
+from orderflow.local.runtime.credentials import RoleCredentials
 from orderflow.local.runtime.worker import FunctionSpec, Invocation
 
 log = logging.getLogger("orderflow.local.runtime")
@@ -49,26 +51,38 @@ def report_lines(spec: FunctionSpec, invocation: Invocation, started_ms: int) ->
     return ordered
 
 
+# Log lines that never reach CloudWatch Logs on AWS either: the group is gone (Lambda creates one only with
+# logs:CreateLogGroup, which orderflow's role does not grant) or the role may not write to it.
+UNDELIVERABLE = {"ResourceNotFoundException", "AccessDeniedException"}
+
+# Where one invocation's lines go: region, log group, stream, and the execution role's credentials.
+_Destination = tuple[str, str, str, RoleCredentials]
+
+
 class LogWriter:
-    """Delivers log lines as Lambda does: asynchronously, in batches, to one stream per warm process (creating the
-    group if the stack did not). Batching keeps CloudWatch calls off the invocation's path."""
+    """Delivers log lines as Lambda does: asynchronously, in batches, to one stream per warm process, signed with
+    the function's execution role (so the role's logs permissions decide). Batching keeps CloudWatch calls off the
+    invocation's path. Lines that cannot be delivered are dropped and counted, never retried forever."""
 
     FLUSH_INTERVAL_SECONDS = 0.1
     MAX_EVENTS_PER_CALL = 1000
 
-    def __init__(self, logs_client: Callable[[str], Any]) -> None:
+    def __init__(self, logs_client: Callable[[str, RoleCredentials], Any]) -> None:
         self._client = logs_client
         self._streams: set[tuple[str, str, str]] = set()
-        self._pending: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
+        self._pending: dict[_Destination, list[tuple[int, str]]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = threading.Event()
+        self.dropped = 0
         self._thread = threading.Thread(target=self._deliver, name="log-writer", daemon=True)
         self._thread.start()
 
-    def write(self, spec: FunctionSpec, stream: str, invocation: Invocation, started_ms: int) -> None:
+    def write(
+        self, spec: FunctionSpec, stream: str, invocation: Invocation, started_ms: int, credentials: RoleCredentials
+    ) -> None:
         with self._lock:
-            self._pending.setdefault((spec.region, spec.log_group, stream), []).extend(
+            self._pending.setdefault((spec.region, spec.log_group, stream, credentials), []).extend(
                 report_lines(spec, invocation, started_ms)
             )
         self._wake.set()
@@ -86,31 +100,48 @@ class LogWriter:
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
-        for (region, group, stream), lines in pending.items():
-            logs = self._client(region)
-            self._ensure_stream(logs, region, group, stream)
-            latest, events = 0, []
-            for ts, line in lines:  # chronological across invocations too, as PutLogEvents requires
-                latest = max(latest, ts)
-                events.append({"timestamp": latest, "message": line})
-            for start in range(0, len(events), self.MAX_EVENTS_PER_CALL):
-                logs.put_log_events(
-                    logGroupName=group, logStreamName=stream, logEvents=events[start : start + self.MAX_EVENTS_PER_CALL]
+        for (region, group, stream, credentials), lines in pending.items():
+            try:
+                self._put(self._client(region, credentials), region, group, stream, lines)
+            except ClientError as e:
+                if error_code(e) not in UNDELIVERABLE:
+                    raise
+                self.dropped += len(lines)
+                log.warning(
+                    "dropped %d log line(s) for %s (%s): %s (%d dropped so far)",
+                    len(lines),
+                    group,
+                    stream,
+                    e.response.get("Error", {}).get("Message", error_code(e)),
+                    self.dropped,
                 )
 
-    def _ensure_stream(self, logs: Any, region: str, group: str, stream: str) -> None:
-        if (region, group, stream) in self._streams:
-            return
-        for create, kwargs in (
-            (logs.create_log_group, {"logGroupName": group}),
-            (logs.create_log_stream, {"logGroupName": group, "logStreamName": stream}),
-        ):
+    def _put(self, logs: Any, region: str, group: str, stream: str, lines: list[tuple[int, str]]) -> None:
+        try:
+            self._put_once(logs, region, group, stream, lines)
+        except ClientError as e:
+            if error_code(e) != "ResourceNotFoundException" or (region, group, stream) not in self._streams:
+                raise
+            # The stream was known, so its group was deleted and made again since (down, then up): a new stream.
+            self._streams.discard((region, group, stream))
+            self._put_once(logs, region, group, stream, lines)
+
+    def _put_once(self, logs: Any, region: str, group: str, stream: str, lines: list[tuple[int, str]]) -> None:
+        if (region, group, stream) not in self._streams:
             try:
-                create(**kwargs)
+                logs.create_log_stream(logGroupName=group, logStreamName=stream)
             except ClientError as e:
-                if e.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
+                if error_code(e) != "ResourceAlreadyExistsException":
                     raise
-        self._streams.add((region, group, stream))
+            self._streams.add((region, group, stream))
+        latest, events = 0, []
+        for ts, line in lines:  # chronological across invocations too, as PutLogEvents requires
+            latest = max(latest, ts)
+            events.append({"timestamp": latest, "message": line})
+        for start in range(0, len(events), self.MAX_EVENTS_PER_CALL):
+            logs.put_log_events(
+                logGroupName=group, logStreamName=stream, logEvents=events[start : start + self.MAX_EVENTS_PER_CALL]
+            )
 
     def close(self) -> None:
         """Deliver what is still pending, then stop."""

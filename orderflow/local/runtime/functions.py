@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orderflow.local.runtime.cloudwatch import LogWriter
+from orderflow.local.runtime.credentials import ExecutionRoles, RoleCredentials
 from orderflow.local.runtime.worker import FunctionSpec, Invocation, WorkerProcess
 
 # function ARN -> the zip bytes that were deployed (what CreateFunction / UpdateFunctionCode received).
@@ -38,8 +39,10 @@ class FunctionHost:
         lambda_client: Callable[[str], Any],
         log_writer: LogWriter,
         work_dir: Path,
+        roles: ExecutionRoles,
     ) -> None:
         self.endpoint = endpoint
+        self._roles = roles
         self._code_source = code_source
         self._lambda = lambda_client
         self._logs = log_writer
@@ -70,6 +73,7 @@ class FunctionHost:
             code_sha256=config["CodeSha256"],
             code_dir=code_dir,
             log_group=config.get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{config['FunctionName']}",
+            role=config["Role"],
         )
         self._specs[function_arn] = (time.monotonic(), spec)
         return spec
@@ -90,7 +94,12 @@ class FunctionHost:
             staging.rename(target)
         return target
 
-    def _acquire(self, spec: FunctionSpec) -> tuple[WorkerProcess, bool]:
+    def credentials(self, function_arn: str) -> RoleCredentials:
+        """The function's execution-role credentials (RoleNotAssumable when Lambda could not assume the role)."""
+        spec = self.spec(function_arn)
+        return self._roles.credentials(spec.role, spec.name, spec.region)
+
+    def _acquire(self, spec: FunctionSpec, credentials: RoleCredentials) -> tuple[WorkerProcess, bool]:
         stale: list[WorkerProcess] = []
         with self._lock:
             if self._closed:
@@ -99,7 +108,7 @@ class FunctionHost:
             worker = None
             while pool:
                 candidate = pool.pop()
-                if candidate.spec == spec and candidate.alive:
+                if candidate.spec == spec and candidate.credentials == credentials and candidate.alive:
                     worker = candidate
                     break
                 stale.append(candidate)
@@ -107,7 +116,7 @@ class FunctionHost:
             old.close()
         cold = worker is None
         if worker is None:
-            worker = WorkerProcess(spec, self.endpoint)
+            worker = WorkerProcess(spec, self.endpoint, credentials)
             self.cold_starts += 1
         with self._lock:
             self._busy.add(worker)
@@ -124,13 +133,15 @@ class FunctionHost:
 
     def invoke(self, function_arn: str, event: dict[str, Any]) -> Invocation:
         spec = self.spec(function_arn)
-        worker, _cold = self._acquire(spec)
+        credentials = self._roles.credentials(spec.role, spec.name, spec.region)
+        worker, _cold = self._acquire(spec, credentials)
         started_ms = int(time.time() * 1000)
         try:
             invocation = worker.invoke(event, str(uuid.uuid4()))
         finally:
             self._release(worker)
-        self._logs.write(spec, worker.log_stream, invocation, started_ms)
+        # Lambda delivers the function's logs with its execution role too.
+        self._logs.write(spec, worker.log_stream, invocation, started_ms, credentials)
         return invocation
 
     def worker_pids(self, busy_only: bool = False) -> list[int]:

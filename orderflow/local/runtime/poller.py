@@ -15,14 +15,34 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from orderflow.aws import is_not_found
+from orderflow.aws import error_code, is_not_found
 from orderflow.local.events import sqs_event
 from orderflow.local.runtime.batch import failed_message_ids
+from orderflow.local.runtime.credentials import RoleCredentials, RoleNotAssumable
 from orderflow.local.runtime.functions import FunctionHost, region_of
 
 log = logging.getLogger("orderflow.local.runtime")
 
 LONG_POLL_SECONDS = 1  # short enough that a disabled or deleted mapping stops within a second or two
+# How long a poller refused by the role waits before trying again (AWS keeps retrying while the mapping is enabled).
+REFUSED_RETRY_SECONDS = 1.0
+ACCESS_DENIED = {"AccessDenied", "AccessDeniedException"}
+# GetEventSourceMapping's LastProcessingResult, as orderflow's poller last met it.
+OK = "OK"
+
+
+def receive_problem(function_name: str) -> str:
+    return (
+        f"PROBLEM: Lambda function {function_name} execution role does not have permissions to call "
+        "receiveMessage on SQS"
+    )
+
+
+def queue_url(endpoint: str, queue_arn: str) -> str:
+    """A queue's URL from its ARN, as Lambda's poller knows it without calling GetQueueUrl (which the execution
+    role need not allow): the embedded AWS serves queues at <endpoint>/<account>/<name>."""
+    _, _, _, _, account, name = queue_arn.split(":", 5)
+    return f"{endpoint}/{account}/{name}"
 
 
 @dataclass(frozen=True)
@@ -50,26 +70,44 @@ def mapping_config(mapping: dict[str, Any], max_pollers: int) -> MappingConfig:
 
 
 class QueuePoller(threading.Thread):
+    """One of a mapping's concurrent pollers. Every SQS call it makes is signed with the function's execution role,
+    as Lambda's pollers are, so a role without sqs:ReceiveMessage or sqs:DeleteMessage has AWS's consequences."""
+
     def __init__(
         self,
         config: Callable[[], MappingConfig],
-        sqs: Any,
+        sqs_client: Callable[[RoleCredentials], Any],
         host: FunctionHost,
         stop: threading.Event,
+        report: Callable[[str, str], None] = lambda uuid, result: None,
     ) -> None:
         initial = config()
         super().__init__(name=f"poller-{initial.uuid[:8]}", daemon=True)
         self._config = config
-        self._sqs = sqs
+        self._sqs_client = sqs_client
         self._host = host
         self._stopping = stop
-        self._queue_url: str | None = None
+        self._report = report
+        self._client: tuple[RoleCredentials, Any] | None = None
 
     def _url(self, queue_arn: str) -> str:
-        if self._queue_url is None:
-            _, _, _, _, account, name = queue_arn.split(":", 5)
-            self._queue_url = self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-        return self._queue_url
+        return queue_url(self._host.endpoint, queue_arn)
+
+    @property
+    def _sqs(self) -> Any:
+        assert self._client is not None
+        return self._client[1]
+
+    def _use_role(self, function_arn: str) -> None:
+        """A client signed with the function's current role credentials (new ones when the role changed)."""
+        credentials = self._host.credentials(function_arn)
+        if self._client is None or self._client[0] != credentials:
+            self._client = (credentials, self._sqs_client(credentials))
+
+    def _refused(self, uuid: str, problem: str) -> None:
+        self._report(uuid, problem)
+        log.info("poller %s: %s", self.name, problem)
+        self._stopping.wait(REFUSED_RETRY_SECONDS)
 
     def run(self) -> None:
         while not self._stopping.is_set():
@@ -82,13 +120,11 @@ class QueuePoller(threading.Thread):
                 # within a sync interval), so it is not worth a warning on the user's terminal.
                 level = logging.INFO if is_not_found(e) else logging.WARNING
                 log.log(level, "poller %s: %s; retrying in 1 s", self.name, e)
-                self._queue_url = None
                 self._stopping.wait(1.0)
             except Exception:  # outlive any single failure, as Lambda does
                 if self._stopping.is_set():
                     break
                 log.exception("poller %s: batch failed; retrying in 1 s", self.name)
-                self._queue_url = None
                 self._stopping.wait(1.0)
 
     def _gather(self, config: MappingConfig) -> list[dict[str, Any]]:
@@ -119,27 +155,54 @@ class QueuePoller(threading.Thread):
 
     def poll_once(self) -> None:
         config = self._config()
-        messages = self._gather(config)
+        try:
+            self._use_role(config.function_arn)
+            messages = self._gather(config)
+        except RoleNotAssumable as e:
+            self._refused(config.uuid, f"PROBLEM: {e}")
+            return
+        except ClientError as e:
+            if error_code(e) not in ACCESS_DENIED:
+                raise
+            self._refused(config.uuid, receive_problem(config.function_arn.rsplit(":", 1)[-1]))
+            return
         if not messages:
             return
         if self._stopping.is_set():
             # Stopped while receiving: hand the messages straight back rather than after the visibility timeout.
-            self._sqs.change_message_visibility_batch(
-                QueueUrl=self._url(config.queue_arn),
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                    for i, m in enumerate(messages)
-                ],
-            )
+            try:
+                self._sqs.change_message_visibility_batch(
+                    QueueUrl=self._url(config.queue_arn),
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                        for i, m in enumerate(messages)
+                    ],
+                )
+            except ClientError as e:  # a role without sqs:ChangeMessageVisibility: they return after the timeout
+                log.info("poller %s: could not hand back %d message(s): %s", self.name, len(messages), e)
             return
         event = sqs_event(messages, config.queue_arn, region_of(config.queue_arn))
-        invocation = self._host.invoke(config.function_arn, event)
+        try:
+            invocation = self._host.invoke(config.function_arn, event)
+        except RoleNotAssumable as e:  # the trust policy changed since the receive: the messages return later
+            self._refused(config.uuid, f"PROBLEM: {e}")
+            return
         ids = [m["MessageId"] for m in messages]
         failed = failed_message_ids(invocation.succeeded, invocation.payload, ids, config.report_item_failures)
         done = [m for m in messages if m["MessageId"] not in failed]
-        for start in range(0, len(done), 10):
-            chunk = done[start : start + 10]
-            self._sqs.delete_message_batch(
-                QueueUrl=self._url(config.queue_arn),
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
-            )
+        try:
+            for start in range(0, len(done), 10):
+                chunk = done[start : start + 10]
+                self._sqs.delete_message_batch(
+                    QueueUrl=self._url(config.queue_arn),
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+                )
+        except ClientError as e:
+            if error_code(e) not in ACCESS_DENIED:
+                raise
+            # Processed but never deleted: the messages come back after the visibility timeout, and SQS's redrive
+            # finally moves them to the DLQ — what AWS does to a role without sqs:DeleteMessage.
+            log.warning("poller %s: could not delete %d processed message(s): %s", self.name, len(done), e)
+            self._report(config.uuid, f"PROBLEM: {e.response.get('Error', {}).get('Message', error_code(e))}")
+            return
+        self._report(config.uuid, OK)

@@ -16,6 +16,7 @@ from typing import Any
 
 from orderflow.aws import connect
 from orderflow.local.runtime.cloudwatch import LogWriter
+from orderflow.local.runtime.credentials import ExecutionRoles, RoleCredentials
 from orderflow.local.runtime.functions import CodeSource, FunctionHost
 from orderflow.local.runtime.poller import MappingConfig, QueuePoller, mapping_config
 from orderflow.local.state import LOCAL_CREDENTIALS
@@ -40,37 +41,45 @@ class LambdaRuntime:
         endpoint: str,
         code_source: CodeSource,
         regions: Callable[[], Iterable[str]],
+        lambda_may_assume: Callable[[str], bool],
+        report_processing_result: Callable[[str, str], None] = lambda uuid, result: None,
         pollers_per_mapping: int = DEFAULT_POLLERS_PER_MAPPING,
         sync_interval: float = 0.5,
         work_dir: Path | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._report = report_processing_result
         self._regions = regions
         self._pollers_per_mapping = pollers_per_mapping
         self._sync_interval = sync_interval
         self._clients: dict[tuple[str, str], Any] = {}
         self._clients_lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="orderflow-lambda-") if work_dir is None else None
-        self._log_writer = LogWriter(lambda region: self.client("logs", region))
+        self._log_writer = LogWriter(lambda region, credentials: self.client("logs", region, credentials))
         self.host = FunctionHost(
             endpoint,
             code_source,
             lambda region: self.client("lambda", region),
             self._log_writer,
             work_dir or Path(self._tmp.name),
+            ExecutionRoles(lambda region: self.client("sts", region), lambda_may_assume),
         )
         self._mappings: dict[str, _Mapping] = {}
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="mapping-watcher", daemon=True)
 
-    def client(self, service: str, region: str) -> Any:
+    def client(self, service: str, region: str, credentials: RoleCredentials | None = None) -> Any:
+        """A shared client: the runtime's own (unrestricted, as the Lambda service is) or, with `credentials`, one
+        signed with a function's execution role."""
         with self._clients_lock:
-            key = (service, region)
+            key = (service, region, credentials.access_key_id if credentials else "")
             if key not in self._clients:
-                self._clients[key] = connect(region, endpoint_url=self.endpoint, credentials=LOCAL_CREDENTIALS).client(
-                    service
-                )
+                self._clients[key] = self._connect(region, credentials).client(service)
             return self._clients[key]
+
+    def _connect(self, region: str, credentials: RoleCredentials | None) -> Any:
+        arguments = credentials.client_arguments() if credentials else LOCAL_CREDENTIALS
+        return connect(region, endpoint_url=self.endpoint, credentials=arguments)
 
     def start(self) -> LambdaRuntime:
         self._thread.start()
@@ -115,9 +124,14 @@ class LambdaRuntime:
         mapping = _Mapping(config)
         region = config.queue_arn.split(":")[3]
         for _ in range(config.concurrency):
-            # One client per poller: each holds its own connection for its long polls.
-            sqs = connect(region, endpoint_url=self.endpoint, credentials=LOCAL_CREDENTIALS).client("sqs")
-            poller = QueuePoller(lambda m=mapping: m.config, sqs, self.host, mapping.stop)
+            # One client per poller (each holds its own connection for its long polls), signed with the role.
+            poller = QueuePoller(
+                lambda m=mapping: m.config,
+                lambda credentials: self._connect(region, credentials).client("sqs"),
+                self.host,
+                mapping.stop,
+                self._report,
+            )
             mapping.pollers.append(poller)
             poller.start()
         self._mappings[config.uuid] = mapping

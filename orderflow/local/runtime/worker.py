@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from orderflow.local.runtime.bootstrap import SENTINEL
+from orderflow.local.runtime.credentials import RoleCredentials
 
 BOOTSTRAP = Path(__file__).resolve().parent / "bootstrap.py"
 # Lambda gives a function's initialisation (module import) its own 10 s, apart from the function timeout.
@@ -68,6 +69,7 @@ class FunctionSpec:
     code_sha256: str
     code_dir: Path
     log_group: str
+    role: str = ""
 
 
 @dataclass
@@ -87,10 +89,12 @@ def new_log_stream_name() -> str:
     return f"{datetime.now(timezone.utc):%Y/%m/%d}/[$LATEST]{secrets.token_hex(16)}"
 
 
-def function_environment(spec: FunctionSpec, endpoint: str, log_stream: str) -> dict[str, str]:
-    """The variables Lambda sets, the function's own, and dummy credentials for the embedded endpoint.
+def function_environment(
+    spec: FunctionSpec, endpoint: str, log_stream: str, credentials: RoleCredentials
+) -> dict[str, str]:
+    """The variables Lambda sets, the function's own, and its execution role's credentials.
 
-    Nothing is inherited from the runtime's own environment: real credentials never reach the function.
+    Nothing is inherited from the runtime's own environment: the caller's credentials never reach the function.
     """
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -107,9 +111,7 @@ def function_environment(spec: FunctionSpec, endpoint: str, log_stream: str) -> 
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
         "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
         "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
-        "AWS_ACCESS_KEY_ID": "orderflow-local",
-        "AWS_SECRET_ACCESS_KEY": "orderflow-local",
-        "AWS_SESSION_TOKEN": "orderflow-local",
+        **credentials.environment(),
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
@@ -123,8 +125,9 @@ def function_environment(spec: FunctionSpec, endpoint: str, log_stream: str) -> 
 
 
 class WorkerProcess:
-    def __init__(self, spec: FunctionSpec, endpoint: str) -> None:
+    def __init__(self, spec: FunctionSpec, endpoint: str, credentials: RoleCredentials) -> None:
         self.spec = spec
+        self.credentials = credentials
         self.log_stream = new_log_stream_name()
         self.invocations = 0
         read_fd, write_fd = os.pipe()
@@ -134,7 +137,10 @@ class WorkerProcess:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                env={**function_environment(spec, endpoint, self.log_stream), "_ORDERFLOW_RESULT_FD": str(write_fd)},
+                env={
+                    **function_environment(spec, endpoint, self.log_stream, credentials),
+                    "_ORDERFLOW_RESULT_FD": str(write_fd),
+                },
                 pass_fds=(write_fd,),
                 cwd=spec.code_dir,
                 start_new_session=True,  # a signal to the runtime's terminal never reaches the function

@@ -1,0 +1,122 @@
+"""What Lambda refuses when an SQS event source mapping is created or changed, and why.
+
+`refusal` is the rule book, pure; `MappingRules` reads the function, queue and role it needs from moto's backends
+in-process (the embedded AWS's own state) and is called by the enforcement middleware before moto sees the request.
+Messages are AWS's own (docs/fidelity.md lists their sources).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from orderflow.local.roles import RolePolicies
+
+INVALID = "InvalidParameterValueException"
+# The permissions Lambda checks on the execution role for an SQS source, in the order it names them.
+POLLER_ACTIONS = ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
+
+
+@dataclass(frozen=True)
+class MappingRequest:
+    """What the rules need to know about a mapping about to exist."""
+
+    batch_size: int
+    batching_window: int
+    queue_visibility_timeout: int | None  # None: the queue was not found (moto answers that itself)
+    function_timeout: int | None  # None: the function was not found
+    role_assumable: bool
+    missing_poller_action: str | None  # the first of POLLER_ACTIONS the role may not call on the queue
+
+
+def refusal(request: MappingRequest) -> tuple[str, str] | None:
+    """(error code, message) when Lambda would refuse this mapping, else None."""
+    if request.batch_size > 10 and request.batching_window < 1:
+        return (
+            INVALID,
+            "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10",
+        )
+    if request.function_timeout is None or request.queue_visibility_timeout is None:
+        return None
+    if not request.role_assumable:
+        return INVALID, "The role defined for the function cannot be assumed by Lambda."
+    if request.missing_poller_action:
+        return INVALID, (
+            f"The provided execution role does not have permissions to call {request.missing_poller_action} on SQS"
+        )
+    if request.queue_visibility_timeout < request.function_timeout:
+        return INVALID, (
+            f"Queue visibility timeout: {request.queue_visibility_timeout} seconds is less than Function timeout: "
+            f"{request.function_timeout} seconds"
+        )
+    return None
+
+
+def missing_poller_action(roles: RolePolicies, role_arn: str, queue_arn: str) -> str | None:
+    return next(
+        (a for a in POLLER_ACTIONS if roles.decide(role_arn, f"sqs:{a}", queue_arn) != "allow"),
+        None,
+    )
+
+
+class MappingRules:
+    """Reads the embedded AWS's state for `refusal`. Only SQS sources are judged; anything else passes to moto."""
+
+    def __init__(self, roles: RolePolicies, default_account: Callable[[], str]) -> None:
+        self.roles = roles
+        self.default_account = default_account
+
+    def __call__(self, region: str, uuid: str, params: dict[str, Any]) -> tuple[str, str] | None:
+        from moto.awslambda.models import lambda_backends
+
+        account = self.default_account()
+        backend = lambda_backends[account][region]
+        current = backend.get_event_source_mapping(uuid) if uuid else None
+        if uuid and current is None:
+            return None  # moto answers ResourceNotFoundException
+        queue_arn = params.get("EventSourceArn") or (current.event_source_arn if current else "")
+        if not str(queue_arn).startswith("arn:") or str(queue_arn).split(":")[2] != "sqs":
+            return None
+        batch_size = params.get("BatchSize", current.batch_size if current else 10)
+        window = params.get("MaximumBatchingWindowInSeconds", (current.max_batch_window if current else 0) or 0)
+        function_name = params.get("FunctionName") or (current.function_arn if current else None)
+        if uuid and "FunctionName" not in params:
+            # Changing batch settings only: Lambda checks the parameters, not the role or the queue again.
+            return refusal(MappingRequest(int(batch_size or 10), int(window or 0), None, None, True, None))
+        function = self._function(backend, function_name)
+        queue_timeout = self._visibility_timeout(queue_arn)
+        if function is None:
+            return refusal(MappingRequest(int(batch_size or 10), int(window or 0), queue_timeout, None, True, None))
+        return refusal(
+            MappingRequest(
+                batch_size=int(batch_size or 10),
+                batching_window=int(window or 0),
+                queue_visibility_timeout=queue_timeout,
+                function_timeout=int(function.timeout),
+                role_assumable=self.roles.lambda_may_assume(function.role),
+                missing_poller_action=missing_poller_action(self.roles, function.role, queue_arn),
+            )
+        )
+
+    @staticmethod
+    def _function(backend: Any, name: str | None) -> Any:
+        from moto.awslambda.exceptions import UnknownFunctionException
+
+        if not name:
+            return None
+        try:
+            return backend.get_function(name)
+        except UnknownFunctionException:
+            return None
+
+    @staticmethod
+    def _visibility_timeout(queue_arn: str) -> int | None:
+        from moto.sqs.exceptions import QueueDoesNotExist
+        from moto.sqs.models import sqs_backends
+
+        _, _, _, region, account, name = queue_arn.split(":", 5)
+        try:
+            return int(sqs_backends[account][region].get_queue(name).visibility_timeout)
+        except QueueDoesNotExist:
+            return None
