@@ -177,3 +177,19 @@ def denial_message(caller_arn: str, action: str, resource: str, decision: Decisi
         else f"because no identity-based policy allows the {action} action"
     )
     return f"User: {caller_arn} is not authorized to perform: {action} on resource: {resource} {why}"
+
+
+LAMBDA_SERVICE = Principal("Service", "lambda.amazonaws.com")
+SNS_SERVICE = Principal("Service", "sns.amazonaws.com")
+
+
+def lambda_may_assume(trust: Mapping[str, Any] | None, role_arn: str) -> bool:
+    """Does the role's trust policy let Lambda assume it (as it must, to run a function with it)?"""
+    return evaluate([trust], "sts:AssumeRole", role_arn, LAMBDA_SERVICE) == "allow"
+
+
+def topic_may_send(policy: Mapping[str, Any] | None, queue_arn: str, topic_arn: str) -> bool:
+    """Would SQS accept SNS's delivery from this topic? SNS sends as the service principal sns.amazonaws.com, with
+    the topic as aws:SourceArn and its owner as aws:SourceAccount; only the queue policy can allow that."""
+    context = {"aws:SourceArn": topic_arn, "aws:SourceAccount": topic_arn.split(":")[4]}
+    return evaluate([policy], "sqs:SendMessage", queue_arn, SNS_SERVICE, context) == "allow"

@@ -13,11 +13,11 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from orderflow.access import topic_may_send
 from orderflow.aws import Aws
-from orderflow.flow import dlq
+from orderflow.flow import dlq, permissions
 from orderflow.flow.logs import LogEvent, fetch_events, quoted
 from orderflow.flow.publish import Published
-from orderflow.provision import policies
 from orderflow.provision.base import Context
 from orderflow.provision.queues import OrderQueue, parse_redrive
 from orderflow.provision.subscription import Subscription
@@ -112,10 +112,8 @@ def check_wiring(ctx: Context) -> Check:
         return Check("wiring", False, "the topic has no subscription for the queue", "run `orderflow up`")
     if not str(subscription.get("SubscriptionArn", "")).startswith("arn:"):
         return Check("wiring", False, "the subscription is pending confirmation", "run `orderflow up`")
-    expected = policies.topic_send_statement(
-        ctx.arns.queue(ctx.config.queue_name), ctx.arns.topic(ctx.config.topic_name)
-    )
-    if policies.our_statement(wiring.state["policy"]) != expected:
+    queue_arn, topic_arn = ctx.arns.queue(ctx.config.queue_name), ctx.arns.topic(ctx.config.topic_name)
+    if not topic_may_send(wiring.state["policy"], queue_arn, topic_arn):
         return Check(
             "wiring",
             False,
@@ -164,6 +162,12 @@ class _Evidence:
     def rejected(self) -> list[dict[str, Any]]:
         return [r for r in self.records if r.get("outcome") in ("invalid", "error")]
 
+    @property
+    def refused_writes(self) -> list[dict[str, Any]]:
+        """Records the handler could not write because DynamoDB refused (AccessDenied, throttling, …): the
+        invocation ran; the DynamoDB hop is the broken one."""
+        return [r for r in self.rejected if str(r.get("reason", "")).startswith("DynamoDB:")]
+
 
 def _gather(aws: Aws, config: StackConfig, order_id: str, published: Published | None) -> _Evidence:
     start_ms = (published.published_ms if published else int(time.time() * 1000) - 3_600_000) - CLOCK_SKEW_MS
@@ -172,21 +176,22 @@ def _gather(aws: Aws, config: StackConfig, order_id: str, published: Published |
     if published:
         records = [r for r in records if r.get("snsMessageId") == published.message_id]
     evidence = _Evidence(order_id, published, events, records)
-    request_id = evidence.done[0].get("requestId") if evidence.done else None
+    ran = evidence.done or evidence.refused_writes
+    request_id = ran[0].get("requestId") if ran else None
     if request_id:
         evidence.invocation = fetch_events(aws, config, start_ms, pattern=quoted(request_id))
     return evidence
 
 
-def _check_sqs(ev: _Evidence, not_consumed: str | None, ctx: Context) -> Check:
+def _check_sqs(ev: _Evidence, blocked: str | None, ctx: Context) -> Check:
     """The handler's line ties the SNS MessageId to an SQS messageId."""
     if ev.records:
         r = (ev.done or ev.records)[0]
         via = f"SNS message {r['snsMessageId']} arrived as " if r.get("snsMessageId") else ""
         return Check("sqs", True, f"{via}SQS message {r.get('sqsMessageId')} (attempt {r.get('attempt', '?')})")
-    if not_consumed:
+    if blocked:
         waiting = queue_depth(ctx)
-        return Check("sqs", None, f"unproven: {waiting} message(s) wait in {ctx.config.queue_name}, unconsumed")
+        return Check("sqs", None, f"unproven: {waiting} message(s) in {ctx.config.queue_name}; {blocked}")
     if ev.published:
         return Check(
             "sqs",
@@ -197,18 +202,31 @@ def _check_sqs(ev: _Evidence, not_consumed: str | None, ctx: Context) -> Check:
     return Check("sqs", None, UNCHECKED)
 
 
-def _check_lambda(ev: _Evidence, not_consumed: str | None) -> Check:
-    """An invocation processed it: START and END around the handler's line."""
-    if ev.done:
-        request_id, outcome = ev.done[0].get("requestId", ""), ev.done[0]["outcome"]
-        lines = [e.message for e in ev.invocation]
-        started = any(m.startswith(f"START RequestId: {request_id}") for m in lines)
-        ended = any(m.startswith(f"END RequestId: {request_id}") for m in lines)
-        report = next((m for m in lines if m.startswith(f"REPORT RequestId: {request_id}")), "")
-        duration = report.split("Duration: ", 1)[1].split("\t", 1)[0] if "Duration: " in report else "?"
-        if started and ended:
-            return Check("lambda", True, f"invocation {request_id}: START … END, outcome {outcome}, {duration}")
-        return Check("lambda", False, f"outcome {outcome} but no START/END for {request_id}")
+def _invocation_check(ev: _Evidence, record: dict[str, Any]) -> Check:
+    """START and END around the handler's line for this order."""
+    request_id, outcome = record.get("requestId", ""), record["outcome"]
+    lines = [e.message for e in ev.invocation]
+    started = any(m.startswith(f"START RequestId: {request_id}") for m in lines)
+    ended = any(m.startswith(f"END RequestId: {request_id}") for m in lines)
+    report = next((m for m in lines if m.startswith(f"REPORT RequestId: {request_id}")), "")
+    duration = report.split("Duration: ", 1)[1].split("\t", 1)[0] if "Duration: " in report else "?"
+    if started and ended:
+        return Check("lambda", True, f"invocation {request_id}: START … END, outcome {outcome}, {duration}")
+    return Check("lambda", False, f"outcome {outcome} but no START/END for {request_id}")
+
+
+def _static_failure(hop: str, found: list[permissions.Problem]) -> Check:
+    return Check(hop, False, "; ".join(p.evidence for p in found), found[0].hint)
+
+
+def _check_lambda(
+    ev: _Evidence, not_consumed: str | None, static: list[permissions.Problem], logs_blocked: str | None
+) -> Check:
+    """An invocation processed it — and nothing in the function or its role keeps the next one from working."""
+    if static:
+        return _static_failure("lambda", static)
+    if ev.done or ev.refused_writes:
+        return _invocation_check(ev, (ev.done or ev.refused_writes)[0])
     if ev.rejected:
         r = ev.rejected[-1]
         return Check(
@@ -218,15 +236,21 @@ def _check_lambda(ev: _Evidence, not_consumed: str | None) -> Check:
             "it is retried and moves to the DLQ after maxReceiveCount (`orderflow dlq show`)",
         )
     if not_consumed:
-        return Check("lambda", False, not_consumed, "mapping disabled: run `orderflow up` to enable it")
+        return Check("lambda", False, not_consumed, "run `orderflow up` to create or enable the mapping")
+    if logs_blocked:
+        return Check("lambda", None, f"unproven: {logs_blocked}")
     if ev.published:
         return Check("lambda", False, "no invocation has processed it yet", "see `orderflow logs`")
     return Check("lambda", None, UNCHECKED)
 
 
-def _check_dynamodb(ev: _Evidence, item: dict[str, Any] | None, table: str) -> Check:
+def _check_dynamodb(ev: _Evidence, item: dict[str, Any] | None, table: str, static: list[permissions.Problem]) -> Check:
     """The item, by consistent read, equals what was published."""
     if item is None:
+        if static:
+            return _static_failure("dynamodb", static)
+        if ev.refused_writes:
+            return Check("dynamodb", False, f"DynamoDB refused the write: {ev.refused_writes[-1].get('reason', '')}")
         return Check("dynamodb", False, f"no item {ev.order_id!r} in table {table}", "was it published?")
     if ev.published is None:
         return Check(
@@ -237,12 +261,16 @@ def _check_dynamodb(ev: _Evidence, item: dict[str, Any] | None, table: str) -> C
     if differing:
         detail = ", ".join(f"{k}: {item.get(k)!r} != {order[k]!r}" for k in differing)
         return Check("dynamodb", False, f"item differs from the published order: {detail}")
+    if static:
+        return _static_failure("dynamodb", static)
     return Check("dynamodb", True, f"item matches the published order field by field ({len(order)} fields)")
 
 
-def _check_logs(ev: _Evidence, log_group: str) -> Check:
+def _check_logs(ev: _Evidence, log_group: str, static: list[permissions.Problem]) -> Check:
     """The invocation's lines are stored in the function's log group."""
-    if ev.done and ev.invocation:
+    if static:
+        return _static_failure("logs", static)
+    if ev.invocation and (ev.done or ev.refused_writes):
         stored = ev.events + ev.invocation
         streams = ", ".join(sorted({e.stream for e in stored}))
         return Check("logs", True, f"{len(stored)} line(s) in {log_group} ({streams})")
@@ -254,16 +282,24 @@ def _check_logs(ev: _Evidence, log_group: str) -> Check:
 def _evaluate(ctx: Context, order_id: str, published: Published | None) -> list[Check]:
     with ctx.observation():
         wiring = check_wiring(ctx)
+        static: dict[str, list[permissions.Problem]] = {}
+        for problem in permissions.problems(ctx):
+            static.setdefault(problem.hop, []).append(problem)
     ev = _gather(ctx.aws, ctx.config, order_id, published)
     # The mapping turns queued messages into invocations: when it is off, the Lambda hop is the broken one and the
-    # SQS hop cannot be proven (only consuming a message would show it is ours).
+    # SQS hop cannot be proven (only consuming a message would show it is ours). The SQS and Lambda hops are proven
+    # from the function's log lines: when those cannot be written, they are unproven, and the Logs hop is broken.
     not_consumed = None if ev.records else mapping_problem(ctx)
+    logs_blocked = "the function's log lines cannot reach CloudWatch Logs" if static.get("logs") else None
+    lambda_blocked = static["lambda"][0].evidence if static.get("lambda") else None
     return [
         wiring,
-        _check_sqs(ev, not_consumed, ctx),
-        _check_lambda(ev, not_consumed),
-        _check_dynamodb(ev, stored_order(ctx.aws, ctx.config, order_id), ctx.config.table_name),
-        _check_logs(ev, ctx.config.log_group_name),
+        _check_sqs(ev, not_consumed or lambda_blocked or logs_blocked, ctx),
+        _check_lambda(ev, not_consumed, static.get("lambda", []), logs_blocked),
+        _check_dynamodb(
+            ev, stored_order(ctx.aws, ctx.config, order_id), ctx.config.table_name, static.get("dynamodb", [])
+        ),
+        _check_logs(ev, ctx.config.log_group_name, static.get("logs", [])),
     ]
 
 

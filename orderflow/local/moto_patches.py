@@ -18,13 +18,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from orderflow.access import Principal, evaluate
+from orderflow.access import topic_may_send
 from orderflow.errors import OrderflowError
 
 log = logging.getLogger("orderflow.local")
 
 TESTED_MOTO = "5.2"
-SNS_SERVICE = Principal("Service", "sns.amazonaws.com")
 
 _applied = False
 # LastProcessingResult of each event source mapping (by UUID), as orderflow's pollers last saw it.
@@ -123,14 +122,12 @@ def apply() -> None:
 
 
 def queue_policy_allows_topic(queue_arn: str, topic_arn: str) -> bool:
-    """Would SQS accept SNS's SendMessage for this topic? Only if the queue policy allows it: SNS delivers as the
-    service principal sns.amazonaws.com, with the topic as aws:SourceArn and its owner as aws:SourceAccount."""
     from moto.sqs.models import sqs_backends
 
     _, _, _, region, account, name = queue_arn.split(":", 5)
-    policy = json.loads(sqs_backends[account][region].get_queue(name).policy or "{}")
-    context = {"aws:SourceArn": topic_arn, "aws:SourceAccount": topic_arn.split(":")[4]}
-    return evaluate([policy], "sqs:SendMessage", queue_arn, SNS_SERVICE, context) == "allow"
+    return topic_may_send(
+        json.loads(sqs_backends[account][region].get_queue(name).policy or "{}"), queue_arn, topic_arn
+    )
 
 
 def _deliver_only_what_the_queue_policy_allows() -> None:

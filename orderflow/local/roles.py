@@ -13,9 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orderflow.access import Decision, Principal, evaluate
-
-LAMBDA_SERVICE = Principal("Service", "lambda.amazonaws.com")
+from orderflow.access import Decision, evaluate, lambda_may_assume
 
 
 @dataclass(frozen=True)
@@ -122,4 +120,4 @@ class RolePolicies:
 
     def lambda_may_assume(self, role_arn: str) -> bool:
         trust = self.trust(role_arn)
-        return trust is not None and evaluate([trust], "sts:AssumeRole", role_arn, LAMBDA_SERVICE) == "allow"
+        return trust is not None and lambda_may_assume(trust, role_arn)

@@ -7,6 +7,7 @@ deliberately not copied.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from orderflow.arns import Arns
@@ -43,6 +44,35 @@ def function_inline_policies(config: StackConfig, arns: Arns) -> dict[str, dict[
             ["logs:CreateLogStream", "logs:PutLogEvents"], arns.log_streams(config.log_group_name)
         ),
     }
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One thing the execution role must allow, the hop of the pipeline that breaks without it, and how."""
+
+    hop: str
+    action: str
+    resource: str
+    without: str
+
+    @property
+    def short_resource(self) -> str:
+        """`table/Orders`, `OrderQueue`, `log-group:/aws/lambda/…`: the part a reader recognises."""
+        return self.resource.split(":", 5)[-1].split(":log-stream:")[0]
+
+
+def required_permissions(config: StackConfig, arns: Arns) -> list[Permission]:
+    """What the function's role must be allowed, on concrete ARNs (a log stream stands for any of the group's)."""
+    queue = arns.queue(config.queue_name)
+    stream = f"{arns.log_group(config.log_group_name)}:log-stream:any"
+    return [
+        Permission("lambda", "sqs:ReceiveMessage", queue, "the trigger cannot receive: orders wait in the queue"),
+        Permission("lambda", "sqs:DeleteMessage", queue, "processed orders are never deleted and end in the DLQ"),
+        Permission("lambda", "sqs:GetQueueAttributes", queue, "Lambda refuses to create the trigger"),
+        Permission("dynamodb", "dynamodb:PutItem", arns.table(config.table_name), "no order can be written"),
+        Permission("logs", "logs:CreateLogStream", stream, "the function's log lines never reach CloudWatch Logs"),
+        Permission("logs", "logs:PutLogEvents", stream, "the function's log lines never reach CloudWatch Logs"),
+    ]
 
 
 def topic_send_statement(queue_arn: str, topic_arn: str) -> dict[str, Any]:

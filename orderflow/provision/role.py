@@ -17,6 +17,20 @@ def _as_dict(document: dict | str) -> dict:
     return json.loads(document) if isinstance(document, str) else document
 
 
+def attached_policy_documents(ctx: Context, role_name: str) -> list[dict]:
+    """The default versions of the managed policies attached to a role (someone may have attached one by hand)."""
+    iam = ctx.client("iam")
+    documents = []
+    for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
+        for attached in page["AttachedPolicies"]:
+            arn = attached["PolicyArn"]
+            version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+            documents.append(
+                _as_dict(iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"])
+            )
+    return documents
+
+
 class Role(Resource):
     key = "role"
     kind = "IAM role"

@@ -55,7 +55,7 @@ def test_verify_with_the_mapping_disabled_names_the_lambda_hop(cli, aws, stack):
     code, report, stderr = _verify(cli, stack, "--timeout", "3")
     assert code == 1
     first = next(c for c in report["checks"] if c["passed"] is False)
-    assert first["hop"] == "lambda" and "mapping disabled" in first["hint"]
+    assert first["hop"] == "lambda" and "create or enable the mapping" in first["hint"]
     assert "hop 'lambda' is broken" in stderr
 
 

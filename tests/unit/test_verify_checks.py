@@ -106,7 +106,7 @@ def test_a_disabled_mapping_fails_the_lambda_hop_not_sqs(stack):
     published = _publish(stack)
     report = verify(stack.aws, stack.config, published.order_id, published, timeout=0, sleep=_no_sleep)
     assert report.checks[1].passed is None and report.first_failure.hop == "lambda"
-    assert "mapping disabled" in report.first_failure.hint
+    assert "create or enable the mapping" in report.first_failure.hint
 
 
 def test_a_missing_queue_policy_fails_the_wiring(stack):
