@@ -99,6 +99,7 @@ def test_the_function_runs_deployed_code_warm_with_lambda_context_and_environmen
     function = f"{stack}-ProcessOrderFunction"
     probe = (
         "import json, os\n"
+        "import boto3\n"
         "print('INIT', os.getpid())\n"
         "def lambda_handler(event, context):\n"
         "    print(json.dumps({'probe': True, 'pid': os.getpid(), 'request': context.aws_request_id,\n"
@@ -106,8 +107,9 @@ def test_the_function_runs_deployed_code_warm_with_lambda_context_and_environmen
         "        'arn': context.invoked_function_arn, 'memory': context.memory_limit_in_mb,\n"
         "        'group': context.log_group_name, 'stream': context.log_stream_name,\n"
         "        'env': {k: os.environ.get(k) for k in ('AWS_LAMBDA_FUNCTION_NAME', 'AWS_REGION', '_HANDLER',\n"
-        "            'TABLE_NAME', 'AWS_ENDPOINT_URL', 'AWS_ACCESS_KEY_ID', 'AWS_LAMBDA_LOG_GROUP_NAME',\n"
+        "            'TABLE_NAME', 'AWS_ENDPOINT_URL', 'AWS_LAMBDA_LOG_GROUP_NAME',\n"
         "            'LAMBDA_TASK_ROOT', 'AWS_EXECUTION_ENV', 'ORDERFLOW_HOME')},\n"
+        "        'identity': boto3.client('sts').get_caller_identity()['Arn'],\n"
         "        'records': len(event['Records'])}))\n"
         "    return {'batchItemFailures': []}\n"
     )
@@ -134,12 +136,13 @@ def test_the_function_runs_deployed_code_warm_with_lambda_context_and_environmen
         "_HANDLER": "index.lambda_handler",
         "TABLE_NAME": f"{stack}-Orders",
         "AWS_ENDPOINT_URL": embedded,
-        "AWS_ACCESS_KEY_ID": "orderflow-local",
         "AWS_LAMBDA_LOG_GROUP_NAME": group,
         "LAMBDA_TASK_ROOT": first["env"]["LAMBDA_TASK_ROOT"],
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
         "ORDERFLOW_HOME": None,  # nothing leaks in from the runtime's own environment
     }
+    # The function calls AWS as its execution role, in a session named after the function (as Lambda does).
+    assert first["identity"] == f"arn:aws:sts::{aws.account}:assumed-role/{function}-role/{function}"
     messages = aws.log_messages(group)
     if first["pid"] == second["pid"]:  # the same warm process: module code ran once
         assert sum(m.startswith("INIT") for m in messages) == 1

@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from orderflow.lambda_code import index
 from orderflow.local.events import sqs_event
+from orderflow.provision.policies import topic_send_statement
 from tests.conftest import _HttpStatus
 
 REGION = "ap-southeast-2"
@@ -53,6 +54,10 @@ class Pipeline:
         self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
+        # As on AWS, SNS may deliver only with the queue policy that lets the topic send (the embedded AWS's patched
+        # moto, which may share this test process, enforces it).
+        policy = {"Version": "2012-10-17", "Statement": [topic_send_statement(self.queue_arn, self.topic)]}
+        self.sqs.set_queue_attributes(QueueUrl=self.queue_url, Attributes={"Policy": json.dumps(policy)})
         self.sns.subscribe(TopicArn=self.topic, Protocol="sqs", Endpoint=self.queue_arn)
 
     def publish(self, message: str) -> None:

@@ -1,0 +1,243 @@
+"""The embedded AWS's enforcement and moto patches, in-process: one embedded AWS (API only, no Lambda runtime)
+that this test process drives with boto3 — an administrator's dummy keys, and a role session's keys from STS."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import botocore.exceptions
+import pytest
+
+from orderflow.arns import Arns
+from orderflow.errors import OrderflowError
+from orderflow.local import moto_patches
+from orderflow.local.enforcement import iam_action, resource_arn
+from orderflow.local.mapping_rules import MappingRequest, refusal
+from orderflow.local.server import EmbeddedAws
+from orderflow.local.wire import SignedRequest
+from orderflow.provision.policies import function_inline_policies, lambda_trust_policy, topic_send_statement
+from orderflow.stack import StackConfig
+
+REGION = "eu-west-2"
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    with EmbeddedAws(runtime=False) as aws:
+        yield aws.endpoint
+
+
+def admin(endpoint, service):
+    return boto3.client(
+        service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="admin", aws_secret_access_key="admin"
+    )
+
+
+@pytest.fixture
+def stack(endpoint, request):
+    """The stack's table, queues, topic and role with orderflow's own policies — as `up` makes them."""
+    name = request.node.name[-40:].replace("[", "-").replace("]", "")
+    config = StackConfig(name=f"s{abs(hash(name)) % 10**8}")
+    account = admin(endpoint, "sts").get_caller_identity()["Account"]
+    arns = Arns("aws", REGION, account)
+    admin(endpoint, "dynamodb").create_table(
+        TableName=config.table_name,
+        KeySchema=[{"AttributeName": "orderId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "orderId", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    queue_url = admin(endpoint, "sqs").create_queue(QueueName=config.queue_name)["QueueUrl"]
+    iam = admin(endpoint, "iam")
+    iam.create_role(RoleName=config.role_name, AssumeRolePolicyDocument=json.dumps(lambda_trust_policy()))
+    for policy, document in function_inline_policies(config, arns).items():
+        iam.put_role_policy(RoleName=config.role_name, PolicyName=policy, PolicyDocument=json.dumps(document))
+    return config, arns, queue_url
+
+
+def as_role(endpoint, config, arns, service):
+    issued = admin(endpoint, "sts").assume_role(
+        RoleArn=arns.role(config.role_name), RoleSessionName=config.function_name
+    )
+    c = issued["Credentials"]
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=c["AccessKeyId"],
+        aws_secret_access_key=c["SecretAccessKey"],
+        aws_session_token=c["SessionToken"],
+    )
+
+
+def item(order_id):
+    return {"orderId": {"S": order_id}}
+
+
+def test_a_role_session_may_do_what_its_policies_allow_on_the_exact_arn_and_nothing_else(endpoint, stack):
+    config, arns, queue_url = stack
+    ddb = as_role(endpoint, config, arns, "dynamodb")
+    ddb.put_item(TableName=config.table_name, Item=item("allowed"))
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        ddb.get_item(TableName=config.table_name, Key=item("allowed"))
+    error = refused.value.response["Error"]
+    assert error["Code"] == "AccessDeniedException"
+    assert error["Message"] == (
+        f"User: arn:aws:sts::{arns.account}:assumed-role/{config.role_name}/{config.function_name} is not authorized "
+        f"to perform: dynamodb:GetItem on resource: {arns.table(config.table_name)} because no identity-based policy "
+        "allows the dynamodb:GetItem action"
+    )
+    sqs = as_role(endpoint, config, arns, "sqs")
+    sqs.receive_message(QueueUrl=queue_url)
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        sqs.send_message(QueueUrl=queue_url, MessageBody="x")
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    # The administrator's dummy keys stay unrestricted; every identity may ask who it is.
+    admin(endpoint, "dynamodb").get_item(TableName=config.table_name, Key=item("allowed"))
+    assert ":assumed-role/" in as_role(endpoint, config, arns, "sts").get_caller_identity()["Arn"]
+
+
+def test_a_policy_change_applies_to_the_very_next_call(endpoint, stack):
+    config, arns, _ = stack
+    ddb = as_role(endpoint, config, arns, "dynamodb")
+    ddb.put_item(TableName=config.table_name, Item=item("before"))
+    admin(endpoint, "iam").delete_role_policy(RoleName=config.role_name, PolicyName="DynamoPutItemPolicy")
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDeniedException"):
+        ddb.put_item(TableName=config.table_name, Item=item("after"))
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "dynamodb:*", "Resource": "*"}]}
+    iam = admin(endpoint, "iam")
+    iam.put_role_policy(
+        RoleName=config.role_name,
+        PolicyName="DynamoPutItemPolicy",
+        PolicyDocument=json.dumps(function_inline_policies(config, arns)["DynamoPutItemPolicy"]),
+    )
+    ddb.put_item(TableName=config.table_name, Item=item("restored"))
+    iam.put_role_policy(RoleName=config.role_name, PolicyName="Deny", PolicyDocument=json.dumps(deny))
+    with pytest.raises(botocore.exceptions.ClientError, match="explicit deny"):
+        ddb.put_item(TableName=config.table_name, Item=item("denied"))
+
+
+def test_batch_calls_need_the_single_calls_permission(endpoint, stack):
+    config, arns, queue_url = stack
+    admin(endpoint, "sqs").send_message(QueueUrl=queue_url, MessageBody="m")
+    sqs = as_role(endpoint, config, arns, "sqs")
+    [message] = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)["Messages"]
+    entries = [{"Id": "0", "ReceiptHandle": message["ReceiptHandle"]}]
+    assert sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)["Successful"]
+
+
+def test_sns_delivers_to_a_queue_only_what_its_policy_allows(endpoint, stack):
+    config, arns, queue_url = stack
+    sns, sqs = admin(endpoint, "sns"), admin(endpoint, "sqs")
+    topic = sns.create_topic(Name=config.topic_name)["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arns.queue(config.queue_name))
+    sns.publish(TopicArn=topic, Message="refused")
+    assert moto_patches.failed_deliveries[topic] == 1
+    policy = {"Version": "2012-10-17", "Statement": [topic_send_statement(arns.queue(config.queue_name), topic)]}
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+    sns.publish(TopicArn=topic, Message="delivered")
+    [message] = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)["Messages"]
+    assert json.loads(message["Body"])["Message"] == "delivered"
+    # moto clears the policy on an unrelated SetQueueAttributes; AWS keeps it, and so does the embedded AWS.
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": "40"})
+    assert "Policy" in sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+
+
+def _function(endpoint, config, arns, timeout):
+    lam = admin(endpoint, "lambda")
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", "def lambda_handler(event, context):\n    return None\n")
+    lam.create_function(
+        FunctionName=config.function_name,
+        Runtime="python3.13",
+        Role=arns.role(config.role_name),
+        Handler="index.lambda_handler",
+        Code={"ZipFile": buffer.getvalue()},
+        Timeout=timeout,
+    )
+    return lam
+
+
+def test_mapping_creation_follows_lambdas_rules(endpoint, stack):
+    config, arns, queue_url = stack
+    lam = _function(endpoint, config, arns, timeout=45)
+    create = dict(EventSourceArn=arns.queue(config.queue_name), FunctionName=config.function_name)
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        lam.create_event_source_mapping(**create)
+    assert refused.value.response["Error"]["Message"] == (
+        "Queue visibility timeout: 30 seconds is less than Function timeout: 45 seconds"
+    )
+    with pytest.raises(botocore.exceptions.ClientError, match="greater than 0 if maximum batch size"):
+        lam.create_event_source_mapping(**create, BatchSize=50)
+    lam.update_function_configuration(FunctionName=config.function_name, Timeout=3)
+    admin(endpoint, "iam").delete_role_policy(RoleName=config.role_name, PolicyName="SQSReceiveMessagePolicy")
+    with pytest.raises(botocore.exceptions.ClientError, match="permissions to call ReceiveMessage on SQS"):
+        lam.create_event_source_mapping(**create)
+    admin(endpoint, "iam").put_role_policy(
+        RoleName=config.role_name,
+        PolicyName="SQSReceiveMessagePolicy",
+        PolicyDocument=json.dumps(function_inline_policies(config, arns)["SQSReceiveMessagePolicy"]),
+    )
+    mapping = lam.create_event_source_mapping(**create)
+    # moto's own trigger never touches the queue: a message sent now is still there, never received.
+    admin(endpoint, "sqs").send_message(QueueUrl=queue_url, MessageBody="for the runtime")
+    attributes = admin(endpoint, "sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "1"
+    with pytest.raises(botocore.exceptions.ClientError, match="greater than 0 if maximum batch size"):
+        lam.update_event_source_mapping(UUID=mapping["UUID"], BatchSize=100)
+    moto_patches.report_processing_result(mapping["UUID"], "PROBLEM: seen by the poller")
+    assert lam.get_event_source_mapping(UUID=mapping["UUID"])["LastProcessingResult"] == "PROBLEM: seen by the poller"
+
+
+def test_the_rule_book_is_lambdas():
+    ok = MappingRequest(10, 0, 30, 3, True, None)
+    assert refusal(ok) is None
+    assert refusal(MappingRequest(11, 0, 30, 3, True, None))[1].startswith("Maximum batch window")
+    assert refusal(MappingRequest(11, 1, 30, 3, True, None)) is None
+    assert refusal(MappingRequest(10, 0, 30, 3, False, None))[1] == (
+        "The role defined for the function cannot be assumed by Lambda."
+    )
+    assert refusal(MappingRequest(10, 0, 30, 3, True, "DeleteMessage"))[1] == (
+        "The provided execution role does not have permissions to call DeleteMessage on SQS"
+    )
+    assert refusal(MappingRequest(10, 0, 30, 31, True, None)) == (
+        "InvalidParameterValueException",
+        "Queue visibility timeout: 30 seconds is less than Function timeout: 31 seconds",
+    )
+    assert refusal(MappingRequest(10, 0, None, 31, True, None)) is None  # no such queue: moto answers
+
+
+def test_requests_map_to_the_iam_action_and_resource_aws_checks():
+    def req(service, operation, **params):
+        return SignedRequest("AKID", "eu-west-2", service, operation, params)
+
+    account = "111122223333"
+    assert resource_arn(req("dynamodb", "PutItem", TableName="T"), account) == (
+        f"arn:aws:dynamodb:eu-west-2:{account}:table/T"
+    )
+    url = "http://127.0.0.1:4599/444455556666/Q"
+    assert resource_arn(req("sqs", "ReceiveMessage", QueueUrl=url), account) == "arn:aws:sqs:eu-west-2:444455556666:Q"
+    assert resource_arn(req("sqs", "GetQueueUrl", QueueName="Q"), account) == f"arn:aws:sqs:eu-west-2:{account}:Q"
+    assert resource_arn(req("logs", "PutLogEvents", logGroupName="/g", logStreamName="s"), account) == (
+        f"arn:aws:logs:eu-west-2:{account}:log-group:/g:log-stream:s"
+    )
+    assert resource_arn(req("sqs", "ListQueues"), account) == "*"
+    assert iam_action(req("sqs", "DeleteMessageBatch")) == "sqs:DeleteMessage"
+    assert iam_action(req("dynamodb", "BatchWriteItem")) == "dynamodb:BatchWriteItem"
+    assert iam_action(req("lambda", "GET /2015-03-31/functions")) == "lambda:*"
+
+
+def test_a_patch_target_that_changed_shape_stops_start_up_with_one_line(monkeypatch):
+    from moto.awslambda.models import EventSourceMapping
+
+    monkeypatch.setattr(EventSourceMapping, "get_configuration", lambda: None)
+    with pytest.raises(OrderflowError) as stopped:
+        moto_patches.check_targets()
+    message = str(stopped.value)
+    assert "EventSourceMapping.get_configuration no longer has self" in message and "\n" not in message
+    monkeypatch.undo()
+    moto_patches.check_targets()
