@@ -241,3 +241,18 @@ def test_a_patch_target_that_changed_shape_stops_start_up_with_one_line(monkeypa
     assert "EventSourceMapping.get_configuration no longer has self" in message and "\n" not in message
     monkeypatch.undo()
     moto_patches.check_targets()
+
+
+def test_the_scaled_receive_and_delete_keep_sqs_semantics(endpoint, stack):
+    _, _, queue_url = stack
+    sqs = admin(endpoint, "sqs")
+    for body in ("first", "second", "third"):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=2, VisibilityTimeout=30)["Messages"]
+    assert [m["Body"] for m in received] == ["first", "second"]  # stops at the count asked for, oldest first
+    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=received[0]["ReceiptHandle"])
+    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=received[0]["ReceiptHandle"])  # twice succeeds, as on AWS
+    with pytest.raises(botocore.exceptions.ClientError, match="ReceiptHandleIsInvalid"):
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle="not-a-handle")
+    [rest] = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert rest["Body"] == "third"  # the in-flight second stays invisible; the retention check keeps the third
