@@ -31,6 +31,7 @@ DATA_PLANE = {
     "Publish",
     "PublishBatch",
     "GetCallerIdentity",
+    "AssumeRole",  # the runtime obtaining a function's execution-role credentials, as Lambda does
 }
 
 
