@@ -56,8 +56,10 @@ def split(calls: Counter[str]) -> tuple[int, int]:
     return reads, sum(calls.values()) - reads
 
 
-def start_embedded(runtime: bool = True, counter: ApiCounter | None = None) -> EmbeddedAws:
-    return EmbeddedAws(port=0, runtime=runtime, wrap_app=counter.wrap if counter else None).start()
+def start_embedded(runtime: bool = True, counter: ApiCounter | None = None, http_pollers: bool = False) -> EmbeddedAws:
+    return EmbeddedAws(
+        port=0, runtime=runtime, wrap_app=counter.wrap if counter else None, in_process_pollers=not http_pollers
+    ).start()
 
 
 def stacks_on(embedded: EmbeddedAws, *names: str, region: str = "us-east-1") -> tuple[Aws, list[StackConfig]]:

@@ -45,6 +45,21 @@ _TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("moto.sqs.models", "Message", "had_receipt_handle", ("self", "receipt_handle")),
     ("moto.sqs.models", "SQSBackend", "is_message_valid_based_on_retention_period", ("self", "queue_name", "message")),
     ("moto.sqs.models", "SQSBackend", "get_queue", ("self", "queue_name")),
+    # Read by queue_access.py, the pollers' in-process SQS client:
+    (
+        "moto.sqs.models",
+        "SQSBackend",
+        "receive_message",
+        ("self", "queue_name", "count", "wait_seconds_timeout", "visibility_timeout", "message_attribute_names"),
+    ),
+    ("moto.sqs.models", "SQSBackend", "delete_message_batch", ("self", "queue_name", "receipts")),
+    ("moto.sqs.models", "SQSBackend", "change_message_visibility_batch", ("self", "queue_name", "entries")),
+    (
+        "moto.sqs.models",
+        "Message",
+        "__init__",
+        ("self.id", "self.receipt_handle", "self.sender_id", "self.approximate_receive_count", "self.group_id"),
+    ),
     ("moto.sns.models", "Subscription", "publish", ("self", "message", "message_id")),
     ("moto.awslambda.models", "LambdaFunction", "invoke", ("self", "body", "request_headers", "response_headers")),
     ("moto.awslambda.models", "EventSourceMapping", "get_configuration", ("self",)),

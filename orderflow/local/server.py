@@ -54,11 +54,14 @@ class EmbeddedAws:
         runtime: bool = True,
         pollers_per_mapping: int | None = None,
         wrap_app: Callable[[Any], Any] | None = None,
+        in_process_pollers: bool = True,
     ) -> None:
         self.requested_port = port
         # A WSGI middleware around moto's app, e.g. the benchmarks' API call counter.
         self.wrap_app = wrap_app
         self.with_runtime = runtime
+        # False: the pollers reach SQS over HTTP like any client (the benchmark measures what in-process saves).
+        self.in_process_pollers = in_process_pollers
         self.pollers_per_mapping = pollers_per_mapping or int(os.environ.get("ORDERFLOW_LOCAL_POLLERS", "5"))
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -115,6 +118,7 @@ class EmbeddedAws:
 
         if self.runtime is None:
             from orderflow.local import moto_patches
+            from orderflow.local.queue_access import InProcessQueues
 
             self.runtime = LambdaRuntime(
                 self.endpoint,
@@ -123,6 +127,12 @@ class EmbeddedAws:
                 lambda_may_assume=self.roles.lambda_may_assume,
                 report_processing_result=moto_patches.report_processing_result,
                 pollers_per_mapping=self.pollers_per_mapping,
+                # The pollers live beside the queues, as Lambda's live inside AWS: no HTTP round trip.
+                queue_client=(
+                    (lambda region, credentials: InProcessQueues(self.roles, credentials.access_key_id, region))
+                    if self.in_process_pollers
+                    else None
+                ),
             ).start()
 
     def stop_runtime(self) -> None:

@@ -46,9 +46,14 @@ class LambdaRuntime:
         pollers_per_mapping: int = DEFAULT_POLLERS_PER_MAPPING,
         sync_interval: float = 0.5,
         work_dir: Path | None = None,
+        queue_client: Callable[[str, RoleCredentials], Any] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._report = report_processing_result
+        # How pollers reach SQS (signed with the role): over HTTP by default, or in-process beside the queues.
+        self._queue_client = queue_client or (
+            lambda region, credentials: self._connect(region, credentials).client("sqs")
+        )
         self._regions = regions
         self._pollers_per_mapping = pollers_per_mapping
         self._sync_interval = sync_interval
@@ -124,10 +129,10 @@ class LambdaRuntime:
         mapping = _Mapping(config)
         region = config.queue_arn.split(":")[3]
         for _ in range(config.concurrency):
-            # One client per poller (each holds its own connection for its long polls), signed with the role.
+            # One client per poller (over HTTP, each holds its own connection for its long polls), as the role.
             poller = QueuePoller(
                 lambda m=mapping: m.config,
-                lambda credentials: self._connect(region, credentials).client("sqs"),
+                lambda credentials: self._queue_client(region, credentials),
                 self.host,
                 mapping.stop,
                 self._report,
