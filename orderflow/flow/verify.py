@@ -279,12 +279,19 @@ def _check_logs(ev: _Evidence, log_group: str, static: list[permissions.Problem]
     return Check("logs", None, UNCHECKED)
 
 
-def _evaluate(ctx: Context, order_id: str, published: Published | None) -> list[Check]:
+def static_problems(ctx: Context) -> dict[str, list[permissions.Problem]]:
+    """The role's and the function's problems by hop: read once per verify, since waiting never mends them."""
+    static: dict[str, list[permissions.Problem]] = {}
+    for problem in permissions.problems(ctx):
+        static.setdefault(problem.hop, []).append(problem)
+    return static
+
+
+def _evaluate(
+    ctx: Context, order_id: str, published: Published | None, static: dict[str, list[permissions.Problem]]
+) -> list[Check]:
     with ctx.observation():
         wiring = check_wiring(ctx)
-        static: dict[str, list[permissions.Problem]] = {}
-        for problem in permissions.problems(ctx):
-            static.setdefault(problem.hop, []).append(problem)
     ev = _gather(ctx.aws, ctx.config, order_id, published)
     # The mapping turns queued messages into invocations: when it is off, the Lambda hop is the broken one and the
     # SQS hop cannot be proven (only consuming a message would show it is ours). The SQS and Lambda hops are proven
@@ -329,8 +336,9 @@ def verify(
     started = clock()
     first_passed: dict[str, float] = {}
     delay = 0.1
+    static = static_problems(ctx)
     while True:
-        checks = _evaluate(ctx, order_id, published)
+        checks = _evaluate(ctx, order_id, published, static)
         now = clock() - started
         for check in checks:
             if check.passed:

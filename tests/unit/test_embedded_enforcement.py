@@ -256,3 +256,55 @@ def test_the_scaled_receive_and_delete_keep_sqs_semantics(endpoint, stack):
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle="not-a-handle")
     [rest] = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
     assert rest["Body"] == "third"  # the in-flight second stays invisible; the retention check keeps the third
+
+
+def test_the_pollers_in_process_client_answers_as_sqs_does_and_checks_the_role(endpoint, stack):
+    from orderflow.local.queue_access import InProcessQueues
+    from orderflow.local.roles import RolePolicies
+
+    config, arns, queue_url = stack
+    issued = admin(endpoint, "sts").assume_role(RoleArn=arns.role(config.role_name), RoleSessionName="poller")
+    roles = RolePolicies()
+    queues = InProcessQueues(roles, issued["Credentials"]["AccessKeyId"], REGION)
+    admin(endpoint, "sqs").send_message(
+        QueueUrl=queue_url,
+        MessageBody="order",
+        MessageAttributes={"kind": {"DataType": "String", "StringValue": "test"}},
+    )
+    [message] = queues.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+    over_http = as_role(endpoint, config, arns, "sqs")
+    assert message["Body"] == "order" and message["Attributes"]["ApproximateReceiveCount"] == "1"
+    assert message["MessageAttributes"] == {"kind": {"DataType": "String", "StringValue": "test"}}
+    assert set(message) == {
+        "MessageId",
+        "ReceiptHandle",
+        "MD5OfBody",
+        "Body",
+        "MessageAttributes",
+        "MD5OfMessageAttributes",
+        "Attributes",
+    }
+    assert over_http.receive_message(QueueUrl=queue_url).get("Messages") is None  # in flight, as after any receive
+    deleted = queues.delete_message_batch(
+        QueueUrl=queue_url, Entries=[{"Id": "0", "ReceiptHandle": message["ReceiptHandle"]}]
+    )
+    assert deleted == {"Successful": [{"Id": "0"}], "Failed": []}
+
+    admin(endpoint, "iam").delete_role_policy(RoleName=config.role_name, PolicyName="SQSReceiveMessagePolicy")
+    roles.invalidate()  # the middleware does this on every IAM write; this client was built outside it
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        queues.receive_message(QueueUrl=queue_url)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert "is not authorized to perform: sqs:ReceiveMessage on resource" in refused.value.response["Error"]["Message"]
+    elsewhere = queue_url.rsplit("/", 1)[0] + "/NoSuchQueue"
+    with pytest.raises(botocore.exceptions.ClientError) as refused:  # authorisation comes before existence
+        queues.delete_message_batch(QueueUrl=elsewhere, Entries=[])
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    anywhere = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}
+    admin(endpoint, "iam").put_role_policy(
+        RoleName=config.role_name, PolicyName="All", PolicyDocument=json.dumps(anywhere)
+    )
+    roles.invalidate()
+    with pytest.raises(botocore.exceptions.ClientError) as missing:
+        queues.delete_message_batch(QueueUrl=elsewhere, Entries=[{"Id": "0", "ReceiptHandle": "any"}])
+    assert missing.value.response["Error"]["Code"] == "AWS.SimpleQueueService.NonExistentQueue"
