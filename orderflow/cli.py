@@ -42,7 +42,7 @@ class Options:
         if self.local:
             endpoint = self.endpoint_url or state.running_endpoint()
             return connect(
-                region=self.region or state.LOCAL_REGION, endpoint_url=endpoint, credentials=state.LOCAL_CREDENTIALS
+                region=state.local_region(self.region), endpoint_url=endpoint, credentials=state.LOCAL_CREDENTIALS
             )
         return connect(region=self.region, profile=self.profile, endpoint_url=self.endpoint_url)
 

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from orderflow.aws import Aws, is_not_found
 from orderflow.errors import OrderflowError
 from orderflow.lambda_code.index import InvalidOrder, validate
-from orderflow.paths import state_dir
+from orderflow.paths import state_dir, write_private
 from orderflow.stack import StackConfig
 
 # The seed guide's sample order, without the parts that must be fresh for every run.
@@ -102,10 +102,9 @@ def _memory_file(config: StackConfig) -> Path:
 
 
 def remember(aws: Aws, config: StackConfig, published: list[Published]) -> None:
-    path = _memory_file(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps({"endpoint": aws.endpoint_url, "region": aws.region, "orders": [asdict(p) for p in published]})
+    write_private(
+        _memory_file(config),
+        json.dumps({"endpoint": aws.endpoint_url, "region": aws.region, "orders": [asdict(p) for p in published]}),
     )
 
 

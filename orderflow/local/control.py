@@ -14,10 +14,25 @@ from dataclasses import dataclass
 
 from orderflow.errors import OrderflowError
 from orderflow.local.server import LOOPBACK, _require_moto
-from orderflow.local.state import LocalServer, log_file, pid_file, process_alive, recorded_server
+from orderflow.local.state import LocalServer, is_ours, is_stopped, log_file, pid_file, recorded_server, why_not_ours
+from orderflow.paths import open_private_append, state_dir
 
 DEFAULT_PORT = 4599
 START_TIMEOUT_SECONDS = 30.0
+# What the daemon keeps of the caller's environment: enough to run Python and find orderflow, nothing else. It needs
+# no credentials (its clients use dummy keys), so none of the caller's — nor anything else they set — can reach it
+# or, through /proc/<pid>/environ, the functions it runs.
+KEPT_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH", "ORDERFLOW_LOCAL_POLLERS")
+
+
+def daemon_environment(caller: dict[str, str]) -> dict[str, str]:
+    env = {name: caller[name] for name in KEPT_VARIABLES if name in caller}
+    return env | {
+        "ORDERFLOW_HOME": str(state_dir().resolve()),
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
 
 
 @dataclass
@@ -28,7 +43,10 @@ class LocalStatus:
 
 
 def _check_port_free(port: int) -> None:
+    """Bind as the server will (SO_REUSEADDR, like werkzeug): a port whose last connections linger in TIME_WAIT
+    after `local stop` is free to use; one another program listens on is not."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((LOOPBACK, port))
         except OSError as e:
@@ -52,23 +70,23 @@ def start(port: int = DEFAULT_PORT) -> LocalStatus:
     note = ""
     existing = recorded_server()
     if existing is not None:
-        if process_alive(existing.pid):
+        if is_ours(existing):
             raise OrderflowError(
                 f"An embedded AWS is already running at {existing.endpoint} (pid {existing.pid}); "
                 "stop it first with `orderflow local stop`"
             )
         pid_file().unlink(missing_ok=True)
-        note = f"removed a stale pid file (pid {existing.pid} was no longer running)"
+        note = f"removed a stale pid file ({why_not_ours(existing)})"
     _require_moto()
     _check_port_free(port)
-    log_file().parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file(), "ab") as log:
+    with open_private_append(log_file()) as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "orderflow.local.daemon", "--port", str(port)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=daemon_environment(dict(os.environ)),
         )
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
@@ -92,14 +110,20 @@ def stop(timeout: float = 10.0) -> LocalStatus:
     server = recorded_server()
     if server is None:
         return LocalStatus(False, None, "no embedded AWS was running")
-    if not process_alive(server.pid):
+    if server.pid <= 1:
+        raise OrderflowError(f"Refusing to signal anything: {why_not_ours(server)}; delete the file")
+    if not is_ours(server):
         pid_file().unlink(missing_ok=True)
-        return LocalStatus(False, server, f"removed a stale pid file (pid {server.pid} was no longer running)")
+        return LocalStatus(
+            False, server, f"no embedded AWS was running; removed a stale pid file ({why_not_ours(server)})"
+        )
     os.kill(server.pid, signal.SIGTERM)
+    if is_stopped(server):
+        os.kill(server.pid, signal.SIGCONT)  # a suspended daemon cannot act on SIGTERM until it runs again
     deadline = time.monotonic() + timeout
-    while process_alive(server.pid) and time.monotonic() < deadline:
+    while is_ours(server) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if process_alive(server.pid):
+    if is_ours(server):
         with contextlib.suppress(ProcessLookupError):
             os.kill(server.pid, signal.SIGKILL)
     pid_file().unlink(missing_ok=True)
@@ -110,6 +134,6 @@ def status() -> LocalStatus:
     server = recorded_server()
     if server is None:
         return LocalStatus(False, None, "not running")
-    if not process_alive(server.pid):
-        return LocalStatus(False, server, f"not running (stale pid file: pid {server.pid} is gone)")
+    if not is_ours(server):
+        return LocalStatus(False, server, f"not running (stale pid file: {why_not_ours(server)})")
     return LocalStatus(True, server, "running")

@@ -26,7 +26,7 @@ def main() -> int:
     except OrderflowError as e:
         logging.error("%s", e)
         return 1
-    LocalServer(pid=os.getpid(), endpoint=aws.endpoint, port=aws.port).save()
+    LocalServer.of_this_process(aws.endpoint, aws.port).save()
     logging.info("embedded AWS ready at %s (pid %d)", aws.endpoint, os.getpid())
     stop.wait()
     logging.info("stopping")

@@ -1,18 +1,27 @@
-"""Where a background embedded AWS records itself: a per-user state directory with a pid file and a log file."""
+"""Where a background embedded AWS records itself — a per-user state directory with a pid file and a log file — and
+the proof that a recorded pid is still that embedded AWS before anything signals it.
+
+A pid alone proves nothing: after a crash or a reboot the number can belong to any program (or be 0, or -1, which
+`kill` reads as "my process group" and "every process I may signal"). The pid file therefore records the process's
+start time and command line, and a process is ours only if all three still match.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import psutil
+
 from orderflow.errors import OrderflowError
-from orderflow.paths import state_dir
+from orderflow.paths import state_dir, write_private
 
 # Any key works against the embedded AWS; fixed dummy values keep real credentials out of it entirely.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "orderflow-local", "aws_secret_access_key": "orderflow-local"}
 LOCAL_REGION = "us-east-1"
+DAEMON_MODULE = "orderflow.local.daemon"
 
 
 def pid_file() -> Path:
@@ -28,29 +37,78 @@ class LocalServer:
     pid: int
     endpoint: str
     port: int
+    started_at: float = 0.0  # the process's start time (seconds since the epoch, as the kernel reports it)
+    command: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of_this_process(cls, endpoint: str, port: int) -> LocalServer:
+        me = psutil.Process()
+        return cls(os.getpid(), endpoint, port, me.create_time(), me.cmdline())
 
     def save(self) -> None:
-        pid_file().parent.mkdir(parents=True, exist_ok=True)
-        pid_file().write_text(json.dumps(asdict(self)))
+        write_private(pid_file(), json.dumps(asdict(self)))
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def is_ours(server: LocalServer) -> bool:
+    """Is the recorded process still running, and still the embedded AWS that wrote the record?"""
+    if server.pid <= 1:
         return False
-    except PermissionError:
-        return True
-    return True
+    try:
+        process = psutil.Process(server.pid)
+        alive = process.status() != psutil.STATUS_ZOMBIE
+        same = abs(process.create_time() - server.started_at) < 0.01 and process.cmdline() == server.command
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return alive and same and DAEMON_MODULE in server.command
+
+
+def is_stopped(server: LocalServer) -> bool:
+    """Suspended (SIGSTOP, Ctrl-Z): it holds its port but answers nothing."""
+    try:
+        return psutil.Process(server.pid).status() == psutil.STATUS_STOPPED
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
 
 
 def recorded_server() -> LocalServer | None:
-    """The server the pid file names, whether or not it still runs."""
+    """The server the pid file names, whether or not it still runs; None when there is no readable record."""
     try:
         data = json.loads(pid_file().read_text())
-        return LocalServer(pid=int(data["pid"]), endpoint=str(data["endpoint"]), port=int(data["port"]))
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return LocalServer(
+            pid=int(data["pid"]),
+            endpoint=str(data["endpoint"]),
+            port=int(data["port"]),
+            started_at=float(data.get("started_at", 0.0)),
+            command=[str(c) for c in data.get("command", [])],
+        )
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError, KeyError, TypeError):
         return None
+
+
+def why_not_ours(server: LocalServer) -> str:
+    """One line on a record that does not prove a live embedded AWS."""
+    if server.pid <= 1:
+        return f"the pid file {pid_file()} names pid {server.pid}, which no embedded AWS can have"
+    if psutil.pid_exists(server.pid):
+        return f"pid {server.pid} in {pid_file()} now belongs to another program (left alone)"
+    return f"pid {server.pid} in {pid_file()} is no longer running"
+
+
+def local_region(region: str | None) -> str:
+    """The region to use on the embedded AWS. moto serves the regions botocore knows and answers any other with an
+    HTML "500 Internal Server Error"; refuse those here, in one line."""
+    import boto3
+
+    chosen = region or LOCAL_REGION
+    session = boto3.Session()
+    known = {
+        r for partition in session.get_available_partitions() for r in session.get_available_regions("sqs", partition)
+    }
+    if chosen not in known:
+        raise OrderflowError(
+            f"Region {chosen!r} is not an AWS region the embedded AWS serves: use one such as {LOCAL_REGION}"
+        )
+    return chosen
 
 
 def running_endpoint() -> str:
@@ -58,9 +116,11 @@ def running_endpoint() -> str:
     server = recorded_server()
     if server is None:
         raise OrderflowError("No embedded AWS is running: start one with `orderflow local start`")
-    if not process_alive(server.pid):
+    if not is_ours(server):
+        raise OrderflowError(f"No embedded AWS is running ({why_not_ours(server)}): run `orderflow local start`")
+    if is_stopped(server):
         raise OrderflowError(
-            f"The embedded AWS recorded in {pid_file()} (pid {server.pid}) is no longer running: "
-            "run `orderflow local start` again"
+            f"The embedded AWS at {server.endpoint} is not answering: its process {server.pid} is stopped "
+            "(resume it with `kill -CONT`, or `orderflow local stop` and start it again)"
         )
     return server.endpoint

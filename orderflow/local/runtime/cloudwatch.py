@@ -143,6 +143,11 @@ class LogWriter:
                 logGroupName=group, logStreamName=stream, logEvents=events[start : start + self.MAX_EVENTS_PER_CALL]
             )
 
+    def forget(self, region: str, group: str) -> None:
+        """The streams of a deleted function's group: a new function of the same name writes to new ones."""
+        with self._lock:
+            self._streams = {s for s in self._streams if s[:2] != (region, group)}
+
     def close(self) -> None:
         """Deliver what is still pending, then stop."""
         self._closed.set()

@@ -15,6 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from orderflow.aws import is_not_found
 from orderflow.local.runtime.cloudwatch import LogWriter
 from orderflow.local.runtime.credentials import ExecutionRoles, RoleCredentials
 from orderflow.local.runtime.worker import FunctionSpec, Invocation, WorkerProcess
@@ -143,6 +146,38 @@ class FunctionHost:
         # Lambda delivers the function's logs with its execution role too.
         self._logs.write(spec, worker.log_stream, invocation, started_ms, credentials)
         return invocation
+
+    def reconcile(self) -> None:
+        """Follow the Lambda API, as Lambda does: the warm processes of a function that was deleted are stopped and
+        its streams forgotten (a new function of the same name starts cold, in new streams); those of a function
+        whose code or configuration changed are replaced. Called by the mapping watcher every half second; the
+        configuration is re-read at most once a second, so a process outlives its function by under 2 s."""
+        with self._lock:
+            arns = [arn for arn, pool in self._idle.items() if pool]
+        for arn in arns:
+            try:
+                current = self.spec(arn)
+            except ClientError as e:
+                if not is_not_found(e):
+                    raise
+                self.forget(arn)
+                continue
+            with self._lock:
+                pool = self._idle.get(arn, [])
+                stale = [w for w in pool if w.spec != current or not w.alive]
+                self._idle[arn] = [w for w in pool if w not in stale]
+            for worker in stale:
+                worker.close()
+
+    def forget(self, function_arn: str) -> None:
+        """A deleted function: stop its idle processes, drop its configuration and its log streams."""
+        with self._lock:
+            workers = self._idle.pop(function_arn, [])
+            cached = self._specs.pop(function_arn, None)
+        for worker in workers:
+            worker.close()
+        if cached is not None:
+            self._logs.forget(cached[1].region, cached[1].log_group)
 
     def worker_pids(self, busy_only: bool = False) -> list[int]:
         """Live function processes; `busy_only`: those starting up or running an invocation right now."""

@@ -7,12 +7,16 @@ mapping with any client takes effect as it does on AWS.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from orderflow.aws import connect
 from orderflow.local.runtime.cloudwatch import LogWriter
@@ -26,6 +30,22 @@ log = logging.getLogger("orderflow.local.runtime")
 ACTIVE_STATES = ("Enabled", "Enabling", "Creating", "Updating")
 # AWS starts SQS pollers at five concurrent batches per mapping.
 DEFAULT_POLLERS_PER_MAPPING = 5
+
+
+WORK_DIR_PREFIX = "orderflow-lambda-"
+
+
+def sweep_dead_work_dirs(root: Path | None = None) -> list[Path]:
+    """Remove the unpacked code of runtimes whose process is gone (a killed daemon cannot clean up after itself)."""
+    removed = []
+    for path in (root or Path(tempfile.gettempdir())).glob(f"{WORK_DIR_PREFIX}*-*"):
+        owner = path.name.removeprefix(WORK_DIR_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and not psutil.pid_exists(int(owner)) and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    if removed:
+        log.info("removed %d work folder(s) of runtimes that are gone", len(removed))
+    return removed
 
 
 @dataclass
@@ -59,7 +79,11 @@ class LambdaRuntime:
         self._sync_interval = sync_interval
         self._clients: dict[tuple[str, str], Any] = {}
         self._clients_lock = threading.Lock()
-        self._tmp = tempfile.TemporaryDirectory(prefix="orderflow-lambda-") if work_dir is None else None
+        if work_dir is None:
+            sweep_dead_work_dirs()
+        # Named after this process, so that a later start can tell a dead runtime's leftovers (kill -9) from a
+        # live one's.
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-") if work_dir is None else None
         self._log_writer = LogWriter(lambda region, credentials: self.client("logs", region, credentials))
         self.host = FunctionHost(
             endpoint,
@@ -124,6 +148,7 @@ class LambdaRuntime:
             self._start_mapping(config)
         for uuid in set(self._mappings) - set(wanted):
             self._stop_mapping(uuid)
+        self.host.reconcile()
 
     def _start_mapping(self, config: MappingConfig) -> None:
         mapping = _Mapping(config)
