@@ -88,10 +88,14 @@ class Enforcement:
         app: Callable[..., Any],
         roles: RolePolicies,
         mapping_refusal: Callable[[str, str, dict[str, Any]], tuple[str, str] | None] | None = None,
+        on_lambda_write: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
         self.roles = roles
         self.mapping_refusal = mapping_refusal
+        # Told after every Lambda write, so the runtime applies new code, configuration and mappings to the very
+        # next invocation (as AWS does once an update is Successful) instead of at its next poll of the API.
+        self.on_lambda_write = on_lambda_write
         self.denied = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -102,11 +106,8 @@ class Enforcement:
         access_key, _, service = scope
         if service == "iam" and not is_read(operation_of(environ) or "Get"):
             self.roles.invalidate()
-        if (
-            service == "lambda"
-            and self.mapping_refusal is not None
-            and _MAPPINGS_PATH.match(environ.get("PATH_INFO", ""))
-        ):
+        writes_lambda = service == "lambda" and environ.get("REQUEST_METHOD") in ("POST", "PUT", "DELETE")
+        if writes_lambda and self.mapping_refusal is not None and _MAPPINGS_PATH.match(environ.get("PATH_INFO", "")):
             request = parse_request(environ)
             refusal = self._mapping_refusal(environ, request) if request else None
             if refusal is not None:
@@ -114,7 +115,10 @@ class Enforcement:
                 return error_response(environ, start_response, code, message, status=400)
         caller = self.roles.caller(access_key)
         if caller is None:
-            return self.app(environ, start_response)
+            response = self.app(environ, start_response)  # moto applies any change while answering
+            if writes_lambda and self.on_lambda_write is not None:
+                self.on_lambda_write()
+            return response
         request = parse_request(environ)
         if request is None:
             return self.app(environ, start_response)

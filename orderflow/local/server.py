@@ -95,6 +95,7 @@ class EmbeddedAws:
                 DomainDispatcherApplication(create_backend_app),
                 self.roles,
                 MappingRules(self.roles, default_account=lambda: DEFAULT_ACCOUNT_ID),
+                on_lambda_write=lambda: self.runtime.changed() if self.runtime else None,
             )
             self._server = make_server(
                 LOOPBACK, self.requested_port, self.wrap_app(app) if self.wrap_app else app, threaded=True

@@ -163,4 +163,13 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what}{seen}")
 
 
+def mapping_stopped(home: Path, uuid: str, timeout: float = 15) -> None:
+    """Wait until the embedded AWS's runtime has stopped the mapping's pollers (its log says so)."""
+    wait_for(
+        lambda: f"mapping {uuid} stopped" in (home / "local.log").read_text(errors="replace"),
+        timeout,
+        f"the runtime to stop mapping {uuid}",
+    )
+
+
 ORDER = {"userId": "U123", "itemName": "Laptop", "quantity": 1, "status": "new", "timestamp": "2025-05-03T12:00:00Z"}

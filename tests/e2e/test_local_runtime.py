@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from tests.e2e.conftest import ORDER, Cli, free_port, wait_for
+from tests.e2e.conftest import ORDER, Cli, free_port, mapping_stopped, wait_for
 
 pytestmark = pytest.mark.e2e
 FAST = ["--function-timeout", "1", "--visibility-timeout", "6"]
@@ -79,7 +79,7 @@ def test_a_handler_over_its_timeout_is_killed_and_its_message_retried(cli, aws, 
     aws.client("lambda").update_function_code(
         FunctionName=function, ZipFile=_zip("import time\n\ndef lambda_handler(event, context):\n    time.sleep(5)\n")
     )
-    time.sleep(1.5)  # the runtime re-reads a function's configuration at most once a second
+    # No wait: the embedded AWS applies new code to the very next invocation, as AWS does once the update is done.
     aws.client("sqs").send_message(QueueUrl=aws.queue_url(f"{stack}-OrderQueue"), MessageBody="slow")
     group = f"/aws/lambda/{function}"
     wait_for(
@@ -114,7 +114,6 @@ def test_the_function_runs_deployed_code_warm_with_lambda_context_and_environmen
         "    return {'batchItemFailures': []}\n"
     )
     aws.client("lambda").update_function_code(FunctionName=function, ZipFile=_zip(probe))
-    time.sleep(1.5)
     queue = aws.queue_url(f"{stack}-OrderQueue")
     group = f"/aws/lambda/{function}"
 
@@ -130,6 +129,9 @@ def test_the_function_runs_deployed_code_warm_with_lambda_context_and_environmen
     assert 0 < first["remaining"] <= 3000
     assert first["name"] == function and first["arn"].endswith(f":function:{function}")
     assert first["group"] == group and first["stream"].startswith(time.strftime("%Y/%m/%d/[$LATEST]", time.gmtime()))
+    # The deployed zip, unpacked per code version in the runtime's own work folder: not the source tree.
+    task_root = first["env"].pop("LAMBDA_TASK_ROOT")
+    assert re.search(rf"/orderflow-lambda-\d+-[^/]+/{function}-[0-9a-f]{{16}}/task$", task_root), task_root
     assert first["env"] == {
         "AWS_LAMBDA_FUNCTION_NAME": function,
         "AWS_REGION": "us-east-1",
@@ -137,25 +139,24 @@ def test_the_function_runs_deployed_code_warm_with_lambda_context_and_environmen
         "TABLE_NAME": f"{stack}-Orders",
         "AWS_ENDPOINT_URL": embedded,
         "AWS_LAMBDA_LOG_GROUP_NAME": group,
-        "LAMBDA_TASK_ROOT": first["env"]["LAMBDA_TASK_ROOT"],
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
         "ORDERFLOW_HOME": None,  # nothing leaks in from the runtime's own environment
     }
     # The function calls AWS as its execution role, in a session named after the function (as Lambda does).
     assert first["identity"] == f"arn:aws:sts::{aws.account}:assumed-role/{function}-role/{function}"
-    messages = aws.log_messages(group)
-    if first["pid"] == second["pid"]:  # the same warm process: module code ran once
-        assert sum(m.startswith("INIT") for m in messages) == 1
+    # One message at a time: the one warm process serves both, and its module code ran once.
+    assert first["pid"] == second["pid"]
+    assert sum(m.startswith("INIT") for m in aws.log_messages(group)) == 1
     assert aws.depth(f"{stack}-OrderQueue") == 0
 
 
-def test_a_disabled_mapping_processes_nothing_until_enabled_again(cli, aws, stack):
+def test_a_disabled_mapping_processes_nothing_until_enabled_again(cli, aws, stack, home):
     cli("--local", "--stack", stack, "up")
     function = f"{stack}-ProcessOrderFunction"
-    aws.client("lambda").update_event_source_mapping(UUID=aws.mapping(function)["UUID"], Enabled=False)
-    time.sleep(2)  # let the runtime notice, as AWS takes a moment too
+    uuid = aws.mapping(function)["UUID"]
+    aws.client("lambda").update_event_source_mapping(UUID=uuid, Enabled=False)
+    mapping_stopped(home, uuid)
     [published] = cli.json("--stack", stack, "publish-test")["published"]
-    time.sleep(4)
     assert aws.item(f"{stack}-Orders", published["orderId"]) is None
     assert aws.depth(f"{stack}-OrderQueue") == 1
     assert aws.handler_records(f"/aws/lambda/{function}") == []
@@ -163,13 +164,13 @@ def test_a_disabled_mapping_processes_nothing_until_enabled_again(cli, aws, stac
     wait_for(lambda: aws.item(f"{stack}-Orders", published["orderId"]), 15, "the waiting order to be processed")
 
 
-def test_a_message_sent_before_the_mapping_existed_is_processed(cli, aws, stack):
+def test_a_message_sent_before_the_mapping_existed_is_processed(cli, aws, stack, home):
     cli("--local", "--stack", stack, "up")
     function = f"{stack}-ProcessOrderFunction"
-    aws.client("lambda").delete_event_source_mapping(UUID=aws.mapping(function)["UUID"])
-    time.sleep(1.5)
+    uuid = aws.mapping(function)["UUID"]
+    aws.client("lambda").delete_event_source_mapping(UUID=uuid)
+    mapping_stopped(home, uuid)
     [published] = cli.json("--stack", stack, "publish-test")["published"]
-    time.sleep(2)
     assert aws.depth(f"{stack}-OrderQueue") == 1
     cli("--local", "--stack", stack, "up")
     wait_for(lambda: aws.item(f"{stack}-Orders", published["orderId"]), 15, "the early order to be processed")
@@ -237,7 +238,6 @@ def test_a_function_over_its_memory_size_is_killed_as_lambda_does(cli, aws, stac
     function, lam = f"{stack}-ProcessOrderFunction", aws.client("lambda")
     hog = "def lambda_handler(event, context):\n    block = b'x' * (200 * 1024 * 1024)\n    return len(block)\n"
     lam.update_function_code(FunctionName=function, ZipFile=_zip(hog))
-    time.sleep(1.5)  # the runtime re-reads a function's configuration at most once a second
 
     killed = lam.invoke(FunctionName=function, Payload=b"{}", LogType="Tail")
     assert killed["FunctionError"] == "Unhandled"
@@ -248,7 +248,6 @@ def test_a_function_over_its_memory_size_is_killed_as_lambda_does(cli, aws, stac
     assert "Memory Size: 128 MB\tMax Memory Used: 128 MB" in tail
 
     lam.update_function_configuration(FunctionName=function, MemorySize=512)
-    time.sleep(1.5)
     fits = lam.invoke(FunctionName=function, Payload=b"{}")
     assert "FunctionError" not in fits and json.loads(fits["Payload"].read()) == 200 * 1024 * 1024
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
-from tests.e2e.conftest import ORDER, wait_for
+from tests.e2e.conftest import ORDER, mapping_stopped, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -46,11 +45,12 @@ def test_verify_of_an_unknown_order_fails_on_the_dynamodb_hop(cli, stack):
     assert "hop 'dynamodb' is broken" in stderr
 
 
-def test_verify_with_the_mapping_disabled_names_the_lambda_hop(cli, aws, stack):
+def test_verify_with_the_mapping_disabled_names_the_lambda_hop(cli, aws, stack, home):
     cli("--local", "--stack", stack, "up")
     function = f"{stack}-ProcessOrderFunction"
-    aws.client("lambda").update_event_source_mapping(UUID=aws.mapping(function)["UUID"], Enabled=False)
-    time.sleep(1.5)
+    uuid = aws.mapping(function)["UUID"]
+    aws.client("lambda").update_event_source_mapping(UUID=uuid, Enabled=False)
+    mapping_stopped(home, uuid)
     cli.json("--stack", stack, "publish-test")
     code, report, stderr = _verify(cli, stack, "--timeout", "3")
     assert code == 1

@@ -48,6 +48,12 @@ def _error(kind: str, exc: BaseException) -> dict[str, Any]:
     }
 
 
+def _failed(kind: str, exc: BaseException) -> dict[str, Any]:
+    print(f"[ERROR] {kind}: {exc}", file=sys.stderr)
+    traceback.print_exception(type(exc), exc, exc.__traceback__)
+    return {"ok": False, "error": _error(kind, exc)}
+
+
 def peak_memory_mb() -> int:
     """Peak resident memory of this function process, as REPORT's "Max Memory Used".
 
@@ -68,6 +74,8 @@ def _load_handler(spec: str) -> tuple[Any, dict[str, Any] | None]:
     module_name, _, function_name = spec.rpartition(".")
     try:
         module = importlib.import_module(module_name)
+    except SyntaxError as e:  # named by the exception's class, as awslambdaric names it
+        return None, _error("Runtime.UserCodeSyntaxError", e)
     except Exception as e:  # noqa: BLE001 - reported to every invocation, as Lambda does
         return None, _error("Runtime.ImportModuleError", e)
     handler = getattr(module, function_name, None)
@@ -104,12 +112,13 @@ def main() -> None:
         else:
             try:
                 payload = handler(request["event"], LambdaContext(request))
-                result = {"ok": True, "payload": json.loads(json.dumps(payload))}
             except Exception as e:  # noqa: BLE001 - a failing handler is an outcome, not a runtime crash
-                kind = "Runtime.MarshalError" if isinstance(e, TypeError) and "JSON" in str(e) else type(e).__name__
-                result = {"ok": False, "error": _error(kind, e)}
-                print(f"[ERROR] {kind}: {e}", file=sys.stderr)
-                traceback.print_exc()
+                result = _failed(type(e).__name__, e)
+            else:
+                try:  # a result that is not JSON fails as Lambda's runtime fails it: by the step, not the message
+                    result = {"ok": True, "payload": json.loads(json.dumps(payload))}
+                except (TypeError, ValueError) as e:
+                    result = _failed("Runtime.MarshalError", e)
         result["maxMemoryMb"] = peak_memory_mb()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -97,6 +97,11 @@ class FunctionHost:
             staging.rename(target)
         return target
 
+    def invalidate(self) -> None:
+        """Forget every cached configuration: the next invocation reads it from the Lambda API."""
+        with self._lock:
+            self._specs.clear()
+
     def credentials(self, function_arn: str) -> RoleCredentials:
         """The function's execution-role credentials (RoleNotAssumable when Lambda could not assume the role)."""
         spec = self.spec(function_arn)
@@ -173,11 +178,11 @@ class FunctionHost:
         """A deleted function: stop its idle processes, drop its configuration and its log streams."""
         with self._lock:
             workers = self._idle.pop(function_arn, [])
-            cached = self._specs.pop(function_arn, None)
+            self._specs.pop(function_arn, None)
         for worker in workers:
             worker.close()
-        if cached is not None:
-            self._logs.forget(cached[1].region, cached[1].log_group)
+        for region, group in {(w.spec.region, w.spec.log_group) for w in workers}:
+            self._logs.forget(region, group)
 
     def worker_pids(self, busy_only: bool = False) -> list[int]:
         """Live function processes; `busy_only`: those starting up or running an invocation right now."""

@@ -95,6 +95,7 @@ class LambdaRuntime:
         )
         self._mappings: dict[str, _Mapping] = {}
         self._stopped = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="mapping-watcher", daemon=True)
 
     def client(self, service: str, region: str, credentials: RoleCredentials | None = None) -> Any:
@@ -114,13 +115,20 @@ class LambdaRuntime:
         self._thread.start()
         return self
 
+    def changed(self) -> None:
+        """A function or mapping changed through the Lambda API: the next invocation reads the new configuration,
+        and the watcher re-reads the mappings now rather than at its next interval."""
+        self.host.invalidate()
+        self._wake.set()
+
     def _watch(self) -> None:
         while not self._stopped.is_set():
             try:
                 self.sync()
             except Exception:  # outlive any single failure, as Lambda does
                 log.exception("could not read event source mappings")
-            self._stopped.wait(self._sync_interval)
+            self._wake.wait(self._sync_interval)
+            self._wake.clear()
 
     def _enabled_mappings(self) -> dict[str, MappingConfig]:
         found: dict[str, MappingConfig] = {}
@@ -173,17 +181,23 @@ class LambdaRuntime:
             config.function_arn,
         )
 
-    def _stop_mapping(self, uuid: str) -> _Mapping:
+    def _stop_mapping(self, uuid: str, wait: bool = True) -> _Mapping:
+        """Stop a mapping's pollers; with `wait`, "stopped" is logged once none of them can receive any more."""
         mapping = self._mappings.pop(uuid)
         mapping.stop.set()
+        if wait:
+            for poller in mapping.pollers:
+                poller.join(timeout=5)
         log.info("mapping %s stopped", uuid)
         return mapping
 
     def stop(self) -> None:
         self._stopped.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
-        stopped = [self._stop_mapping(uuid) for uuid in list(self._mappings)]
+        # Not waiting here: closing the host below ends in-flight invocations, then every poller is joined.
+        stopped = [self._stop_mapping(uuid, wait=False) for uuid in list(self._mappings)]
         # Closing the host ends in-flight invocations (their messages return after the visibility timeout).
         self.host.close()
         for mapping in stopped:
