@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e.conftest import PROJECT_ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("script", ["provision", "pipeline", "verify", "load"])

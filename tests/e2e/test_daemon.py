@@ -90,6 +90,7 @@ def test_no_process_of_the_daemon_holds_what_the_caller_set(daemon):
     print(f"DAEMON environment: {len(tree)} processes of the daemon's tree, none holds a variable the caller set")
 
 
+@pytest.mark.slow
 def test_a_stopped_daemon_is_reported_at_once_and_stop_still_ends_it(daemon):
     cli, started, _ = daemon
     os.kill(started["pid"], signal.SIGSTOP)
@@ -103,6 +104,7 @@ def test_a_stopped_daemon_is_reported_at_once_and_stop_still_ends_it(daemon):
     print(f"DAEMON SIGSTOP: reported in {took:.1f}s ('is not answering'); local stop ended it")
 
 
+@pytest.mark.slow
 def test_a_killed_daemons_leftovers_are_swept_and_its_port_is_free_at_once(tmp_path):
     cli = Cli(tmp_path / "home")
     port = free_port()
@@ -124,6 +126,7 @@ def test_a_killed_daemons_leftovers_are_swept_and_its_port_is_free_at_once(tmp_p
     print("DAEMON kill -9: work folder left, swept by the next start; the same port reused at once")
 
 
+@pytest.mark.slow
 def test_down_then_up_on_one_daemon_works_every_time_and_leaves_no_process_behind(daemon):
     cli, started, _ = daemon
     cycles = int(os.environ.get("ORDERFLOW_DAEMON_CYCLES", "2"))

@@ -48,6 +48,7 @@ def test_happy_path_order_lands_in_dynamodb_with_log_lines(cli, aws, stack):
     assert 10 <= used < 128, report
 
 
+@pytest.mark.slow
 def test_mixed_batch_writes_good_orders_once_and_dead_letters_poison_after_exactly_three_runs(cli, aws, stack):
     cli("--local", "--stack", stack, "up", *FAST)
     good = [f"good-{i}" for i in range(3)]
@@ -73,6 +74,7 @@ def test_mixed_batch_writes_good_orders_once_and_dead_letters_poison_after_exact
     assert aws.item(f"{stack}-Orders", "q0") is None
 
 
+@pytest.mark.slow
 def test_a_handler_over_its_timeout_is_killed_and_its_message_retried(cli, aws, stack):
     cli("--local", "--stack", stack, "up", *FAST)
     function = f"{stack}-ProcessOrderFunction"
@@ -176,6 +178,7 @@ def test_a_message_sent_before_the_mapping_existed_is_processed(cli, aws, stack,
     wait_for(lambda: aws.item(f"{stack}-Orders", published["orderId"]), 15, "the early order to be processed")
 
 
+@pytest.mark.slow
 def test_two_stacks_side_by_side_never_see_each_others_orders(cli, aws, stack):
     other = f"{stack}b"
     try:
@@ -205,6 +208,7 @@ def test_local_start_refuses_a_second_server_and_a_busy_port(cli, embedded, tmp_
     assert "is already in use" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_stale_pid_file_is_explained_and_replaced(tmp_path):
     other = Cli(tmp_path / "stale")
     (tmp_path / "stale").mkdir()

@@ -45,6 +45,7 @@ def test_verify_of_an_unknown_order_fails_on_the_dynamodb_hop(cli, stack):
     assert "hop 'dynamodb' is broken" in stderr
 
 
+@pytest.mark.slow
 def test_verify_with_the_mapping_disabled_names_the_lambda_hop(cli, aws, stack, home):
     cli("--local", "--stack", stack, "up")
     function = f"{stack}-ProcessOrderFunction"
@@ -59,6 +60,7 @@ def test_verify_with_the_mapping_disabled_names_the_lambda_hop(cli, aws, stack, 
     assert "hop 'lambda' is broken" in stderr
 
 
+@pytest.mark.slow
 def test_verify_with_the_queue_policy_removed_names_the_wiring(cli, aws, stack):
     cli("--local", "--stack", stack, "up")
     aws.client("sqs").set_queue_attributes(QueueUrl=aws.queue_url(f"{stack}-OrderQueue"), Attributes={"Policy": ""})
@@ -69,6 +71,7 @@ def test_verify_with_the_queue_policy_removed_names_the_wiring(cli, aws, stack):
     assert first["hop"] == "wiring" and "queue policy" in first["evidence"]
 
 
+@pytest.mark.slow
 def test_a_poison_order_is_shown_redriven_and_dead_lettered_again_without_loss(cli, aws, stack):
     cli("--local", "--stack", stack, "up", "--function-timeout", "1", "--visibility-timeout", "6")
     aws.publish(f"{stack}-OrderTopic", json.dumps(ORDER | {"orderId": "poison-1", "quantity": 0}))

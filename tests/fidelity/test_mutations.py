@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e.conftest import Aws, Cli, wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 FAST = ["--function-timeout", "1", "--visibility-timeout", "6"]
 
 

@@ -17,7 +17,7 @@ import pytest
 from tests.e2e.conftest import ORDER, wait_for
 from tests.reliability.conftest import died_invocations, function_log, pipeline_state, report, table_ids
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 FAST = ["--function-timeout", "1", "--visibility-timeout", "6", "--max-receive-count", "3"]
 GOOD_ORDERS = int(os.environ.get("ORDERFLOW_RELIABILITY_ORDERS", "1000"))
 
