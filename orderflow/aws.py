@@ -17,14 +17,18 @@ from orderflow.arns import Arns
 from orderflow.errors import OrderflowError
 
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=70)
+# The embedded AWS is on this machine: an answer that takes seconds will not come (read_timeout still covers a
+# 20 s long poll).
+LOCAL_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=25)
 
 
 class Aws:
     """One session against one endpoint: caches clients and the caller's identity."""
 
-    def __init__(self, session: boto3.Session, endpoint_url: str | None = None) -> None:
+    def __init__(self, session: boto3.Session, endpoint_url: str | None = None, config: Config = RETRY_CONFIG) -> None:
         self.session = session
         self.endpoint_url = endpoint_url
+        self.config = config
         self._clients: dict[str, Any] = {}
         self._account: str | None = None
         if not session.region_name:
@@ -38,7 +42,7 @@ class Aws:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url, config=RETRY_CONFIG)
+            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url, config=self.config)
         return self._clients[service]
 
     def register(self, event: str, handler: Callable[..., Any]) -> None:
@@ -64,11 +68,12 @@ def connect(
     profile: str | None = None,
     endpoint_url: str | None = None,
     credentials: dict[str, str] | None = None,
+    config: Config = RETRY_CONFIG,
 ) -> Aws:
     """Open a session. `credentials` is only for endpoints that accept any key (the embedded AWS)."""
     with aws_errors(endpoint_url):
         session = boto3.Session(profile_name=profile, region_name=region, **(credentials or {}))
-        return Aws(session, endpoint_url)
+        return Aws(session, endpoint_url, config)
 
 
 def error_code(error: botocore.exceptions.ClientError) -> str:

@@ -14,7 +14,7 @@ import click
 from rich.markup import escape
 
 from orderflow import __version__
-from orderflow.aws import Aws, aws_errors, connect
+from orderflow.aws import LOCAL_CONFIG, Aws, aws_errors, connect
 from orderflow.errors import ConfigError, OrderflowError
 from orderflow.flow import dlq as dlq_flow
 from orderflow.flow import logs as logs_flow
@@ -42,7 +42,10 @@ class Options:
         if self.local:
             endpoint = self.endpoint_url or state.running_endpoint()
             return connect(
-                region=state.local_region(self.region), endpoint_url=endpoint, credentials=state.LOCAL_CREDENTIALS
+                region=state.local_region(self.region),
+                endpoint_url=endpoint,
+                credentials=state.LOCAL_CREDENTIALS,
+                config=LOCAL_CONFIG,
             )
         return connect(region=self.region, profile=self.profile, endpoint_url=self.endpoint_url)
 

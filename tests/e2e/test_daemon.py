@@ -155,3 +155,13 @@ def test_down_then_up_on_one_daemon_works_every_time_and_leaves_no_process_behin
         f"daemon RSS {baseline_rss:.0f} MB before, {rss[0]:.0f} MB after the first cycle, "
         f"{rss[-1]:.0f} MB after the last"
     )
+
+
+def test_a_region_the_embedded_aws_cannot_serve_is_one_line(daemon):
+    cli, _, _ = daemon
+    result = cli("--local", "--region", "nowhere-1", "status", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: Region 'nowhere-1' is not an AWS region the embedded AWS serves: use one such as us-east-1"
+    )
+    assert cli("--local", "--region", "eu-west-1", "status").returncode == 0
