@@ -93,6 +93,14 @@ def is_not_found(error: botocore.exceptions.ClientError) -> bool:
     }
 
 
+ACCESS_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
+
+
+def is_access_denied(error: botocore.exceptions.ClientError) -> bool:
+    """Refused by IAM, in whichever code the service uses for it."""
+    return error_code(error) in ACCESS_DENIED_CODES
+
+
 @contextlib.contextmanager
 def aws_errors(endpoint_url: str | None = None) -> Iterator[None]:
     """Turn botocore's exceptions into one-line, actionable OrderflowErrors."""
@@ -114,7 +122,7 @@ def aws_errors(endpoint_url: str | None = None) -> Iterator[None]:
         code = error_code(e)
         message = e.response.get("Error", {}).get("Message", str(e))
         operation = getattr(e, "operation_name", "call")
-        if code in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}:
+        if code in ACCESS_DENIED_CODES:
             raise OrderflowError(f"Access denied for {operation}: {message}") from e
         if code in {
             "ExpiredToken",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from orderflow.access import evaluate, lambda_may_assume
-from orderflow.aws import error_code
+from orderflow.aws import is_access_denied
 from orderflow.provision.base import Context
 from orderflow.provision.function import HANDLER, Function
 from orderflow.provision.policies import required_permissions
@@ -19,8 +19,6 @@ from orderflow.provision.role import Role, attached_policy_documents
 
 RESTORE = "run `orderflow up` to restore it"
 POLICIES = "run `orderflow up` to restore the role's policies"
-# Reading IAM needs iam:Get*/List*; a user without them gets no static check rather than a failed verify.
-_UNREADABLE = {"AccessDenied", "AccessDeniedException"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +66,6 @@ def problems(ctx: Context) -> list[Problem]:
     try:
         return function_problems(ctx) + role_problems(ctx)
     except ClientError as e:
-        if error_code(e) in _UNREADABLE:
+        if is_access_denied(e):  # reading IAM needs iam:Get*/List*: no static check rather than a failed verify
             return []
         raise

@@ -96,7 +96,6 @@ class Enforcement:
         # Told after every Lambda write, so the runtime applies new code, configuration and mappings to the very
         # next invocation (as AWS does once an update is Successful) instead of at its next poll of the API.
         self.on_lambda_write = on_lambda_write
-        self.denied = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         # Most calls are an administrator's: decide from the header alone and leave their bodies unread.
@@ -129,7 +128,6 @@ class Enforcement:
         decision = self.roles.decide(caller.role_arn, action, resource)
         if decision == "allow":
             return self.app(environ, start_response)
-        self.denied += 1
         code, status = _DENIAL_CODES.get(request.service, ("AccessDenied", 403))
         message = denial_message(caller.arn, action, resource, decision)
         log.info("refused: %s", message)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,6 @@ class Caller:
     role_arn: str
     session_name: str
     account: str
-    session_token: str
 
     @property
     def arn(self) -> str:
@@ -64,7 +62,7 @@ class RolePolicies:
             for backend in list(backends.values()):
                 assumed = backend.get_assumed_role_from_access_key(access_key)
                 if assumed is not None:
-                    found = Caller(assumed.role_arn, assumed.session_name, account, assumed.session_token)
+                    found = Caller(assumed.role_arn, assumed.session_name, account)
                     break
         # Keys are random and never reused: a key unknown now stays unknown, so both answers can be kept.
         with self._lock:
@@ -108,14 +106,13 @@ class RolePolicies:
             return None
         return _document(role.assume_role_policy_document)
 
-    def decide(self, role_arn: str, action: str, resource: str, context: Mapping[str, str] | None = None) -> Decision:
+    def decide(self, role_arn: str, action: str, resource: str) -> Decision:
         key = (role_arn, action.lower(), resource)
-        decision = self._decisions.get(key) if not context else None
+        decision = self._decisions.get(key)
         if decision is None:
-            decision = evaluate(self.policies(role_arn), action, resource, context=context)
-            if not context:
-                with self._lock:
-                    self._decisions[key] = decision
+            decision = evaluate(self.policies(role_arn), action, resource)
+            with self._lock:
+                self._decisions[key] = decision
         return decision
 
     def lambda_may_assume(self, role_arn: str) -> bool:

@@ -49,11 +49,6 @@ class SignedRequest:
     service: str
     operation: str
     params: dict[str, Any] = field(default_factory=dict)
-    session_token: str | None = None
-
-    @property
-    def action(self) -> str:
-        return f"{self.service}:{self.operation}"
 
 
 def credential_scope(environ: dict[str, Any]) -> tuple[str, str, str] | None:
@@ -79,7 +74,7 @@ def parse_request(environ: dict[str, Any]) -> SignedRequest | None:
         except ValueError:
             loaded = None
         params = loaded if isinstance(loaded, dict) else {}
-    return SignedRequest(access_key, region, service, operation, params, environ.get("HTTP_X_AMZ_SECURITY_TOKEN"))
+    return SignedRequest(access_key, region, service, operation, params)
 
 
 def is_read(operation: str) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from orderflow.aws import error_code, is_not_found
+from orderflow.aws import error_code, is_access_denied, is_not_found
 from orderflow.local.events import sqs_event
 from orderflow.local.runtime.batch import failed_message_ids
 from orderflow.local.runtime.credentials import RoleCredentials, RoleNotAssumable
@@ -26,7 +26,6 @@ log = logging.getLogger("orderflow.local.runtime")
 LONG_POLL_SECONDS = 1  # short enough that a disabled or deleted mapping stops within a second or two
 # How long a poller refused by the role waits before trying again (AWS keeps retrying while the mapping is enabled).
 REFUSED_RETRY_SECONDS = 1.0
-ACCESS_DENIED = {"AccessDenied", "AccessDeniedException"}
 # GetEventSourceMapping's LastProcessingResult, as orderflow's poller last met it.
 OK = "OK"
 
@@ -162,7 +161,7 @@ class QueuePoller(threading.Thread):
             self._refused(config.uuid, f"PROBLEM: {e}")
             return
         except ClientError as e:
-            if error_code(e) not in ACCESS_DENIED:
+            if not is_access_denied(e):
                 raise
             self._refused(config.uuid, receive_problem(config.function_arn.rsplit(":", 1)[-1]))
             return
@@ -198,7 +197,7 @@ class QueuePoller(threading.Thread):
                     Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
                 )
         except ClientError as e:
-            if error_code(e) not in ACCESS_DENIED:
+            if not is_access_denied(e):
                 raise
             # Processed but never deleted: the messages come back after the visibility timeout, and SQS's redrive
             # finally moves them to the DLQ — what AWS does to a role without sqs:DeleteMessage.
