@@ -103,9 +103,18 @@ class Enforcement:
         if scope is None:
             return self.app(environ, start_response)
         access_key, _, service = scope
-        if service == "iam" and not is_read(operation_of(environ) or "Get"):
-            self.roles.invalidate()
+        writes_iam = service == "iam" and not is_read(operation_of(environ) or "Get")
         writes_lambda = service == "lambda" and environ.get("REQUEST_METHOD") in ("POST", "PUT", "DELETE")
+
+        def forward() -> Any:
+            response = self.app(environ, start_response)  # moto applies the change while answering
+            # Only now is the change in place: forgetting earlier would let a concurrent call cache the old answer.
+            if writes_iam:
+                self.roles.invalidate()
+            if writes_lambda and self.on_lambda_write is not None:
+                self.on_lambda_write()
+            return response
+
         if writes_lambda and self.mapping_refusal is not None and _MAPPINGS_PATH.match(environ.get("PATH_INFO", "")):
             request = parse_request(environ)
             refusal = self._mapping_refusal(environ, request) if request else None
@@ -114,20 +123,17 @@ class Enforcement:
                 return error_response(environ, start_response, code, message, status=400)
         caller = self.roles.caller(access_key)
         if caller is None:
-            response = self.app(environ, start_response)  # moto applies any change while answering
-            if writes_lambda and self.on_lambda_write is not None:
-                self.on_lambda_write()
-            return response
+            return forward()
         request = parse_request(environ)
         if request is None:
-            return self.app(environ, start_response)
+            return forward()
         action = iam_action(request)
         if action.lower() in _ALWAYS_ALLOWED:
-            return self.app(environ, start_response)
+            return forward()
         resource = resource_arn(request, caller.account)
         decision = self.roles.decide(caller.role_arn, action, resource)
         if decision == "allow":
-            return self.app(environ, start_response)
+            return forward()
         code, status = _DENIAL_CODES.get(request.service, ("AccessDenied", 403))
         message = denial_message(caller.arn, action, resource, decision)
         log.info("refused: %s", message)

@@ -46,9 +46,12 @@ class RolePolicies:
         self._callers: dict[str, Caller | None] = {}
         self._decisions: dict[tuple[str, str, str], Decision] = {}
         self._lock = threading.Lock()
+        # Bumped by every invalidation: a decision computed from policies read before it is never cached after it.
+        self._generation = 0
 
     def invalidate(self) -> None:
         with self._lock:
+            self._generation += 1
             self._decisions.clear()
 
     def caller(self, access_key: str) -> Caller | None:
@@ -110,9 +113,11 @@ class RolePolicies:
         key = (role_arn, action.lower(), resource)
         decision = self._decisions.get(key)
         if decision is None:
+            generation = self._generation
             decision = evaluate(self.policies(role_arn), action, resource)
             with self._lock:
-                self._decisions[key] = decision
+                if generation == self._generation:
+                    self._decisions[key] = decision
         return decision
 
     def lambda_may_assume(self, role_arn: str) -> bool:

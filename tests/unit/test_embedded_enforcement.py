@@ -308,3 +308,20 @@ def test_the_pollers_in_process_client_answers_as_sqs_does_and_checks_the_role(e
     with pytest.raises(botocore.exceptions.ClientError) as missing:
         queues.delete_message_batch(QueueUrl=elsewhere, Entries=[{"Id": "0", "ReceiptHandle": "any"}])
     assert missing.value.response["Error"]["Code"] == "AWS.SimpleQueueService.NonExistentQueue"
+
+
+def test_a_decision_read_before_an_iam_change_is_never_cached_after_it(monkeypatch):
+    from orderflow.local.roles import RolePolicies
+
+    roles = RolePolicies()
+    role = "arn:aws:iam::111122223333:role/r"
+    allow_all = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+    def policies_read_while_iam_changes(role_arn):
+        roles.invalidate()  # an IAM write lands between reading the policies and caching the answer
+        return [allow_all]
+
+    monkeypatch.setattr(roles, "policies", policies_read_while_iam_changes)
+    assert roles.decide(role, "sqs:ReceiveMessage", "arn:aws:sqs:eu-west-2:111122223333:q") == "allow"
+    monkeypatch.setattr(roles, "policies", lambda role_arn: [])
+    assert roles.decide(role, "sqs:ReceiveMessage", "arn:aws:sqs:eu-west-2:111122223333:q") == "implicit-deny"
