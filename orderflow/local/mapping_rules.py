@@ -78,24 +78,20 @@ class MappingRules:
         queue_arn = params.get("EventSourceArn") or (current.event_source_arn if current else "")
         if not str(queue_arn).startswith("arn:") or str(queue_arn).split(":")[2] != "sqs":
             return None
-        batch_size = params.get("BatchSize", current.batch_size if current else 10)
-        window = params.get("MaximumBatchingWindowInSeconds", (current.max_batch_window if current else 0) or 0)
-        function_name = params.get("FunctionName") or (current.function_arn if current else None)
+        batch_size = int(params.get("BatchSize", current.batch_size if current else 10) or 10)
+        window = int(params.get("MaximumBatchingWindowInSeconds", current.max_batch_window if current else 0) or 0)
         if uuid and "FunctionName" not in params:
             # Changing batch settings only: Lambda checks the parameters, not the role or the queue again.
-            return refusal(MappingRequest(int(batch_size or 10), int(window or 0), None, None, True, None))
-        function = self._function(backend, function_name)
-        queue_timeout = self._visibility_timeout(queue_arn)
-        if function is None:
-            return refusal(MappingRequest(int(batch_size or 10), int(window or 0), queue_timeout, None, True, None))
+            return refusal(MappingRequest(batch_size, window, None, None, True, None))
+        function = self._function(backend, params.get("FunctionName") or (current.function_arn if current else None))
         return refusal(
             MappingRequest(
-                batch_size=int(batch_size or 10),
-                batching_window=int(window or 0),
-                queue_visibility_timeout=queue_timeout,
-                function_timeout=int(function.timeout),
-                role_assumable=self.roles.lambda_may_assume(function.role),
-                missing_poller_action=missing_poller_action(self.roles, function.role, queue_arn),
+                batch_size=batch_size,
+                batching_window=window,
+                queue_visibility_timeout=self._visibility_timeout(queue_arn),
+                function_timeout=int(function.timeout) if function else None,
+                role_assumable=function is None or self.roles.lambda_may_assume(function.role),
+                missing_poller_action=missing_poller_action(self.roles, function.role, queue_arn) if function else None,
             )
         )
 

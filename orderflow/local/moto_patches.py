@@ -2,8 +2,8 @@
 
 Applied only inside the embedded AWS process; unit tests with mock_aws see moto as it is. Each patch is a debt on
 moto's internals: `check_targets()` proves at start-up that every target still has the shape the patch was written
-for (else one line names the moto version), `tests/unit/test_moto_patches.py` tests each patched behaviour
-in-process, and pyproject.toml pins the minor version they were tested with.
+for (else one line names the moto version), `tests/unit/test_embedded_enforcement.py` tests each patched behaviour
+in-process, and pyproject.toml pins the minor version they were tested with (MOTO_REQUIREMENT).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from orderflow.errors import OrderflowError
 log = logging.getLogger("orderflow.local")
 
 TESTED_MOTO = "5.2"
+MOTO_REQUIREMENT = "moto[server]>=5.2.1,<5.3"  # as pinned in pyproject.toml
 
 _applied = False
 # LastProcessingResult of each event source mapping (by UUID), as orderflow's pollers last saw it.
@@ -93,7 +94,7 @@ def check_targets() -> None:
         if problem:
             raise OrderflowError(
                 f"The embedded AWS was tested with moto {TESTED_MOTO}.x; in moto {moto_version} "
-                f"{module_name}.{class_name}.{attribute} {problem}: pip install 'moto[server]>={TESTED_MOTO},<5.3'"
+                f"{module_name}.{class_name}.{attribute} {problem}: pip install '{MOTO_REQUIREMENT}'"
             )
 
 

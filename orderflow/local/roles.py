@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,17 +110,27 @@ class RolePolicies:
             return None
         return _document(role.assume_role_policy_document)
 
-    def decide(self, role_arn: str, action: str, resource: str) -> Decision:
-        key = (role_arn, action.lower(), resource)
+    def _cached(self, key: tuple[str, str, str], decide: Callable[[], Decision]) -> Decision:
         decision = self._decisions.get(key)
         if decision is None:
             generation = self._generation
-            decision = evaluate(self.policies(role_arn), action, resource)
+            decision = decide()
             with self._lock:
                 if generation == self._generation:
                     self._decisions[key] = decision
         return decision
 
+    def decide(self, role_arn: str, action: str, resource: str) -> Decision:
+        return self._cached(
+            (role_arn, action.lower(), resource), lambda: evaluate(self.policies(role_arn), action, resource)
+        )
+
     def lambda_may_assume(self, role_arn: str) -> bool:
-        trust = self.trust(role_arn)
-        return trust is not None and lambda_may_assume(trust, role_arn)
+        """Read on every invocation and poll: cached like any decision, until the next IAM write."""
+        return (
+            self._cached(
+                (role_arn, "sts:assumerole", "lambda.amazonaws.com"),
+                lambda: "allow" if lambda_may_assume(self.trust(role_arn), role_arn) else "implicit-deny",
+            )
+            == "allow"
+        )
