@@ -59,7 +59,11 @@ class Aws:
 
     @property
     def arns(self) -> Arns:
-        partition = self.session.get_partition_for_region(self.region) if self.endpoint_url is None else "aws"
+        # From the region, whatever the endpoint: an endpoint that stands in for aws-cn or aws-us-gov uses their ARNs.
+        try:
+            partition = self.session.get_partition_for_region(self.region)
+        except botocore.exceptions.UnknownRegionError:
+            partition = "aws"  # a region only some endpoint knows; its ARNs follow the commercial partition
         return Arns(partition=partition, region=self.region, account=self.account)
 
 

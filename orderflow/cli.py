@@ -51,7 +51,12 @@ class Options:
 
     def context(self, settings: StackSettings | None = None) -> Context:
         config = StackConfig(self.stack, settings or StackSettings())
-        return Context(aws=self.connect(), config=config)
+        ctx = Context(aws=self.connect(), config=config)
+        if self.local:
+            # The embedded AWS runs AWS's delays at its time scale (none at all unless started --realistic).
+            server = state.recorded_server()
+            ctx.propagation_scale = (server.time_scale or 0.0) if server else 0.0
+        return ctx
 
 
 class OrderflowGroup(click.Group):
@@ -187,8 +192,8 @@ def up(
         batching_window=batching_window,
     )
     ctx = options.context(settings)
-    with out.waiting("reading the stack …"):
-        report = operations.converge(ctx, dry_run=dry_run, on_progress=out.progress())
+    with out.progress() as progress:
+        report = operations.converge(ctx, dry_run=dry_run, progress=progress)
     _render_up(out, ctx, report, dry_run)
     out.document(
         {
@@ -251,7 +256,8 @@ def down(options: Options, yes: bool, keep_data: bool) -> None:
             raise OrderflowError(f"{question} Refusing without --yes (or keep it with --keep-data)")
         if not click.confirm(question, default=False, err=True):
             raise OrderflowError("Nothing was deleted. Use --keep-data to remove everything but the table")
-    results = operations.teardown(ctx, steps, on_progress=out.progress())
+    with out.progress() as progress:
+        results = operations.teardown(ctx, steps, progress)
     for r in results:
         out.line(f"{MARKS.get(r.outcome, r.outcome):<32} {r.kind} [bold]{r.name}[/]")
     foreign = [r for r in results if r.outcome == "not ours, left alone"]
@@ -275,7 +281,7 @@ def status(options: Options) -> None:
     out = options.output
     ctx = options.context()
     rows = operations.inventory(ctx)
-    colour = {"exists": "green", "missing": "dim", "foreign": "magenta"}
+    colour = {"exists": "green", "missing": "dim", "foreign": "magenta", "owner unknown": "yellow"}
     out.table(
         f"stack {ctx.config.name} in {ctx.aws.region}",
         ["resource", "name", "state", "messages", "ARN"],
@@ -492,6 +498,28 @@ def local() -> None:
     """The embedded AWS: moto's server on 127.0.0.1 plus orderflow's docker-less Lambda runtime."""
 
 
+def realistic_options(command: Any) -> Any:
+    """--realistic and --time-scale, shared by `local start` and `demo`."""
+    command = click.option(
+        "--time-scale",
+        type=click.FloatRange(0.001, 10, min_open=False),
+        default=1.0,
+        show_default=True,
+        envvar="ORDERFLOW_TIME_SCALE",
+        help="With --realistic: AWS's delays times this (1.0 = AWS's pace; 0.05 = twenty times faster).",
+    )(command)
+    return click.option(
+        "--realistic",
+        is_flag=True,
+        envvar="ORDERFLOW_REALISTIC",
+        help="Behave like AWS's control plane: slow, eventually consistent (docs/fidelity.md lists each delay).",
+    )(command)
+
+
+def time_scale_of(realistic: bool, time_scale: float) -> float | None:
+    return time_scale if realistic else None
+
+
 @local.command("start")
 @click.option(
     "--port",
@@ -500,21 +528,30 @@ def local() -> None:
     show_default=True,
     envvar="ORDERFLOW_LOCAL_PORT",
 )
+@realistic_options
 @click.pass_obj
-def local_start(options: Options, port: int) -> None:
+def local_start(options: Options, port: int, realistic: bool, time_scale: float) -> None:
     """Start the embedded AWS in the background and wait until it answers."""
     out = options.output
     with out.waiting("starting the embedded AWS …"):
-        status = control.start(port)
+        status = control.start(port, time_scale_of(realistic, time_scale))
     if status.note:
         out.warn(status.note)
     assert status.server is not None
     out.line(
         f"embedded AWS running at [bold]{status.server.endpoint}[/] (pid {status.server.pid}); log: {state.log_file()}"
     )
+    if status.server.time_scale is not None:
+        out.line(f"realistic control plane: AWS's delays x{status.server.time_scale:g} (docs/fidelity.md)")
     out.line("use it with `orderflow --local …`; stop it with `orderflow local stop`")
     out.document(
-        {"ok": True, "endpoint": status.server.endpoint, "pid": status.server.pid, "log": str(state.log_file())}
+        {
+            "ok": True,
+            "endpoint": status.server.endpoint,
+            "pid": status.server.pid,
+            "log": str(state.log_file()),
+            "time_scale": status.server.time_scale,
+        }
     )
 
 
@@ -556,24 +593,28 @@ def local_status(options: Options) -> None:
     show_default=True,
     help="Seconds to wait for the order to pass every hop.",
 )
+@realistic_options
 @click.pass_obj
-def demo(options: Options, timeout: float) -> None:
+def demo(options: Options, timeout: float, realistic: bool, time_scale: float) -> None:
     """The whole guide on an embedded AWS, start to finish: up, publish, verify, show, down."""
     from orderflow.local.server import EmbeddedAws
 
     out = options.output
     config = StackConfig(options.stack)
+    scale = time_scale_of(realistic, time_scale)
     out.line("[bold]orderflow demo[/]: the seed guide's ten steps on an embedded AWS (no account, no Docker)")
     with out.waiting("starting the embedded AWS …"):
-        embedded = EmbeddedAws(port=0).start()
+        embedded = EmbeddedAws(port=0, time_scale=scale).start()
     try:
-        out.line(f"[bold]0.[/] embedded AWS listening on {embedded.endpoint}")
+        pace = "" if scale is None else f" (realistic control plane, AWS's delays x{scale:g})"
+        out.line(f"[bold]0.[/] embedded AWS listening on {embedded.endpoint}{pace}")
         aws = connect(region=state.LOCAL_REGION, endpoint_url=embedded.endpoint, credentials=state.LOCAL_CREDENTIALS)
-        ctx = Context(aws=aws, config=config)
+        ctx = Context(aws=aws, config=config, propagation_scale=scale or 0.0)
         out.line(
             "[bold]1-8.[/] orderflow up: table, topic, queues, subscription + queue policy, role, function, trigger"
         )
-        up_report = operations.converge(ctx, on_progress=out.progress())
+        with out.progress() as progress:
+            up_report = operations.converge(ctx, progress=progress)
         _render_up(out, ctx, up_report, dry_run=False)
         out.line("[bold]9.[/] publish the guide's sample order to the topic")
         [published] = publish.publish_orders(aws, config, [publish.sample_order()])
@@ -589,7 +630,8 @@ def demo(options: Options, timeout: float) -> None:
         for event in lines[-8:]:
             out.line(f"     {escape(logs_flow.render(event))}")
         out.line("[bold]clean up.[/] orderflow down")
-        down_results = operations.teardown(ctx, operations.plan_teardown(ctx), on_progress=out.progress())
+        with out.progress() as progress:
+            down_results = operations.teardown(ctx, operations.plan_teardown(ctx), progress)
         left = [r for r in operations.inventory(ctx) if r["state"] != "missing"]
         out.line(f"   removed {sum(r.outcome == 'deleted' for r in down_results)} resources; {len(left)} left behind")
     finally:

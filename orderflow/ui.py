@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
+
+from orderflow.provision.executor import Progress
 
 MARKS = {
     "created": "[green]+ created[/]",
@@ -66,19 +73,65 @@ class Output:
         with self.err.status(text):
             yield
 
-    def progress(self):
-        """A provisioning progress callback: a spinner per step, then one line per resource."""
-        status = None
+    def progress(self) -> StepsView:
+        """What provisioning is doing: a live table on a terminal, plain lines otherwise, nothing with --json."""
+        return StepsView(self)
 
-        def on_progress(kind: str, name: str, phase: str, seconds: float) -> None:
-            nonlocal status
-            if self.as_json:
+
+class StepsView(Progress):
+    """Provisioning progress. On a terminal, a live view (stderr) of every running step, how long it has run and
+    what it waits for; elsewhere a plain line (stdout) whenever a step has waited a second and its reason changes."""
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
+        self.live = not output.as_json and output.err.is_terminal
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[str, float]] = {}  # key -> (label, started)
+        self._reasons: dict[str, str] = {}
+        self._printed: dict[str, str] = {}
+        self._view: Live | None = None
+
+    def __enter__(self) -> StepsView:
+        if self.live:
+            self._view = Live(self._render(), console=self.output.err, refresh_per_second=4, transient=True)
+            self._view.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._view is not None:
+            self._view.__exit__(None, None, None)
+            self._view = None
+
+    def _render(self) -> Table:
+        table = Table.grid(padding=(0, 1))
+        now = time.monotonic()
+        for key, (label, started) in list(self._running.items()):
+            table.add_row("[cyan]…[/]", label, f"[dim]{now - started:.0f}s[/]", f"[dim]{self._reasons.get(key, '')}[/]")
+        return table
+
+    def _refresh(self) -> None:
+        if self._view is not None:
+            self._view.update(self._render())
+
+    def started(self, key: str, kind: str, name: str) -> None:
+        with self._lock:
+            self._running[key] = (f"{kind} [bold]{name}[/]", time.monotonic())
+            self._refresh()
+
+    def waiting(self, key: str, text: str) -> None:
+        with self._lock:
+            self._reasons[key] = text
+            self._refresh()
+            running = self._running.get(key)
+            if self.live or self.output.as_json or running is None or time.monotonic() - running[1] < 1.0:
                 return
-            if phase == "start" and self.err.is_terminal:
-                status = self.err.status(f"{kind} {name} …")
-                status.start()
-            elif phase == "done" and status is not None:
-                status.stop()
-                status = None
+            gist = re.sub(r"\d+", "#", text)
+            if self._printed.get(key) != gist:
+                self._printed[key] = gist
+                self.output.line(f"  … {running[0]}: {escape(text)}")
 
-        return on_progress
+    def finished(self, key: str, kind: str, name: str, outcome: str, seconds: float) -> None:
+        with self._lock:
+            self._running.pop(key, None)
+            self._reasons.pop(key, None)
+            self._refresh()

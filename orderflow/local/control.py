@@ -65,7 +65,7 @@ def _log_tail(lines: int = 5) -> str:
         return "(no log)"
 
 
-def start(port: int = DEFAULT_PORT) -> LocalStatus:
+def start(port: int = DEFAULT_PORT, time_scale: float | None = None) -> LocalStatus:
     """Start the background server and wait until it answers. Refuses a second one and a busy port."""
     note = ""
     existing = recorded_server()
@@ -81,7 +81,14 @@ def start(port: int = DEFAULT_PORT) -> LocalStatus:
     _check_port_free(port)
     with open_private_append(log_file()) as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "orderflow.local.daemon", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "orderflow.local.daemon",
+                "--port",
+                str(port),
+                *(["--time-scale", repr(time_scale)] if time_scale is not None else []),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -27,6 +27,8 @@ TESTED_MOTO = "5.2"
 MOTO_REQUIREMENT = "moto[server]>=5.2.1,<5.3"  # as pinned in pyproject.toml
 
 _applied = False
+# The realistic control plane (realistic.RealisticAws), when `local start --realistic` runs; None: moto's instant one.
+_realistic: Any = None
 # LastProcessingResult of each event source mapping (by UUID), as orderflow's pollers last saw it.
 _processing_results: dict[str, str] = {}
 # Deliveries SNS dropped because the queue policy refused them, by topic ARN (AWS: NumberOfNotificationsFailed).
@@ -64,6 +66,14 @@ _TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("moto.sns.models", "Subscription", "publish", ("self", "message", "message_id")),
     ("moto.awslambda.models", "LambdaFunction", "invoke", ("self", "body", "request_headers", "response_headers")),
     ("moto.awslambda.models", "EventSourceMapping", "get_configuration", ("self",)),
+    # Read by the realistic control plane (realistic.py), which overlays AWS's transient states:
+    ("moto.awslambda.models", "LambdaFunction", "get_configuration", ("self", "on_create")),
+    ("moto.awslambda.models", "LambdaFunction", "__init__", ("self.region", "self.function_name")),
+    ("moto.awslambda.models", "EventSourceMapping", "__init__", ("self.uuid",)),
+    ("moto.dynamodb.models.table", "Table", "describe", ("self", "base_key")),
+    ("moto.dynamodb.models.table", "Table", "__init__", ("self.region_name", "self.name")),
+    ("moto.dynamodb.models", "DynamoDBBackend", "delete_table", ("self", "name")),
+    ("moto.awslambda.models", "LambdaBackend", "delete_event_source_mapping", ("self", "uuid")),
     ("moto.sts.models", "STSBackend", "get_assumed_role_from_access_key", ("self", "access_key_id")),
     ("moto.iam.models", "IAMBackend", "get_role_by_arn", ("self", "arn")),
     ("moto.iam.models", "IAMBackend", "list_attached_role_policies", ("self", "role_name")),
@@ -102,6 +112,12 @@ def check_targets() -> None:
 _function_host: Callable[[], Any] | None = None
 
 
+def use_realistic(realistic: Any) -> None:
+    """Reads report the control plane's transient states (Pending, Creating, CREATING, …) while it is set."""
+    global _realistic
+    _realistic = realistic
+
+
 def route_invocations_to(function_host: Callable[[], Any]) -> None:
     global _function_host
     _function_host = function_host
@@ -134,6 +150,7 @@ def apply() -> None:
     _run_invocations_in_orderflows_runtime()
     _deliver_only_what_the_queue_policy_allows()
     _report_last_processing_result()
+    _report_transient_states()
     _applied = True
 
 
@@ -141,9 +158,10 @@ def queue_policy_allows_topic(queue_arn: str, topic_arn: str) -> bool:
     from moto.sqs.models import sqs_backends
 
     _, _, _, region, account, name = queue_arn.split(":", 5)
-    return topic_may_send(
-        json.loads(sqs_backends[account][region].get_queue(name).policy or "{}"), queue_arn, topic_arn
-    )
+    policy = sqs_backends[account][region].get_queue(name).policy
+    if _realistic is not None:
+        policy = _realistic.queue_policy_in_effect(queue_arn, policy)
+    return topic_may_send(json.loads(policy or "{}"), queue_arn, topic_arn)
 
 
 def _deliver_only_what_the_queue_policy_allows() -> None:
@@ -185,9 +203,45 @@ def _report_last_processing_result() -> None:
         configuration = original(self)
         if self.uuid in _processing_results:
             configuration["LastProcessingResult"] = _processing_results[self.uuid]
+        state = _realistic.plane.state("mapping", self.uuid) if _realistic is not None else None
+        if state is not None:
+            configuration["State"] = state
+            configuration["StateTransitionReason"] = "USER_INITIATED"
         return configuration
 
     EventSourceMapping.get_configuration = get_configuration
+
+
+def _report_transient_states() -> None:
+    """Under `--realistic`, functions and tables report AWS's transient states (moto's are always final)."""
+    from moto.awslambda.models import LambdaFunction
+    from moto.dynamodb.models.table import Table
+
+    original_function = LambdaFunction.get_configuration
+
+    def function_configuration(self, on_create: bool = False):  # type: ignore[no-untyped-def]
+        configuration = original_function(self, on_create)
+        state = _realistic.plane.state("function", (self.region, self.function_name)) if _realistic else None
+        if state == "Pending":
+            configuration.update(
+                State="Pending", StateReason="The function is being created.", StateReasonCode="Creating"
+            )
+            configuration.pop("LastUpdateStatus", None)
+        elif state == "InProgress":
+            configuration.update(LastUpdateStatus="InProgress", LastUpdateStatusReason="The function is being updated.")
+        return configuration
+
+    LambdaFunction.get_configuration = function_configuration
+    original_describe = Table.describe
+
+    def describe(self, base_key: str = "TableDescription"):  # type: ignore[no-untyped-def]
+        description = original_describe(self, base_key)
+        state = _realistic.plane.state("table", (self.region_name, self.name)) if _realistic else None
+        if state is not None:
+            description[base_key]["TableStatus"] = state
+        return description
+
+    Table.describe = describe
 
 
 class _VisibleMessages:

@@ -44,6 +44,8 @@ class RolePolicies:
     """Decisions for role sessions, cached per (role, action, resource) until `invalidate()` (any IAM write)."""
 
     def __init__(self) -> None:
+        # `local start --realistic`: IAM changes take a while to apply (realistic.ControlPlane); None: at once.
+        self.plane: Any = None
         self._callers: dict[str, Caller | None] = {}
         self._decisions: dict[tuple[str, str, str], Decision] = {}
         self._lock = threading.Lock()
@@ -91,9 +93,18 @@ class RolePolicies:
             backend, role = self._role(role_arn)
         except NotFoundException:
             return []
-        documents = [
-            _document(backend.get_role_policy(role.name, name)[1]) for name in backend.list_role_policies(role.name)
-        ]
+        inline = {
+            name: _document(backend.get_role_policy(role.name, name)[1])
+            for name in backend.list_role_policies(role.name)
+        }
+        if self.plane is not None:
+            # A change that has not propagated yet: the previous document (or none) still applies.
+            for name, previous in self.plane.pending_policies(role_arn).items():
+                if previous is None:
+                    inline.pop(name, None)
+                else:
+                    inline[name] = _document(previous)
+        documents = list(inline.values())
         attached, _ = backend.list_attached_role_policies(role.name)
         for policy in attached:
             default = next((v for v in policy.versions if v.is_default), None)
@@ -110,7 +121,14 @@ class RolePolicies:
             return None
         return _document(role.assume_role_policy_document)
 
+    def _propagating(self, role_arn: str) -> bool:
+        return self.plane is not None and (
+            self.plane.state("role", role_arn) is not None or bool(self.plane.pending_policies(role_arn))
+        )
+
     def _cached(self, key: tuple[str, str, str], decide: Callable[[], Decision]) -> Decision:
+        if self._propagating(key[0]):
+            return decide()  # the answer changes with the clock, not only with IAM writes: never cached
         decision = self._decisions.get(key)
         if decision is None:
             generation = self._generation
@@ -130,7 +148,12 @@ class RolePolicies:
         return (
             self._cached(
                 (role_arn, "sts:assumerole", "lambda.amazonaws.com"),
-                lambda: "allow" if lambda_may_assume(self.trust(role_arn), role_arn) else "implicit-deny",
+                lambda: (
+                    "allow"
+                    if lambda_may_assume(self.trust(role_arn), role_arn)
+                    and (self.plane is None or self.plane.state("role", role_arn) is None)
+                    else "implicit-deny"
+                ),
             )
             == "allow"
         )

@@ -55,6 +55,7 @@ class EmbeddedAws:
         pollers_per_mapping: int | None = None,
         wrap_app: Callable[[Any], Any] | None = None,
         in_process_pollers: bool = True,
+        time_scale: float | None = None,
     ) -> None:
         self.requested_port = port
         # A WSGI middleware around moto's app, e.g. the benchmarks' API call counter.
@@ -68,6 +69,9 @@ class EmbeddedAws:
         self.runtime: Any = None
         self.roles = RolePolicies()
         self.enforcement: Any = None
+        # None: moto's instant control plane. A number: AWS's delays (realistic.DELAYS) times this scale.
+        self.time_scale = time_scale
+        self.realistic: Any = None
 
     @property
     def port(self) -> int:
@@ -90,9 +94,17 @@ class EmbeddedAws:
         moto_patches.apply()
         moto_patches.route_invocations_to(lambda: self.runtime.host if self.runtime else None)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        app: Any = DomainDispatcherApplication(create_backend_app)
+        if self.time_scale is not None:
+            from orderflow.local.realistic import ControlPlane, RealisticAws
+
+            plane = ControlPlane(self.time_scale)
+            app = self.realistic = RealisticAws(app, plane, account=lambda: DEFAULT_ACCOUNT_ID)
+            self.roles.plane = plane
+        moto_patches.use_realistic(self.realistic)
         try:
             app = self.enforcement = Enforcement(
-                DomainDispatcherApplication(create_backend_app),
+                app,
                 self.roles,
                 MappingRules(self.roles, default_account=lambda: DEFAULT_ACCOUNT_ID),
                 on_lambda_write=lambda: self.runtime.changed() if self.runtime else None,
@@ -143,6 +155,8 @@ class EmbeddedAws:
 
     def stop(self) -> None:
         self.stop_runtime()
+        if self.realistic is not None:
+            self.realistic.plane.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

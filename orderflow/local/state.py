@@ -39,11 +39,13 @@ class LocalServer:
     port: int
     started_at: float = 0.0  # the process's start time (seconds since the epoch, as the kernel reports it)
     command: list[str] = field(default_factory=list)
+    # `--realistic`: the control plane's time scale (1.0 = AWS's pace); None: moto's instant control plane.
+    time_scale: float | None = None
 
     @classmethod
-    def of_this_process(cls, endpoint: str, port: int) -> LocalServer:
+    def of_this_process(cls, endpoint: str, port: int, time_scale: float | None = None) -> LocalServer:
         me = psutil.Process()
-        return cls(os.getpid(), endpoint, port, me.create_time(), me.cmdline())
+        return cls(os.getpid(), endpoint, port, me.create_time(), me.cmdline(), time_scale)
 
     def save(self) -> None:
         write_private(pid_file(), json.dumps(asdict(self)))
@@ -80,6 +82,7 @@ def recorded_server() -> LocalServer | None:
             port=int(data["port"]),
             started_at=float(data.get("started_at", 0.0)),
             command=[str(c) for c in data.get("command", [])],
+            time_scale=float(data["time_scale"]) if data.get("time_scale") is not None else None,
         )
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError, KeyError, TypeError):
         return None

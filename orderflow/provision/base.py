@@ -34,6 +34,12 @@ class Context:
     # Reads shared between resource modules during one observation (e.g. the queue's attributes, which the
     # subscription needs too); None outside an observation, so nothing stale survives a write.
     read_cache: dict[Any, Any] | None = None
+    # How the target's unsignalled propagation delays compare to AWS's documented ones (a changed queue policy
+    # applies within 60 s, and nothing says when): 1.0 on AWS, the time scale of a realistic embedded AWS, 0 on an
+    # instant one.
+    propagation_scale: float = 1.0
+    # Told what a step is waiting for, and why: on_wait(resource key, text). The CLI shows it beside the step.
+    on_wait: Callable[[str, str], None] = lambda key, text: None
 
     @contextlib.contextmanager
     def observation(self) -> Iterator[None]:
@@ -62,9 +68,10 @@ class Context:
         return self.aws.client(service)
 
     @property
-    def waiter_delay(self) -> int:
-        # The embedded AWS answers at once; real AWS needs a few seconds between polls.
-        return 1 if self.aws.endpoint_url else 2
+    def poll_interval(self) -> float:
+        """Seconds between two polls of a resource's state: an endpoint on this machine answers at once and may
+        run AWS's delays at a small time scale; AWS's own state changes take seconds."""
+        return 0.1 if self.aws.endpoint_url else 1.0
 
 
 @dataclass
@@ -73,6 +80,8 @@ class Observed:
 
     state: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] | None = None
+    # Why the tags could not be read (e.g. lambda:ListTags denied): then ownership is unknown, never "not ours".
+    tags_unreadable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,13 @@ class Resource(ABC):
     kind: str
     # For resources that cannot be tagged: the key of the resource whose ownership they share.
     owned_with: str | None = None
+    # The resources that must exist before this one can be created (`down` deletes in the reverse order).
+    depends_on: tuple[str, ...] = ()
+
+    def vanishing(self, observed: Observed) -> bool:
+        """Still listed, but being deleted (a table DELETING, a mapping Deleting): it counts as missing, and
+        creating it again waits until it is gone."""
+        return False
 
     @abstractmethod
     def name(self, ctx: Context) -> str: ...

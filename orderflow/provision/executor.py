@@ -1,16 +1,16 @@
-"""The executor: applies a plan in order and reports progress through a callback (the CLI renders it)."""
+"""The executor: applies a plan, running each step once the steps it depends on are done — independent steps side by
+side, so that on AWS's clock `up` takes about as long as its longest chain of waits — and tells a `Progress` what
+happens (the CLI renders it)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from orderflow.provision.base import Context
 from orderflow.provision.planner import DownStep, UpStep
-
-# on_progress(kind, name, phase, seconds): phase is "start" or "done".
-ProgressCallback = Callable[[str, str, str, float], None]
 
 
 @dataclass
@@ -23,17 +23,89 @@ class StepResult:
     details: tuple[str, ...] = ()
 
 
-def no_progress(kind: str, name: str, phase: str, seconds: float) -> None:
-    pass
+class Progress:
+    """What the executor reports; this one ignores it all (the CLI's renders it)."""
+
+    def started(self, key: str, kind: str, name: str) -> None:
+        pass
+
+    def waiting(self, key: str, text: str) -> None:
+        """The step is waiting on AWS: what for, and why."""
+
+    def finished(self, key: str, kind: str, name: str, outcome: str, seconds: float) -> None:
+        pass
 
 
-def apply_up(ctx: Context, steps: list[UpStep], on_progress: ProgressCallback = no_progress) -> list[StepResult]:
-    results = []
-    for step in steps:
+NO_PROGRESS = Progress()
+
+
+def up_dependencies(steps: list[UpStep]) -> dict[str, set[str]]:
+    """Each step waits for the steps of the resources it depends on."""
+    keys = {s.resource.key for s in steps}
+    return {s.resource.key: set(s.resource.depends_on) & keys for s in steps}
+
+
+def down_dependencies(steps: list[DownStep]) -> dict[str, set[str]]:
+    """The reverse: a resource is deleted only once everything that depends on it is gone."""
+    keys = {s.resource.key for s in steps}
+    return {key: {s.resource.key for s in steps if key in s.resource.depends_on} & keys for key in keys}
+
+
+def run_graph(
+    order: list[str], dependencies: dict[str, set[str]], run: Callable[[str], None], concurrent: bool
+) -> None:
+    """Run every key once its dependencies have run; `concurrent=False` runs them one by one in `order`. After a
+    failure nothing new starts, the running steps finish, and the first error is raised."""
+    if not concurrent:
+        for key in order:
+            run(key)
+        return
+    done: set[str] = set()
+    pending = list(order)
+    running: dict[Future[None], str] = {}
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=max(1, len(order)), thread_name_prefix="orderflow-step") as pool:
+        while pending or running:
+            if not errors:
+                for key in [k for k in pending if dependencies[k] <= done]:
+                    pending.remove(key)
+                    running[pool.submit(run, key)] = key
+            if not running:
+                if pending and not errors:
+                    raise RuntimeError(f"steps {pending} depend on each other or on a step that is not planned")
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                key = running.pop(future)
+                error = future.exception()
+                if error is None:
+                    done.add(key)
+                else:
+                    errors.append(error)
+    if errors:
+        raise errors[0]
+
+
+def _watch(ctx: Context, progress: Progress) -> None:
+    ctx.on_wait = progress.waiting
+    # Clients are made once, before the steps' threads share them (boto3 clients are thread-safe; making them is not).
+    for service in ("dynamodb", "sns", "sqs", "iam", "lambda", "logs"):
+        ctx.client(service)
+
+
+def apply_up(
+    ctx: Context, steps: list[UpStep], progress: Progress = NO_PROGRESS, concurrent: bool = True
+) -> list[StepResult]:
+    _watch(ctx, progress)
+    by_key = {s.resource.key: s for s in steps}
+    results: dict[str, StepResult] = {}
+
+    def run(key: str) -> None:
+        step = by_key[key]
         change = step.change
         started = time.monotonic()
         if change.action != "unchanged":
-            on_progress(change.kind, change.name, "start", 0.0)
+            progress.started(key, change.kind, change.name)
             if change.action == "create":
                 step.resource.create(ctx)
             else:
@@ -41,22 +113,34 @@ def apply_up(ctx: Context, steps: list[UpStep], on_progress: ProgressCallback = 
                 step.resource.update(ctx, step.observed)
         outcome = {"create": "created", "update": "updated", "unchanged": "unchanged"}[change.action]
         elapsed = time.monotonic() - started
-        on_progress(change.kind, change.name, "done", elapsed)
-        results.append(StepResult(change.key, change.kind, change.name, outcome, elapsed, change.details))
-    return results
+        progress.finished(key, change.kind, change.name, outcome, elapsed)
+        results[key] = StepResult(change.key, change.kind, change.name, outcome, elapsed, change.details)
+
+    run_graph(list(by_key), up_dependencies(steps), run, concurrent)
+    return [results[key] for key in by_key]
 
 
-def apply_down(ctx: Context, steps: list[DownStep], on_progress: ProgressCallback = no_progress) -> list[StepResult]:
-    outcomes = {"delete": "deleted", "absent": "already gone", "foreign": "not ours, left alone", "keep": "kept"}
-    results = []
-    for step in steps:
+OUTCOMES = {"delete": "deleted", "absent": "already gone", "foreign": "not ours, left alone", "keep": "kept"}
+
+
+def apply_down(
+    ctx: Context, steps: list[DownStep], progress: Progress = NO_PROGRESS, concurrent: bool = True
+) -> list[StepResult]:
+    _watch(ctx, progress)
+    by_key = {s.resource.key: s for s in steps}
+    results: dict[str, StepResult] = {}
+
+    def run(key: str) -> None:
+        step = by_key[key]
         kind = step.resource.kind
         started = time.monotonic()
         if step.action == "delete":
-            on_progress(kind, step.name, "start", 0.0)
+            progress.started(key, kind, step.name)
             assert step.observed is not None
             step.resource.delete(ctx, step.observed)
         elapsed = time.monotonic() - started
-        on_progress(kind, step.name, "done", elapsed)
-        results.append(StepResult(step.resource.key, kind, step.name, outcomes[step.action], elapsed))
-    return results
+        progress.finished(key, kind, step.name, OUTCOMES[step.action], elapsed)
+        results[key] = StepResult(key, kind, step.name, OUTCOMES[step.action], elapsed)
+
+    run_graph(list(by_key), down_dependencies(steps), run, concurrent)
+    return [results[key] for key in by_key]

@@ -2,41 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from orderflow.aws import error_code, is_not_found
+from orderflow.aws import is_access_denied, is_not_found
 from orderflow.provision.base import Context, Observed, Resource, changed
+from orderflow.provision.waits import any_of, refused_with, retry_while, wait_with
 
 HANDLER = "index.lambda_handler"
-ROLE_NOT_ASSUMABLE = "cannot be assumed by Lambda"
-# IAM is eventually consistent: a new role can be refused by Lambda for ~5-20 s. Terraform waits up to 2 minutes.
-ROLE_PROPAGATION_LIMIT_SECONDS = 120.0
-
-T = TypeVar("T")
-
-
-def retry_while_role_propagates(ctx: Context, call: Callable[[], T]) -> T:
-    """Run `call`, retrying with bounded exponential backoff while Lambda cannot assume the new role yet."""
-    deadline = ctx.clock() + ROLE_PROPAGATION_LIMIT_SECONDS
-    delay = 1.0
-    while True:
-        try:
-            return call()
-        except ClientError as e:
-            message = e.response.get("Error", {}).get("Message", "")
-            retryable = error_code(e) == "InvalidParameterValueException" and ROLE_NOT_ASSUMABLE in message
-            if not retryable or ctx.clock() + delay > deadline:
-                raise
-        ctx.sleep(delay)
-        delay = min(delay * 2, 10.0)
+# Lambda refuses a role IAM has not propagated yet (InvalidParameterValueException, "The role defined for the
+# function cannot be assumed by Lambda."), and any change while the function is still Pending or being updated
+# (ResourceConflictException): both pass with time.
+ROLE_NOT_ASSUMABLE = refused_with("InvalidParameterValueException", "cannot be assumed by Lambda")
+BUSY = refused_with("ResourceConflictException")
+TRANSIENT = any_of(ROLE_NOT_ASSUMABLE, BUSY)
 
 
 class Function(Resource):
     key = "function"
     kind = "Lambda function"
+    depends_on = ("role", "log_group")
 
     def name(self, ctx: Context) -> str:
         return ctx.config.function_name
@@ -63,6 +49,7 @@ class Function(Resource):
                 return None
             raise
         config = response["Configuration"]
+        tags, unreadable = self._tags(ctx, response)
         return Observed(
             state={
                 "Runtime": config.get("Runtime"),
@@ -74,10 +61,36 @@ class Function(Resource):
                 "Architectures": config.get("Architectures", ["x86_64"]),
                 "CodeSha256": config.get("CodeSha256"),
                 "State": config.get("State"),
+                "StateReason": config.get("StateReason"),
                 "LastUpdateStatus": config.get("LastUpdateStatus"),
+                "LastUpdateStatusReason": config.get("LastUpdateStatusReason"),
             },
-            tags=response.get("Tags", {}),
+            tags=tags,
+            tags_unreadable=unreadable,
         )
+
+    def _tags(self, ctx: Context, response: dict[str, Any]) -> tuple[dict[str, str] | None, str | None]:
+        """GetFunction returns Tags only to a caller allowed lambda:ListTags (else a TagsError): then ask ListTags,
+        and if that is refused too, say ownership cannot be read — never that the function is not ours."""
+        if "Tags" in response or "TagsError" not in response:
+            return response.get("Tags", {}), None
+        try:
+            return ctx.client("lambda").list_tags(Resource=self.arn(ctx)).get("Tags", {}), None
+        except ClientError as e:
+            if not is_access_denied(e):
+                raise
+            return None, f"lambda:ListTags is denied ({response['TagsError'].get('Message', 'TagsError')})"
+
+    @staticmethod
+    def status_detail(observed: Observed) -> str | None:
+        state = observed.state
+        if state.get("State") == "Failed":
+            return f"Failed: {state.get('StateReason')}"
+        if state.get("LastUpdateStatus") == "Failed":
+            return f"last update Failed: {state.get('LastUpdateStatusReason')}"
+        if state.get("State") not in (None, "Active"):
+            return str(state.get("State"))
+        return "update in progress" if state.get("LastUpdateStatus") == "InProgress" else None
 
     def _code_diff(self, ctx: Context, observed: Observed) -> list[str]:
         lines = changed("architecture", observed.state["Architectures"], [ctx.settings.architecture])
@@ -92,8 +105,16 @@ class Function(Resource):
             for line in changed(key, observed.state.get(key), value)
         ]
 
+    def _state_diff(self, observed: Observed) -> list[str]:
+        detail = self.status_detail(observed)
+        if detail is None:
+            return []
+        if "Failed" in detail:
+            return [f"function is {detail}: it will be updated to recover"]
+        return [f"function is {detail}: wait until it is ready"]
+
     def diff(self, ctx: Context, observed: Observed) -> list[str]:
-        return self._code_diff(ctx, observed) + self._config_diff(ctx, observed)
+        return self._state_diff(observed) + self._code_diff(ctx, observed) + self._config_diff(ctx, observed)
 
     @staticmethod
     def _package(ctx: Context):
@@ -103,8 +124,9 @@ class Function(Resource):
 
     def create(self, ctx: Context) -> None:
         lam = ctx.client("lambda")
-        retry_while_role_propagates(
+        retry_while(
             ctx,
+            self.key,
             lambda: lam.create_function(
                 FunctionName=self.name(ctx),
                 Code={"ZipFile": self._package(ctx).zip_bytes},
@@ -113,26 +135,40 @@ class Function(Resource):
                 Description=f"orderflow stack {ctx.config.name}: writes orders from SQS to DynamoDB",
                 **self.desired_configuration(ctx),
             ),
+            ROLE_NOT_ASSUMABLE,
         )
-        self._wait(ctx, "function_active_v2")
+        self._wait(ctx, "function_active_v2", "to be Active")
 
     def update(self, ctx: Context, observed: Observed) -> None:
         lam = ctx.client("lambda")
+        failed = observed.state.get("State") == "Failed" or observed.state.get("LastUpdateStatus") == "Failed"
+        if not failed:
+            self._wait(ctx, "function_active_v2", "to be Active")
+            self._wait(ctx, "function_updated_v2", "to finish its update")
         if self._code_diff(ctx, observed):
-            lam.update_function_code(
-                FunctionName=self.name(ctx),
-                ZipFile=self._package(ctx).zip_bytes,
-                Architectures=[ctx.settings.architecture],
-            )
-            self._wait(ctx, "function_updated_v2")
-        if self._config_diff(ctx, observed):
-            retry_while_role_propagates(
+            retry_while(
                 ctx,
+                self.key,
+                lambda: lam.update_function_code(
+                    FunctionName=self.name(ctx),
+                    ZipFile=self._package(ctx).zip_bytes,
+                    Architectures=[ctx.settings.architecture],
+                ),
+                BUSY,
+            )
+            self._wait(ctx, "function_updated_v2", "to finish its code update")
+        if self._config_diff(ctx, observed) or failed:
+            # Updating a Failed function makes Lambda create its resources again (Lambda function states).
+            retry_while(
+                ctx,
+                self.key,
                 lambda: lam.update_function_configuration(
                     FunctionName=self.name(ctx), **self.desired_configuration(ctx)
                 ),
+                TRANSIENT,
             )
-            self._wait(ctx, "function_updated_v2")
+            self._wait(ctx, "function_updated_v2", "to finish its configuration update")
+            self._wait(ctx, "function_active_v2", "to be Active")
 
     def delete(self, ctx: Context, observed: Observed) -> None:
         try:
@@ -141,7 +177,20 @@ class Function(Resource):
             if not is_not_found(e):
                 raise
 
-    def _wait(self, ctx: Context, waiter: str) -> None:
-        ctx.client("lambda").get_waiter(waiter).wait(
-            FunctionName=self.name(ctx), WaiterConfig={"Delay": ctx.waiter_delay, "MaxAttempts": 300}
+    def _wait(self, ctx: Context, waiter: str, what: str) -> None:
+        wait_with(
+            ctx,
+            self.key,
+            f"function {self.name(ctx)} {what}",
+            ctx.client("lambda"),
+            waiter,
+            explain=lambda: self._why_not_ready(ctx),
+            FunctionName=self.name(ctx),
         )
+
+    def _why_not_ready(self, ctx: Context) -> str:
+        config = ctx.client("lambda").get_function_configuration(FunctionName=self.name(ctx))
+        if config.get("LastUpdateStatus") == "Failed":
+            reason, code = config.get("LastUpdateStatusReason"), config.get("LastUpdateStatusReasonCode")
+            return f"its last update Failed: {reason} ({code})"
+        return f"it is {config.get('State')}: {config.get('StateReason')} ({config.get('StateReasonCode')})"

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orderflow.provision.base import Context
-from orderflow.provision.executor import ProgressCallback, StepResult, apply_down, apply_up, no_progress
+from orderflow.provision.executor import NO_PROGRESS, Progress, StepResult, apply_down, apply_up
+from orderflow.provision.function import Function
 from orderflow.provision.package import build_package
 from orderflow.provision.planner import DownStep, UpStep, observe, plan_down, plan_up
 
@@ -19,15 +20,23 @@ class UpReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def converge(ctx: Context, dry_run: bool = False, on_progress: ProgressCallback = no_progress) -> UpReport:
-    """Plan (reads only) and, unless dry_run, apply. A converged stack gives a plan with no changes."""
-    warnings = ctx.settings.validate()
+def plan(ctx: Context) -> list[UpStep]:
+    """What `up` would do (reads only)."""
     if ctx.package is None:
         ctx.package = build_package()
-    steps = plan_up(ctx)
+    return plan_up(ctx)
+
+
+def converge(
+    ctx: Context, dry_run: bool = False, progress: Progress = NO_PROGRESS, concurrent: bool = True
+) -> UpReport:
+    """Plan (reads only) and, unless dry_run, apply — independent steps side by side unless `concurrent=False`.
+    A converged stack gives a plan with no changes."""
+    warnings = ctx.settings.validate()
+    steps = plan(ctx)
     report = UpReport(steps=steps, dry_run=dry_run, warnings=warnings)
     if not dry_run:
-        report.results = apply_up(ctx, steps, on_progress)
+        report.results = apply_up(ctx, steps, progress, concurrent)
     return report
 
 
@@ -35,8 +44,8 @@ def plan_teardown(ctx: Context, keep_data: bool = False) -> list[DownStep]:
     return plan_down(ctx, keep_data=keep_data)
 
 
-def teardown(ctx: Context, steps: list[DownStep], on_progress: ProgressCallback = no_progress) -> list[StepResult]:
-    return apply_down(ctx, steps, on_progress)
+def teardown(ctx: Context, steps: list[DownStep], progress: Progress = NO_PROGRESS) -> list[StepResult]:
+    return apply_down(ctx, steps, progress)
 
 
 def inventory(ctx: Context) -> list[dict[str, Any]]:
@@ -48,9 +57,11 @@ def inventory(ctx: Context) -> list[dict[str, Any]]:
             "kind": o.resource.kind,
             "name": o.resource.name(ctx),
             "arn": o.resource.arn(ctx),
-            "state": {"missing": "missing", "owned": "exists", "foreign": "foreign"}[o.ownership],
+            "state": {"missing": "missing", "owned": "exists", "foreign": "foreign", "unknown": "owner unknown"}[
+                o.ownership
+            ],
         }
-        if o.ownership == "foreign":
+        if o.ownership in ("foreign", "unknown"):
             row["owner"] = o.owner
         if o.observed is not None and "attributes" in o.observed.state:
             attributes = o.observed.state["attributes"]
@@ -58,5 +69,9 @@ def inventory(ctx: Context) -> list[dict[str, Any]]:
             row["in_flight"] = int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
         if o.resource.key == "trigger" and o.observed is not None:
             row["detail"] = o.observed.state.get("State")
+        if o.resource.key == "function" and o.observed is not None:
+            detail = Function.status_detail(o.observed)
+            if detail:
+                row["detail"] = detail
         rows.append(row)
     return rows

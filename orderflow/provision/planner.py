@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from orderflow.errors import ForeignResourceError
+from orderflow.errors import ForeignResourceError, OrderflowError
 from orderflow.provision.base import Change, Context, Observed, Resource
 from orderflow.provision.function import Function
 from orderflow.provision.log_group import LogGroup
@@ -20,7 +20,8 @@ from orderflow.provision.topic import Topic
 from orderflow.provision.trigger import Trigger
 from orderflow.stack import STACK_TAG
 
-# Dependency order: each resource only refers to resources above it.
+# Dependency order: each resource only refers to resources above it (`depends_on` says which; the executor runs
+# independent steps side by side).
 RESOURCES: tuple[Resource, ...] = (
     Table(),
     Topic(),
@@ -33,7 +34,7 @@ RESOURCES: tuple[Resource, ...] = (
     Trigger(),
 )
 
-Ownership = Literal["missing", "owned", "foreign"]
+Ownership = Literal["missing", "owned", "foreign", "unknown"]
 TeardownAction = Literal["delete", "absent", "foreign", "keep"]
 
 
@@ -66,11 +67,15 @@ def observe(ctx: Context) -> list[Observation]:
     with ctx.observation():
         reads = [(resource, resource.read(ctx)) for resource in RESOURCES]
     for resource, observed in reads:
+        if observed is not None and resource.vanishing(observed):
+            observed = None  # being deleted: it is missing for every purpose but the wait before creating it again
         if observed is None:
             observation = Observation(resource, None, "missing")
+        elif observed.tags_unreadable is not None:
+            observation = Observation(resource, observed, "unknown", observed.tags_unreadable)
         elif resource.owned_with is not None:
             parent = observations[resource.owned_with]
-            ownership: Ownership = "foreign" if parent.ownership == "foreign" else "owned"
+            ownership: Ownership = parent.ownership if parent.ownership in ("foreign", "unknown") else "owned"
             observation = Observation(resource, observed, ownership, parent.owner)
         else:
             owner = (observed.tags or {}).get(STACK_TAG)
@@ -81,9 +86,21 @@ def observe(ctx: Context) -> list[Observation]:
     return list(observations.values())
 
 
+def refuse_unknown_ownership(ctx: Context, observations: list[Observation]) -> None:
+    """A resource whose tags cannot be read may be ours or not: acting on it either way could be wrong."""
+    for o in observations:
+        if o.ownership == "unknown" and o.resource.owned_with is None:
+            raise OrderflowError(
+                f"Cannot tell whether {o.resource.kind} {o.resource.name(ctx)!r} belongs to stack "
+                f"{ctx.config.name!r}: {o.owner}. orderflow proves ownership by its tags; grant the permission to "
+                "read them and run the command again. Nothing was changed"
+            )
+
+
 def plan_up(ctx: Context, observations: list[Observation] | None = None) -> list[UpStep]:
     """What `up` will do, in order. Refuses (ForeignResourceError) if any same-named resource is not ours."""
     observations = observations if observations is not None else observe(ctx)
+    refuse_unknown_ownership(ctx, observations)
     for o in observations:
         if o.ownership == "foreign":
             raise ForeignResourceError(o.resource.kind, o.resource.name(ctx), ctx.config.name, o.owner)
@@ -93,6 +110,7 @@ def plan_up(ctx: Context, observations: list[Observation] | None = None) -> list
 def plan_down(ctx: Context, keep_data: bool = False, observations: list[Observation] | None = None) -> list[DownStep]:
     """What `down` will do, in reverse dependency order. Foreign resources are listed but never touched."""
     observations = observations if observations is not None else observe(ctx)
+    refuse_unknown_ownership(ctx, observations)
     steps = []
     for o in reversed(observations):
         if o.ownership == "missing":

@@ -8,7 +8,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from orderflow.aws import is_not_found
+from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed, Resource, changed
+from orderflow.provision.waits import refused_with, retry_while
+
+# SQS blocks a deleted queue's name for 60 s (QueueDeletedRecently); `down` then `up` meets it every time.
+QUEUE_NAME_BLOCK_SECONDS = 60.0
+NAME_BLOCKED = refused_with("AWS.SimpleQueueService.QueueDeletedRecently")
 
 
 def redrive_policy(dlq_arn: str, max_receive_count: int) -> dict[str, Any]:
@@ -26,24 +32,38 @@ def parse_redrive(text: str | None) -> dict[str, Any] | None:
     }
 
 
-def find_queue_url(ctx: Context, name: str) -> str | None:
-    def read() -> str | None:
+def _queue_url(ctx: Context, name: str) -> str | None:
+    try:
+        return ctx.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as e:
+        if is_not_found(e):
+            return None
+        raise
+
+
+def find_queue(ctx: Context, name: str) -> tuple[str, dict[str, str]] | None:
+    """The queue's URL and all its attributes (Policy and RedrivePolicy included), read once per observation; None
+    when it does not exist. For up to 60 s after DeleteQueue, GetQueueUrl may still answer for the dying queue: a
+    queue whose attributes cannot be read is missing."""
+
+    def read() -> tuple[str, dict[str, str]] | None:
+        url = _queue_url(ctx, name)
+        if url is None:
+            return None
         try:
-            return ctx.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+            attributes = ctx.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         except ClientError as e:
             if is_not_found(e):
                 return None
             raise
+        return url, attributes
 
-    return ctx.cached(("queue_url", name), read)
+    return ctx.cached(("queue", name), read)
 
 
-def queue_attributes(ctx: Context, url: str) -> dict[str, str]:
-    """All of a queue's attributes (Policy and RedrivePolicy included), read once per observation."""
-    return ctx.cached(
-        ("queue_attributes", url),
-        lambda: ctx.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"],
-    )
+def find_queue_url(ctx: Context, name: str) -> str | None:
+    found = find_queue(ctx, name)
+    return found[0] if found else None
 
 
 class _Queue(Resource):
@@ -55,11 +75,11 @@ class _Queue(Resource):
 
     def read(self, ctx: Context) -> Observed | None:
         sqs = ctx.client("sqs")
-        url = find_queue_url(ctx, self.name(ctx))
-        if url is None:
+        found = find_queue(ctx, self.name(ctx))
+        if found is None:
             return None
+        url, attributes = found
         try:
-            attributes = queue_attributes(ctx, url)
             tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
         except ClientError as e:
             if is_not_found(e):
@@ -87,9 +107,24 @@ class _Queue(Resource):
             lines += changed(name, self._normalise(name, current.get(name)), self._normalise(name, value))
         return lines
 
+    def attributes_at_creation(self, ctx: Context) -> dict[str, str]:
+        return self.desired_attributes(ctx)
+
     def create(self, ctx: Context) -> None:
-        ctx.client("sqs").create_queue(
-            QueueName=self.name(ctx), Attributes=self.desired_attributes(ctx), tags=ctx.config.tags
+        def blocked(error: ClientError) -> str | None:
+            if NAME_BLOCKED(error) is None:
+                return None
+            return f"SQS keeps the name {self.name(ctx)} for 60 s after a queue of that name was deleted"
+
+        retry_while(
+            ctx,
+            self.key,
+            lambda: ctx.client("sqs").create_queue(
+                QueueName=self.name(ctx), Attributes=self.attributes_at_creation(ctx), tags=ctx.config.tags
+            ),
+            blocked,
+            # the 60 s run from the deletion, which was at most 60 s ago; a little slack for clocks
+            limit=QUEUE_NAME_BLOCK_SECONDS + 15,
         )
 
     def update(self, ctx: Context, observed: Observed) -> None:
@@ -124,6 +159,7 @@ class DeadLetterQueue(_Queue):
 class OrderQueue(_Queue):
     key = "queue"
     kind = "SQS queue"
+    depends_on = ("dlq",)
 
     def name(self, ctx: Context) -> str:
         return ctx.config.queue_name
@@ -134,3 +170,9 @@ class OrderQueue(_Queue):
             "VisibilityTimeout": str(ctx.settings.visibility_timeout),
             "RedrivePolicy": json.dumps(redrive_policy(dlq_arn, ctx.settings.max_receive_count)),
         }
+
+    def attributes_at_creation(self, ctx: Context) -> dict[str, str]:
+        # The topic's permission is part of the new queue: a policy set later takes up to 60 s to apply, and orders
+        # published meanwhile would be dropped. (The subscription step keeps it converged afterwards.)
+        statement = policies.topic_send_statement(self.arn(ctx), ctx.arns.topic(ctx.config.topic_name))
+        return self.desired_attributes(ctx) | {"Policy": json.dumps(policies.with_statement(None, statement))}

@@ -20,9 +20,12 @@ class Topic(Resource):
         return ctx.arns.topic(self.name(ctx))
 
     def read(self, ctx: Context) -> Observed | None:
-        # One call proves existence and reads ownership: tags of a missing topic are a ResourceNotFound.
+        # Existence first, from the topic itself: some endpoints answer ListTagsForResource with an empty list for a
+        # topic that does not exist, which would make a missing topic look like someone else's.
+        sns = ctx.client("sns")
         try:
-            tags = ctx.client("sns").list_tags_for_resource(ResourceArn=self.arn(ctx)).get("Tags", [])
+            sns.get_topic_attributes(TopicArn=self.arn(ctx))
+            tags = sns.list_tags_for_resource(ResourceArn=self.arn(ctx)).get("Tags", [])
         except ClientError as e:
             if is_not_found(e):
                 return None

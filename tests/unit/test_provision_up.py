@@ -112,9 +112,10 @@ def test_second_up_makes_no_write_call(ctx):
     report = operations.converge(ctx)
     assert [r.outcome for r in report.results] == ["unchanged"] * 9
     assert calls.writes == []
-    # Each resource is read once (the subscription reuses the queue's attributes); tags prove ownership.
+    # Each resource is read once (the subscription reuses the queue's attributes); tags prove ownership; the
+    # topic's existence is read from the topic itself, not inferred from its tags.
     assert calls.reads.count("GetQueueAttributes") == 2
-    assert len(calls.reads) <= 21, calls.reads
+    assert len(calls.reads) <= 22, calls.reads
 
 
 def test_dry_run_on_an_empty_account_plans_everything_and_writes_nothing(ctx):
@@ -238,7 +239,9 @@ def test_role_propagation_race_is_retried_without_real_sleeping(ctx, fake_time):
     )
     report = operations.converge(ctx)
     assert {r.key: r.outcome for r in report.results}["function"] == "created"
-    assert fake_time.sleeps == [1.0, 2.0, 4.0]
+    # A steady retry every poll interval (1 s on AWS): the function follows the role within a second of IAM
+    # propagating it, which keeps `up` near its critical path (bench/provision.py --realistic).
+    assert fake_time.sleeps == [1.0, 1.0, 1.0]
 
 
 def test_role_propagation_retry_gives_up_after_about_two_minutes(ctx, fake_time):

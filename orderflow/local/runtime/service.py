@@ -27,7 +27,9 @@ from orderflow.local.state import LOCAL_CREDENTIALS
 
 log = logging.getLogger("orderflow.local.runtime")
 
-ACTIVE_STATES = ("Enabled", "Enabling", "Creating", "Updating")
+# States in which Lambda's pollers read the queue: not yet while Creating or Enabling, no more once Disabling or
+# Deleting (Lambda API Reference, EventSourceMappingConfiguration.State).
+ACTIVE_STATES = ("Enabled", "Updating")
 # AWS starts SQS pollers at five concurrent batches per mapping.
 DEFAULT_POLLERS_PER_MAPPING = 5
 
