@@ -454,9 +454,11 @@ def dlq_show(options: Options, limit: int) -> None:
     out = options.output
     aws = options.connect()
     config = StackConfig(options.stack)
-    letters = dlq_flow.show(aws, config, limit=limit)
+    found = dlq_flow.show(aws, config, limit=limit)
+    letters = found.letters
+    unread = f"; {found.unread} more not shown (in flight or over --limit)" if found.unread else ""
     out.table(
-        f"{config.dlq_name}: {len(letters)} dead letter(s)",
+        f"{config.dlq_name}: {len(letters)} dead letter(s) shown of {found.counted} counted by SQS{unread}",
         ["orderId", "receives", "first received", "body"],
         [
             [lt.order_id or "[dim]unparseable[/]", str(lt.receive_count), lt.first_received or "", escape(lt.excerpt)]
@@ -467,6 +469,8 @@ def dlq_show(options: Options, limit: int) -> None:
         {
             "ok": True,
             "queue": config.dlq_name,
+            "counted": found.counted,
+            "inFlight": found.in_flight,
             "letters": [
                 {
                     "messageId": lt.message_id,

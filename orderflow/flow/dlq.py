@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -56,33 +57,68 @@ def _dead_letter(message: dict[str, Any]) -> DeadLetter:
     )
 
 
-def show(aws: Aws, config: StackConfig, limit: int = 100) -> list[DeadLetter]:
-    """Read up to `limit` dead letters and make them visible again at once: nothing is deleted or lost."""
+@dataclass(frozen=True)
+class DeadLetters:
+    """The letters read, and how many SQS counted (ApproximateNumberOfMessages, visible and in flight) when reading
+    began: more counted than read means the limit, or letters held by another reader, hid some."""
+
+    letters: list[DeadLetter]
+    counted: int
+    in_flight: int
+
+    @property
+    def unread(self) -> int:
+        return max(0, self.counted - len(self.letters))
+
+
+# A long poll asks every SQS server (a short poll only a sample, and can answer nothing while letters exist);
+# 1 s keeps each empty answer short.
+LONG_POLL_SECONDS = 1
+READ_LIMIT_SECONDS = 20.0
+
+
+def _counts(sqs: Any, url: str) -> tuple[int, int]:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes.get("ApproximateNumberOfMessages", 0)), int(
+        attributes.get("ApproximateNumberOfMessagesNotVisible", 0)
+    )
+
+
+def show(aws: Aws, config: StackConfig, limit: int = 100, clock: Callable[[], float] = time.monotonic) -> DeadLetters:
+    """Read up to `limit` dead letters and make them visible again at once: nothing is deleted or lost. Reads with
+    long polls until it holds as many as SQS counts as visible (or the limit, or 20 s)."""
     sqs = aws.client("sqs")
     url = _queue_url(aws, config, config.dlq_name)
-    held: list[dict[str, Any]] = []
+    visible, in_flight = _counts(sqs, url)
+    held: dict[str, dict[str, Any]] = {}
+    deadline = clock() + READ_LIMIT_SECONDS
     try:
-        while len(held) < limit:
+        while len(held) < min(limit, visible) and clock() < deadline:
             batch = sqs.receive_message(
                 QueueUrl=url,
                 MaxNumberOfMessages=min(10, limit - len(held)),
                 VisibilityTimeout=HOLD_SECONDS,
+                WaitTimeSeconds=LONG_POLL_SECONDS,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
             if not batch:
-                break
-            held += batch
+                break  # a long poll found nothing visible: the count was stale
+            for message in batch:
+                held[message["MessageId"]] = message
     finally:
-        for start in range(0, len(held), 10):
+        messages = list(held.values())
+        for start in range(0, len(messages), 10):
             sqs.change_message_visibility_batch(
                 QueueUrl=url,
                 Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                    for i, m in enumerate(held[start : start + 10])
+                    for i, m in enumerate(messages[start : start + 10])
                 ],
             )
-    return [_dead_letter(m) for m in held]
+    return DeadLetters([_dead_letter(m) for m in held.values()], visible + in_flight, in_flight)
 
 
 @dataclass(frozen=True)
@@ -102,18 +138,72 @@ def redrive(aws: Aws, config: StackConfig) -> RedriveResult:
     return _send_then_delete(aws, config)
 
 
-def _move_task(aws: Aws, config: StackConfig) -> RedriveResult:
+# A move task runs at up to 500 messages per second by default; a DLQ of 14 days of failures moves in minutes.
+MOVE_TASK_LIMIT_SECONDS = 30 * 60.0
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+CLOCK_SKEW_MS = 5_000
+
+
+def _move_task(
+    aws: Aws,
+    config: StackConfig,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    limit: float = MOVE_TASK_LIMIT_SECONDS,
+) -> RedriveResult:
+    """SQS's own redrive: start a message move task and follow that task — not whichever one is listed first.
+    ListMessageMoveTasks names a task by its TaskHandle only while it runs, so once ours has ended it is the most
+    recent task started no earlier than ours."""
     sqs = aws.client("sqs")
     dlq_arn = aws.arns.queue(config.dlq_name)
     _queue_url(aws, config, config.dlq_name)
-    sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=aws.arns.queue(config.queue_name))
+    running = [t for t in _move_tasks(sqs, dlq_arn) if t.get("Status") == "RUNNING"]
+    if running:
+        task = running[0]
+        raise OrderflowError(
+            f"A message move task is already running on {config.dlq_name} "
+            f"({task.get('ApproximateNumberOfMessagesMoved', 0)} of "
+            f"{task.get('ApproximateNumberOfMessagesToMove', '?')} moved): wait for it to finish, or cancel it with "
+            f"`aws sqs cancel-message-move-task --task-handle {task.get('TaskHandle')}`"
+        )
+    started_ms = int(time.time() * 1000)
+    handle = sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=aws.arns.queue(config.queue_name))[
+        "TaskHandle"
+    ]
+    deadline = clock() + limit
     while True:
-        [task] = sqs.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=1)["Results"]
-        if task["Status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+        task = _our_task(_move_tasks(sqs, dlq_arn), handle, started_ms)
+        if task is not None and task.get("Status") in TERMINAL:
             if task["Status"] != "COMPLETED":
-                raise OrderflowError(f"The message move task ended {task['Status']}: {task.get('FailureReason', '')}")
+                raise OrderflowError(
+                    f"The message move task ended {task['Status']}: {task.get('FailureReason', 'no reason given')}; "
+                    f"{task.get('ApproximateNumberOfMessagesMoved', 0)} message(s) were moved, the rest stay in the DLQ"
+                )
             return RedriveResult(int(task.get("ApproximateNumberOfMessagesMoved", 0)), "SQS message move task")
-        time.sleep(1)
+        if clock() >= deadline:
+            moved = task.get("ApproximateNumberOfMessagesMoved", 0) if task else 0
+            raise OrderflowError(
+                f"The message move task is still running after {limit / 60:.0f} minutes ({moved} moved so far); it "
+                f"goes on in SQS: follow it with `aws sqs list-message-move-tasks --source-arn {dlq_arn}`"
+            )
+        sleep(1.0)
+
+
+def _move_tasks(sqs: Any, dlq_arn: str) -> list[dict[str, Any]]:
+    # Most recent first; an empty list is an answer too (a task just started may not be listed yet).
+    return sqs.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=10).get("Results", [])
+
+
+def _our_task(tasks: list[dict[str, Any]], handle: str, started_ms: int) -> dict[str, Any] | None:
+    for task in tasks:
+        if task.get("TaskHandle") == handle:
+            return task
+    # Once ended, a task is listed without its handle: ours is then a task started when we started it (give or take
+    # a few seconds of clock difference with SQS). An older task (refused above while it ran) never matches.
+    for task in tasks:
+        if "TaskHandle" not in task and int(task.get("StartedTimestamp", 0)) >= started_ms - CLOCK_SKEW_MS:
+            return task
+    return None
 
 
 def _send_then_delete(aws: Aws, config: StackConfig) -> RedriveResult:

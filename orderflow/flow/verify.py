@@ -310,17 +310,22 @@ def _evaluate(
     ]
 
 
+DLQ_READ_LIMIT = 1000
+
+
 def _check_dlq(aws: Aws, config: StackConfig, order_id: str) -> Check:
-    letters = dlq.show(aws, config)
-    mine = [letter for letter in letters if letter.order_id == order_id]
+    found = dlq.show(aws, config, limit=DLQ_READ_LIMIT)
+    mine = [letter for letter in found.letters if letter.order_id == order_id]
+    counted = f"{found.counted} counted in {config.dlq_name}"
     if mine:
         return Check(
             "dlq",
             False,
-            f"{len(mine)} dead letter(s) for this order (of {len(letters)} in {config.dlq_name})",
+            f"{len(mine)} dead letter(s) for this order ({counted})",
             "see `orderflow dlq show`; fix the cause, then `orderflow dlq redrive`",
         )
-    return Check("dlq", True, f"{len(letters)} dead letter(s) in {config.dlq_name}, none for this order")
+    unread = f"; {found.unread} could not be read now (in flight or over {DLQ_READ_LIMIT})" if found.unread else ""
+    return Check("dlq", True, f"{len(found.letters)} dead letter(s) read, none for this order ({counted}{unread})")
 
 
 def verify(

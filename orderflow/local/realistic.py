@@ -126,9 +126,10 @@ def critical_path(scale: float = 1.0) -> float:
 
 class ControlPlane:
     """Resources in transition: (kind, key) -> (state, until). A transition can end with an action (the deferred
-    delete of a mapping or table); everything else just reads the state against the clock."""
+    delete of a mapping or table), run when it is due: by a background thread on the real clock, or by
+    `run_due()` for a test that moves its own clock."""
 
-    def __init__(self, scale: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, scale: float, clock: Callable[[], float] = time.monotonic, background: bool = True) -> None:
         if scale <= 0:
             raise ValueError("the time scale must be positive")
         self.scale = scale
@@ -136,8 +137,12 @@ class ControlPlane:
         self._states: dict[tuple[str, Any], tuple[str, float]] = {}
         # (role ARN, policy name) -> (until, the document that applies meanwhile: the previous one, or None)
         self._policies: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._due: list[tuple[float, tuple[str, Any], Callable[[], None]]] = []
         self._lock = threading.Lock()
-        self._timers: list[threading.Timer] = []
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        if background:
+            threading.Thread(target=self._run, name="realistic-control-plane", daemon=True).start()
 
     def seconds(self, delay: str) -> float:
         return DELAYS[delay].seconds * self.scale
@@ -146,37 +151,45 @@ class ControlPlane:
         until = self.clock() + self.seconds(delay)
         with self._lock:
             self._states[(kind, key)] = (state, until)
-        if then is not None:
+            if then is not None:
+                self._due.append((until, (kind, key), then))
+        self._wake.set()
 
-            def finish() -> None:
-                try:
-                    then()
-                except Exception:  # the resource may already be gone: nothing left to finish
-                    log.debug("finishing %s %s failed", kind, key, exc_info=True)
-                with self._lock:
-                    if self._states.get((kind, key), ("", 0.0))[1] == until:
-                        del self._states[(kind, key)]
+    def run_due(self) -> None:
+        """Finish every transition whose time has come (the deferred deletes)."""
+        now = self.clock()
+        with self._lock:
+            due = [d for d in self._due if d[0] <= now]
+            self._due = [d for d in self._due if d[0] > now]
+        for until, state_key, action in due:
+            try:
+                action()
+            except Exception:  # the resource may already be gone: nothing left to finish
+                log.debug("finishing %s failed", state_key, exc_info=True)
+            with self._lock:
+                if self._states.get(state_key, ("", None))[1] == until:
+                    del self._states[state_key]
 
-            timer = threading.Timer(self.seconds(delay), finish)
-            timer.daemon = True
-            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
-            timer.start()
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self.run_due()
+            with self._lock:
+                next_due = min((d[0] for d in self._due), default=None)
+            self._wake.wait(0.5 if next_due is None else max(0.0, min(0.5, next_due - self.clock())))
+            self._wake.clear()
 
     def state(self, kind: str, key: Any) -> str | None:
-        """The transient state, or None once the transition is over (or there was none)."""
+        """The transient state, or None once the transition is over (or there was none). A deferred delete keeps
+        its state until the resource is gone."""
         with self._lock:
             found = self._states.get((kind, key))
             if found is None:
                 return None
-            if found[1] <= self.clock() and found[0] not in ("Deleting", "DELETING"):
+            deferred = any(d[1] == (kind, key) for d in self._due)
+            if found[1] <= self.clock() and not deferred:
                 del self._states[(kind, key)]
                 return None
             return found[0]
-
-    def remaining(self, kind: str, key: Any) -> float:
-        with self._lock:
-            found = self._states.get((kind, key))
-        return max(0.0, found[1] - self.clock()) if found else 0.0
 
     # IAM: a changed policy keeps its previous effect until it has propagated.
     def policy_changed(self, role_arn: str, name: str, previous: Any) -> None:
@@ -196,8 +209,8 @@ class ControlPlane:
             }
 
     def stop(self) -> None:
-        for timer in self._timers:
-            timer.cancel()
+        self._stopped.set()
+        self._wake.set()
 
 
 _FUNCTION_PATH = re.compile(r"^/20\d\d-\d\d-\d\d/functions/(?P<name>[^/]+)(?P<rest>/[a-z-]+)?/?$")
@@ -366,6 +379,9 @@ class RealisticAws:
         answer = self._call(environ)
         if answer.ok:
             self.plane.begin("function", key, "InProgress", "function_updated")
+            updated = answer.json()
+            updated.update(LastUpdateStatus="InProgress", LastUpdateStatusReason="The function is being updated.")
+            answer = _Answer(answer.status, answer.headers, json.dumps(updated).encode())
         return self._send(start_response, answer)
 
     def _role_refusal(self, environ: dict[str, Any], start_response: Any, request: SignedRequest) -> Any:
@@ -386,8 +402,12 @@ class RealisticAws:
             return refusal
         answer = self._call(environ)
         if answer.ok:
-            name = answer.json().get("FunctionName") or str(request.params.get("FunctionName", ""))
+            created = answer.json()
+            name = created.get("FunctionName") or str(request.params.get("FunctionName", ""))
             self.plane.begin("function", (request.region, function_name(name)), "Pending", "function_active")
+            # moto answered before the transition began: the answer says what GetFunction now says
+            created.update(State="Pending", StateReason="The function is being created.", StateReasonCode="Creating")
+            answer = _Answer(answer.status, answer.headers, json.dumps(created).encode())
         return self._send(start_response, answer)
 
     def _lambda_backend(self, region: str) -> Any:

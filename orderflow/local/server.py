@@ -56,6 +56,7 @@ class EmbeddedAws:
         wrap_app: Callable[[Any], Any] | None = None,
         in_process_pollers: bool = True,
         time_scale: float | None = None,
+        control_plane: Any = None,
     ) -> None:
         self.requested_port = port
         # A WSGI middleware around moto's app, e.g. the benchmarks' API call counter.
@@ -71,6 +72,8 @@ class EmbeddedAws:
         self.enforcement: Any = None
         # None: moto's instant control plane. A number: AWS's delays (realistic.DELAYS) times this scale.
         self.time_scale = time_scale
+        # A realistic.ControlPlane made by the caller (a test's, on its own clock); else one is made from time_scale.
+        self.control_plane = control_plane
         self.realistic: Any = None
 
     @property
@@ -95,10 +98,10 @@ class EmbeddedAws:
         moto_patches.route_invocations_to(lambda: self.runtime.host if self.runtime else None)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app: Any = DomainDispatcherApplication(create_backend_app)
-        if self.time_scale is not None:
+        if self.time_scale is not None or self.control_plane is not None:
             from orderflow.local.realistic import ControlPlane, RealisticAws
 
-            plane = ControlPlane(self.time_scale)
+            plane = self.control_plane or ControlPlane(self.time_scale)
             app = self.realistic = RealisticAws(app, plane, account=lambda: DEFAULT_ACCOUNT_ID)
             self.roles.plane = plane
         moto_patches.use_realistic(self.realistic)
@@ -156,7 +159,10 @@ class EmbeddedAws:
     def stop(self) -> None:
         self.stop_runtime()
         if self.realistic is not None:
+            from orderflow.local import moto_patches
+
             self.realistic.plane.stop()
+            moto_patches.use_realistic(None)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -1,0 +1,280 @@
+"""`local start --realistic`, in-process: the embedded AWS's control plane on a clock this test moves by hand, so every
+transition is seen at AWS's own durations (time scale 1.0) without waiting for any of them."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import botocore.exceptions
+import pytest
+
+from orderflow.local.realistic import DELAYS, ControlPlane, critical_path, function_name
+from orderflow.local.server import EmbeddedAws
+from orderflow.provision.package import build_package
+from orderflow.provision.policies import lambda_trust_policy
+
+REGION = "eu-west-2"
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture(scope="module")
+def plane(clock) -> ControlPlane:
+    return ControlPlane(1.0, clock=clock, background=False)
+
+
+@pytest.fixture(scope="module")
+def embedded(plane):
+    with EmbeddedAws(runtime=False, control_plane=plane) as aws:
+        yield aws
+
+
+@pytest.fixture(scope="module")
+def endpoint(embedded):
+    return embedded.endpoint
+
+
+@pytest.fixture
+def advance(clock, plane):
+    def move(delay: str, extra: float = 0.01) -> None:
+        clock.now += DELAYS[delay].seconds + extra
+        plane.run_due()
+
+    return move
+
+
+def client(endpoint, service):
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="admin",
+        aws_secret_access_key="admin",
+        config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 1}),
+    )
+
+
+def refused(call, code: str) -> str:
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        call()
+    assert caught.value.response["Error"]["Code"] == code, caught.value.response
+    return caught.value.response["Error"]["Message"]
+
+
+def role(endpoint, name: str) -> str:
+    return client(endpoint, "iam").create_role(
+        RoleName=name, AssumeRolePolicyDocument=json.dumps(lambda_trust_policy())
+    )["Role"]["Arn"]
+
+
+def test_the_delay_table_has_a_source_for_every_delay_and_the_critical_path_follows_it():
+    assert all(d.seconds > 0 and d.source and d.what for d in DELAYS.values())
+    # role assumable (10) -> function Active (3) -> mapping Enabled (15); the table (8) and the policies (10) overlap
+    assert critical_path() == pytest.approx(28.0)
+    assert critical_path(0.25) == pytest.approx(7.0)
+
+
+def test_function_name_accepts_names_and_arns():
+    assert function_name("F") == "F"
+    assert function_name("arn:aws:lambda:eu-west-2:123456789012:function:F") == "F"
+    assert function_name("arn:aws:lambda:eu-west-2:123456789012:function:F:live") == "F"
+
+
+def test_a_new_role_is_not_assumable_by_lambda_until_iam_has_propagated_it(endpoint, advance):
+    arn = role(endpoint, "fresh-role")
+    create = lambda: client(endpoint, "lambda").create_function(  # noqa: E731
+        FunctionName="fresh-fn",
+        Runtime="python3.13",
+        Role=arn,
+        Handler="index.lambda_handler",
+        Code={"ZipFile": build_package().zip_bytes},
+    )
+    message = refused(create, "InvalidParameterValueException")
+    assert message == "The role defined for the function cannot be assumed by Lambda."
+    advance("role_assumable")
+    assert create()["State"] == "Pending"
+
+
+def test_a_function_is_pending_then_active_and_refuses_updates_meanwhile(endpoint, advance):
+    arn = role(endpoint, "pending-role")
+    advance("role_assumable")
+    lam = client(endpoint, "lambda")
+    lam.create_function(
+        FunctionName="pending-fn",
+        Runtime="python3.13",
+        Role=arn,
+        Handler="index.lambda_handler",
+        Code={"ZipFile": build_package().zip_bytes},
+    )
+    config = lam.get_function(FunctionName="pending-fn")["Configuration"]
+    assert (config["State"], config["StateReasonCode"]) == ("Pending", "Creating")
+    message = refused(
+        lambda: lam.update_function_configuration(FunctionName="pending-fn", Timeout=9), "ResourceConflictException"
+    )
+    assert "An update is in progress for resource" in message
+    advance("function_active")
+    assert lam.get_function_configuration(FunctionName="pending-fn")["State"] == "Active"
+    lam.update_function_configuration(FunctionName="pending-fn", Timeout=9)
+    assert lam.get_function_configuration(FunctionName="pending-fn")["LastUpdateStatus"] == "InProgress"
+    refused(
+        lambda: lam.update_function_configuration(FunctionName="pending-fn", Timeout=10), "ResourceConflictException"
+    )
+    advance("function_updated")
+    config = lam.get_function_configuration(FunctionName="pending-fn")
+    assert (config["LastUpdateStatus"], config["Timeout"]) == ("Successful", 9)
+
+
+def test_a_table_is_creating_then_active_and_deleting_then_gone(endpoint, advance):
+    ddb = client(endpoint, "dynamodb")
+    created = ddb.create_table(
+        TableName="T1",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    assert created["TableDescription"]["TableStatus"] == "CREATING"
+    refused(lambda: ddb.put_item(TableName="T1", Item={"k": {"S": "1"}}), "ResourceNotFoundException")
+    assert "being created" in refused(lambda: ddb.delete_table(TableName="T1"), "ResourceInUseException")
+    advance("table_active")
+    assert ddb.describe_table(TableName="T1")["Table"]["TableStatus"] == "ACTIVE"
+    assert ddb.delete_table(TableName="T1")["TableDescription"]["TableStatus"] == "DELETING"
+    assert ddb.describe_table(TableName="T1")["Table"]["TableStatus"] == "DELETING"
+    refused(lambda: ddb.delete_table(TableName="T1"), "ResourceInUseException")
+    advance("table_deleted")
+    refused(lambda: ddb.describe_table(TableName="T1"), "ResourceNotFoundException")
+
+
+def test_a_deleted_queue_answers_for_a_while_and_blocks_its_name_for_60_seconds(endpoint, advance, clock):
+    sqs = client(endpoint, "sqs")
+    url = sqs.create_queue(QueueName="Q1")["QueueUrl"]
+    sqs.delete_queue(QueueUrl=url)
+    assert sqs.get_queue_url(QueueName="Q1")["QueueUrl"] == url  # still answers…
+    refused(lambda: sqs.get_queue_attributes(QueueUrl=url), "AWS.SimpleQueueService.NonExistentQueue")  # …but is gone
+    advance("queue_url_after_delete")
+    refused(lambda: sqs.get_queue_url(QueueName="Q1"), "AWS.SimpleQueueService.NonExistentQueue")
+    message = refused(lambda: sqs.create_queue(QueueName="Q1"), "AWS.SimpleQueueService.QueueDeletedRecently")
+    assert "60 seconds" in message
+    clock.now += DELAYS["queue_name_blocked"].seconds
+    assert sqs.create_queue(QueueName="Q1")["QueueUrl"] == url
+
+
+def test_a_mapping_is_creating_then_enabled_and_deleting_blocks_a_new_one(endpoint, advance):
+    arn = role(endpoint, "mapping-role")
+    poll = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                "Resource": "*",
+            }
+        ],
+    }
+    client(endpoint, "iam").put_role_policy(RoleName="mapping-role", PolicyName="poll", PolicyDocument=json.dumps(poll))
+    advance("role_assumable")
+    lam, sqs = client(endpoint, "lambda"), client(endpoint, "sqs")
+    queue = sqs.create_queue(QueueName="MQ", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    lam.create_function(
+        FunctionName="mapped-fn",
+        Runtime="python3.13",
+        Role=arn,
+        Handler="index.lambda_handler",
+        Code={"ZipFile": build_package().zip_bytes},
+    )
+    advance("function_active")
+    create = lambda: lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="mapped-fn")  # noqa: E731
+    mapping = create()
+    assert mapping["State"] == "Creating"
+    assert lam.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Creating"
+    refused(lambda: lam.delete_event_source_mapping(UUID=mapping["UUID"]), "ResourceInUseException")
+    refused(lambda: lam.update_event_source_mapping(UUID=mapping["UUID"], BatchSize=5), "ResourceInUseException")
+    advance("mapping_enabled")
+    assert lam.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Enabled"
+    assert lam.delete_event_source_mapping(UUID=mapping["UUID"])["State"] == "Deleting"
+    assert lam.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Deleting"
+    assert "already exists" in refused(create, "ResourceConflictException")
+    advance("mapping_deleted")
+    refused(lambda: lam.get_event_source_mapping(UUID=mapping["UUID"]), "ResourceNotFoundException")
+    assert create()["State"] == "Creating"
+
+
+def test_a_new_inline_policy_applies_only_once_propagated(embedded, endpoint, advance):
+    arn = role(endpoint, "policy-role")
+    advance("role_assumable")
+    roles = embedded.roles  # what the server's enforcement decides with
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "*"}],
+    }
+    client(endpoint, "iam").put_role_policy(RoleName="policy-role", PolicyName="p", PolicyDocument=json.dumps(document))
+    assert roles.decide(arn, "sqs:ReceiveMessage", "arn:aws:sqs:eu-west-2:123456789012:q") == "implicit-deny"
+    advance("policy_applies")
+    assert roles.decide(arn, "sqs:ReceiveMessage", "arn:aws:sqs:eu-west-2:123456789012:q") == "allow"
+    client(endpoint, "iam").delete_role_policy(RoleName="policy-role", PolicyName="p")
+    assert roles.decide(arn, "sqs:ReceiveMessage", "arn:aws:sqs:eu-west-2:123456789012:q") == "allow"  # still
+    advance("policy_applies")
+    assert roles.decide(arn, "sqs:ReceiveMessage", "arn:aws:sqs:eu-west-2:123456789012:q") == "implicit-deny"
+
+
+def test_a_short_poll_can_come_back_empty_while_messages_wait_and_a_long_poll_cannot(endpoint):
+    sqs = client(endpoint, "sqs")
+    url = sqs.create_queue(QueueName="PollQ")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="hello")
+    short = [len(sqs.receive_message(QueueUrl=url, VisibilityTimeout=0).get("Messages", [])) for _ in range(40)]
+    assert 0 in short and 1 in short
+    long = [
+        len(sqs.receive_message(QueueUrl=url, VisibilityTimeout=0, WaitTimeSeconds=1).get("Messages", []))
+        for _ in range(10)
+    ]
+    assert long == [1] * 10
+
+
+def test_log_events_are_visible_only_after_ingestion(endpoint):
+    logs = client(endpoint, "logs")
+    logs.create_log_group(logGroupName="/realistic")
+    logs.create_log_stream(logGroupName="/realistic", logStreamName="s")
+    logs.put_log_events(
+        logGroupName="/realistic", logStreamName="s", logEvents=[{"timestamp": int(time.time() * 1000), "message": "m"}]
+    )
+    assert logs.filter_log_events(logGroupName="/realistic")["events"] == []
+    deadline = time.monotonic() + 30
+    while not logs.filter_log_events(logGroupName="/realistic")["events"]:
+        assert time.monotonic() < deadline, "the event never became visible"
+        time.sleep(0.2)
+
+
+def test_a_changed_queue_policy_applies_to_deliveries_only_once_propagated(endpoint, advance):
+    from orderflow.provision.policies import topic_send_statement, with_statement
+
+    sns, sqs = client(endpoint, "sns"), client(endpoint, "sqs")
+    topic = sns.create_topic(Name="PolicyTopic")["TopicArn"]
+    url = sqs.create_queue(QueueName="PolicyQ")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    policy = with_statement(None, topic_send_statement(queue_arn, topic))
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+
+    def depth() -> int:
+        return int(
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]["ApproximateNumberOfMessages"]
+        )
+
+    sns.publish(TopicArn=topic, Message="before")
+    assert depth() == 0  # dropped: the old (empty) policy still applies
+    advance("queue_policy_applies")
+    sns.publish(TopicArn=topic, Message="after")
+    assert depth() == 1
