@@ -4,6 +4,7 @@ happens (the CLI renders it)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -51,11 +52,20 @@ def down_dependencies(steps: list[DownStep]) -> dict[str, set[str]]:
     return {key: {s.resource.key for s in steps if key in s.resource.depends_on} & keys for key in keys}
 
 
+class Cancelled(Exception):
+    """The run was interrupted (Ctrl-C): a step stops at its next wait."""
+
+
 def run_graph(
-    order: list[str], dependencies: dict[str, set[str]], run: Callable[[str], None], concurrent: bool
+    order: list[str],
+    dependencies: dict[str, set[str]],
+    run: Callable[[str], None],
+    concurrent: bool,
+    cancelled: threading.Event | None = None,
 ) -> None:
     """Run every key once its dependencies have run; `concurrent=False` runs them one by one in `order`. After a
-    failure nothing new starts, the running steps finish, and the first error is raised."""
+    failure nothing new starts, the running steps finish, and the first error is raised. Interrupted (Ctrl-C), it
+    sets `cancelled` so that running steps stop at their next wait, and returns at once."""
     if not concurrent:
         for key in order:
             run(key)
@@ -64,7 +74,8 @@ def run_graph(
     pending = list(order)
     running: dict[Future[None], str] = {}
     errors: list[BaseException] = []
-    with ThreadPoolExecutor(max_workers=max(1, len(order)), thread_name_prefix="orderflow-step") as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, len(order)), thread_name_prefix="orderflow-step")
+    try:
         while pending or running:
             if not errors:
                 for key in [k for k in pending if dependencies[k] <= done]:
@@ -82,21 +93,42 @@ def run_graph(
                     done.add(key)
                 else:
                     errors.append(error)
+    except BaseException:
+        if cancelled is not None:
+            cancelled.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     if errors:
         raise errors[0]
 
 
-def _watch(ctx: Context, progress: Progress) -> None:
+def _watch(ctx: Context, progress: Progress) -> threading.Event:
+    """Report waits to `progress`, and make every wait of a step stop once the run is cancelled."""
     ctx.on_wait = progress.waiting
+    cancelled = threading.Event()
+    sleep = ctx.sleep
+
+    def interruptible_sleep(seconds: float) -> None:
+        if sleep is time.sleep:
+            if cancelled.wait(seconds):
+                raise Cancelled()
+            return
+        if cancelled.is_set():
+            raise Cancelled()
+        sleep(seconds)  # an injected sleep (a test's fake clock) advances its own clock
+
+    ctx.sleep = interruptible_sleep
     # Clients are made once, before the steps' threads share them (boto3 clients are thread-safe; making them is not).
     for service in ("dynamodb", "sns", "sqs", "iam", "lambda", "logs"):
         ctx.client(service)
+    return cancelled
 
 
 def apply_up(
     ctx: Context, steps: list[UpStep], progress: Progress = NO_PROGRESS, concurrent: bool = True
 ) -> list[StepResult]:
-    _watch(ctx, progress)
+    cancelled = _watch(ctx, progress)
     by_key = {s.resource.key: s for s in steps}
     results: dict[str, StepResult] = {}
 
@@ -116,7 +148,7 @@ def apply_up(
         progress.finished(key, change.kind, change.name, outcome, elapsed)
         results[key] = StepResult(change.key, change.kind, change.name, outcome, elapsed, change.details)
 
-    run_graph(list(by_key), up_dependencies(steps), run, concurrent)
+    run_graph(list(by_key), up_dependencies(steps), run, concurrent, cancelled)
     return [results[key] for key in by_key]
 
 
@@ -126,7 +158,7 @@ OUTCOMES = {"delete": "deleted", "absent": "already gone", "foreign": "not ours,
 def apply_down(
     ctx: Context, steps: list[DownStep], progress: Progress = NO_PROGRESS, concurrent: bool = True
 ) -> list[StepResult]:
-    _watch(ctx, progress)
+    cancelled = _watch(ctx, progress)
     by_key = {s.resource.key: s for s in steps}
     results: dict[str, StepResult] = {}
 
@@ -142,5 +174,5 @@ def apply_down(
         progress.finished(key, kind, step.name, OUTCOMES[step.action], elapsed)
         results[key] = StepResult(key, kind, step.name, OUTCOMES[step.action], elapsed)
 
-    run_graph(list(by_key), down_dependencies(steps), run, concurrent)
+    run_graph(list(by_key), down_dependencies(steps), run, concurrent, cancelled)
     return [results[key] for key in by_key]

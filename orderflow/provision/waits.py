@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError, WaiterError
+from botocore import xform_name
+from botocore.exceptions import ClientError
 
 from orderflow.aws import error_code
 from orderflow.errors import OrderflowError
@@ -93,12 +94,25 @@ def wait_with(
     limit: float = STATE_LIMIT_SECONDS,
     **params: Any,
 ) -> None:
-    """Wait with botocore's own waiter for the service's own signal (TableStatus, State, LastUpdateStatus), polling
-    every poll interval; a waiter that fails names the reason AWS gives (`explain`), not just "gave up"."""
-    ctx.on_wait(key, f"waiting for {what}")
-    attempts = max(1, int(limit / ctx.poll_interval))
-    try:
-        client.get_waiter(waiter).wait(**params, WaiterConfig={"Delay": ctx.poll_interval, "MaxAttempts": attempts})
-    except WaiterError as e:
-        reason = explain() if explain is not None else str(e)
-        raise OrderflowError(f"{what} did not happen: {reason}") from e
+    """Wait for the service's own signal (TableStatus, State, LastUpdateStatus) as botocore's waiter defines it —
+    its operation and acceptors — but polled on the context's clock: reported while it waits, interruptible between
+    polls, bounded by `limit`. A failure state names the reason AWS gives (`explain`), not just "gave up"."""
+    config = client.get_waiter(waiter).config
+    operation = getattr(client, xform_name(config.operation))
+    started = ctx.clock()
+    while True:
+        try:
+            response = operation(**params)
+        except ClientError as e:
+            response = e.response  # some acceptors match an error code (ResourceNotFoundException: "gone")
+        state = next((a.state for a in config.acceptors if a.matcher_func(response)), None)
+        if state == "success":
+            return
+        if state == "failure" or (state is None and "Error" in response):
+            reason = explain() if explain is not None else str(response.get("Error", response))
+            raise OrderflowError(f"{what} did not happen: {reason}")
+        waited = ctx.clock() - started
+        if waited + ctx.poll_interval > limit:
+            raise OrderflowError(f"Gave up after {limit:.0f}s waiting for {what}")
+        ctx.on_wait(key, f"waiting for {what} ({waited:.0f}s)")
+        ctx.sleep(ctx.poll_interval)

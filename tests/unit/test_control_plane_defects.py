@@ -161,7 +161,8 @@ def test_redrive_explains_a_task_already_running_and_starts_none(stubbed):
         "ApproximateNumberOfMessagesToMove": 10,
     }
     stubber.add_response("list_message_move_tasks", {"Results": [running]}, {"SourceArn": dlq_arn, "MaxResults": 10})
-    with stubber, pytest.raises(OrderflowError, match=r"already running on OrderQueueDLQ \(3 of 10 moved\).*--task-handle h-theirs"):
+    expected = r"already running on OrderQueueDLQ \(3 of 10 moved\).*--task-handle h-theirs"
+    with stubber, pytest.raises(OrderflowError, match=expected):
         dlq._move_task(ctx.aws, ctx.config)
     stubber.assert_no_pending_responses()
 

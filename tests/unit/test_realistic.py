@@ -278,3 +278,11 @@ def test_a_changed_queue_policy_applies_to_deliveries_only_once_propagated(endpo
     advance("queue_policy_applies")
     sns.publish(TopicArn=topic, Message="after")
     assert depth() == 1
+
+
+def test_docs_fidelity_lists_every_simulated_delay_as_the_code_has_it():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "fidelity.md").read_text()
+    for delay in DELAYS.values():
+        assert f"| `{delay.name}` | {delay.seconds:g} s | {delay.what} |" in page, delay.name
