@@ -240,6 +240,10 @@ class _Answer:
         except ValueError:
             return {}
 
+    def saying(self, data: Any) -> _Answer:
+        """The same answer with another body (moto answered before the transition began)."""
+        return _Answer(self.status, self.headers, data if isinstance(data, bytes) else json.dumps(data).encode())
+
 
 class RealisticAws:
     """WSGI middleware: AWS's control-plane timing in front of moto (see the module docstring)."""
@@ -381,7 +385,7 @@ class RealisticAws:
             self.plane.begin("function", key, "InProgress", "function_updated")
             updated = answer.json()
             updated.update(LastUpdateStatus="InProgress", LastUpdateStatusReason="The function is being updated.")
-            answer = _Answer(answer.status, answer.headers, json.dumps(updated).encode())
+            answer = answer.saying(updated)
         return self._send(start_response, answer)
 
     def _role_refusal(self, environ: dict[str, Any], start_response: Any, request: SignedRequest) -> Any:
@@ -407,7 +411,7 @@ class RealisticAws:
             self.plane.begin("function", (request.region, function_name(name)), "Pending", "function_active")
             # moto answered before the transition began: the answer says what GetFunction now says
             created.update(State="Pending", StateReason="The function is being created.", StateReasonCode="Creating")
-            answer = _Answer(answer.status, answer.headers, json.dumps(created).encode())
+            answer = answer.saying(created)
         return self._send(start_response, answer)
 
     def _lambda_backend(self, region: str) -> Any:
@@ -442,11 +446,7 @@ class RealisticAws:
                 created = answer.json().get("UUID")
                 if created:
                     self.plane.begin("mapping", created, "Creating", "mapping_enabled")
-                    answer = _Answer(
-                        answer.status,
-                        answer.headers,
-                        json.dumps(self._mapping_configuration(backend, created)).encode(),
-                    )
+                    answer = answer.saying(self._mapping_configuration(backend, created))
             return self._send(start_response, answer)
         state = self.plane.state("mapping", uuid)
         if state is not None:
@@ -462,9 +462,7 @@ class RealisticAws:
             answer = self._call(environ)
             if answer.ok:
                 self.plane.begin("mapping", uuid, "Updating", "mapping_updated")
-                answer = _Answer(
-                    answer.status, answer.headers, json.dumps(self._mapping_configuration(backend, uuid)).encode()
-                )
+                answer = answer.saying(self._mapping_configuration(backend, uuid))
             return self._send(start_response, answer)
         if method == "DELETE" and backend.get_event_source_mapping(uuid) is not None:
             # Lambda answers 202 with the mapping in state Deleting and removes it later.
@@ -500,7 +498,7 @@ class RealisticAws:
             answer = self._call(environ)
             if answer.ok:
                 self.plane.begin("table", key, "CREATING", "table_active")
-                answer = _Answer(answer.status, answer.headers, self._describe(request.region, name))
+                answer = answer.saying(self._describe(request.region, name))
             return self._send(start_response, answer)
         if op == "DeleteTable":
             from moto.dynamodb.models import dynamodb_backends
@@ -605,4 +603,4 @@ class RealisticAws:
         data = answer.json()
         visible_before = (time.time() - self.plane.seconds("log_ingestion")) * 1000
         data["events"] = [e for e in data.get("events", []) if e.get("ingestionTime", 0) <= visible_before]
-        return self._send(start_response, _Answer(answer.status, answer.headers, json.dumps(data).encode()))
+        return self._send(start_response, answer.saying(data))

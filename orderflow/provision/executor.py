@@ -125,31 +125,51 @@ def _watch(ctx: Context, progress: Progress) -> threading.Event:
     return cancelled
 
 
-def apply_up(
-    ctx: Context, steps: list[UpStep], progress: Progress = NO_PROGRESS, concurrent: bool = True
+def _execute(
+    ctx: Context,
+    progress: Progress,
+    concurrent: bool,
+    dependencies: dict[str, set[str]],
+    order: list[str],
+    step: Callable[[str], tuple[str, str, str, Callable[[], None] | None, tuple[str, ...]]],
 ) -> list[StepResult]:
+    """Run each key's work (step(key) -> kind, name, outcome, work or None, details) in dependency order, timed and
+    reported to `progress`."""
     cancelled = _watch(ctx, progress)
-    by_key = {s.resource.key: s for s in steps}
     results: dict[str, StepResult] = {}
 
     def run(key: str) -> None:
-        step = by_key[key]
-        change = step.change
+        kind, name, outcome, work, details = step(key)
         started = time.monotonic()
-        if change.action != "unchanged":
-            progress.started(key, change.kind, change.name)
-            if change.action == "create":
-                step.resource.create(ctx)
-            else:
-                assert step.observed is not None
-                step.resource.update(ctx, step.observed)
-        outcome = {"create": "created", "update": "updated", "unchanged": "unchanged"}[change.action]
+        if work is not None:
+            progress.started(key, kind, name)
+            work()
         elapsed = time.monotonic() - started
-        progress.finished(key, change.kind, change.name, outcome, elapsed)
-        results[key] = StepResult(change.key, change.kind, change.name, outcome, elapsed, change.details)
+        progress.finished(key, kind, name, outcome, elapsed)
+        results[key] = StepResult(key, kind, name, outcome, elapsed, details)
 
-    run_graph(list(by_key), up_dependencies(steps), run, concurrent, cancelled)
-    return [results[key] for key in by_key]
+    run_graph(order, dependencies, run, concurrent, cancelled)
+    return [results[key] for key in order]
+
+
+def apply_up(
+    ctx: Context, steps: list[UpStep], progress: Progress = NO_PROGRESS, concurrent: bool = True
+) -> list[StepResult]:
+    by_key = {s.resource.key: s for s in steps}
+
+    def step(key: str) -> tuple[str, str, str, Callable[[], None] | None, tuple[str, ...]]:
+        s = by_key[key]
+        change = s.change
+        work: Callable[[], None] | None = None
+        if change.action == "create":
+            work = lambda: s.resource.create(ctx)  # noqa: E731
+        elif change.action == "update":
+            assert s.observed is not None
+            work = lambda: s.resource.update(ctx, s.observed)  # noqa: E731
+        outcome = {"create": "created", "update": "updated", "unchanged": "unchanged"}[change.action]
+        return change.kind, change.name, outcome, work, change.details
+
+    return _execute(ctx, progress, concurrent, up_dependencies(steps), list(by_key), step)
 
 
 OUTCOMES = {"delete": "deleted", "absent": "already gone", "foreign": "not ours, left alone", "keep": "kept"}
@@ -158,21 +178,14 @@ OUTCOMES = {"delete": "deleted", "absent": "already gone", "foreign": "not ours,
 def apply_down(
     ctx: Context, steps: list[DownStep], progress: Progress = NO_PROGRESS, concurrent: bool = True
 ) -> list[StepResult]:
-    cancelled = _watch(ctx, progress)
     by_key = {s.resource.key: s for s in steps}
-    results: dict[str, StepResult] = {}
 
-    def run(key: str) -> None:
-        step = by_key[key]
-        kind = step.resource.kind
-        started = time.monotonic()
-        if step.action == "delete":
-            progress.started(key, kind, step.name)
-            assert step.observed is not None
-            step.resource.delete(ctx, step.observed)
-        elapsed = time.monotonic() - started
-        progress.finished(key, kind, step.name, OUTCOMES[step.action], elapsed)
-        results[key] = StepResult(key, kind, step.name, OUTCOMES[step.action], elapsed)
+    def step(key: str) -> tuple[str, str, str, Callable[[], None] | None, tuple[str, ...]]:
+        s = by_key[key]
+        work: Callable[[], None] | None = None
+        if s.action == "delete":
+            assert s.observed is not None
+            work = lambda: s.resource.delete(ctx, s.observed)  # noqa: E731
+        return s.resource.kind, s.name, OUTCOMES[s.action], work, ()
 
-    run_graph(list(by_key), down_dependencies(steps), run, concurrent, cancelled)
-    return [results[key] for key in by_key]
+    return _execute(ctx, progress, concurrent, down_dependencies(steps), list(by_key), step)

@@ -95,25 +95,19 @@ class Table(Resource):
             raise
 
     def _wait_active(self, ctx: Context) -> None:
-        wait_with(
-            ctx,
-            self.key,
-            f"table {self.name(ctx)} to be ACTIVE",
-            ctx.client("dynamodb"),
-            "table_exists",
-            explain=lambda: f"its status is {self._status(ctx)}",
-            TableName=self.name(ctx),
-        )
+        self._wait(ctx, "table_exists", "to be ACTIVE")
 
     def _wait_gone(self, ctx: Context) -> None:
-        if self._status(ctx) is None:
-            return
+        if self._status(ctx) is not None:
+            self._wait(ctx, "table_not_exists", "to finish deleting")
+
+    def _wait(self, ctx: Context, waiter: str, what: str) -> None:
         wait_with(
             ctx,
             self.key,
-            f"table {self.name(ctx)} to finish deleting",
+            f"table {self.name(ctx)} {what}",
             ctx.client("dynamodb"),
-            "table_not_exists",
+            waiter,
             explain=lambda: f"its status is {self._status(ctx)}",
             TableName=self.name(ctx),
         )
