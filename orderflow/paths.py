@@ -32,14 +32,21 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a state file that only its user may read (0600), atomically: readers never see half a file."""
+def write_private(path: Path, text: str, durable: bool = False) -> None:
+    """Write a state file that only its user may read (0600), atomically: readers never see half a file. `durable`
+    flushes it to disk before it replaces the old one (a record that must survive a crash). One line if it cannot."""
     private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as e:
+        raise OrderflowError(f"Cannot write {path}: {e.strerror} (see ORDERFLOW_HOME)") from e
 
 
 def open_private_append(path: Path):  # type: ignore[no-untyped-def]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from orderflow.aws import Aws, is_not_found
 from orderflow.errors import OrderflowError
-from orderflow.lambda_code.index import InvalidOrder, validate
+from orderflow.lambda_code.index import InvalidOrder, loads, validate
 from orderflow.paths import state_dir, write_private
 from orderflow.stack import StackConfig
 
@@ -35,21 +37,46 @@ def new_order_id() -> str:
 
 
 def sample_order(order_id: str | None = None, now: datetime | None = None) -> dict[str, Any]:
-    """The guide's sample order with a unique orderId and the current time, so a re-run is never fooled."""
+    """The guide's sample order with a unique orderId (unless one is given) and the current time, so a re-run is
+    never fooled. Validated as the handler will validate it: an orderId it would refuse is refused here."""
     moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    return {
-        "orderId": order_id or new_order_id(),
+    order = {
+        "orderId": new_order_id() if order_id is None else order_id,
         **SAMPLE_FIELDS,
         "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
     }
+    try:
+        return validate(order)
+    except InvalidOrder as e:
+        raise OrderflowError(f"--order-id: {e}") from None
+
+
+def order_json(value: Any) -> str:
+    """The order as JSON with every number exactly as read (Decimal keeps all of its digits; a float would round a
+    long one silently)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {order_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(order_json(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 def read_order_file(path: Path) -> list[dict[str, Any]]:
-    """Orders from a JSON file (one object or an array), each validated exactly as the handler validates it."""
+    """Orders from a JSON file (one object or an array), each validated exactly as the handler validates it (its
+    rules and DynamoDB's limits): a bad order is refused before anything is sent, naming its place in the file."""
     try:
-        data = json.loads(path.read_text())
+        # NaN and Infinity are kept (as Decimal) only so that validation can name the order and field holding them
+        data = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal, parse_constant=Decimal)
     except FileNotFoundError:
         raise OrderflowError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise OrderflowError(f"{path}: is a directory, not a JSON file") from None
+    except PermissionError:
+        raise OrderflowError(f"{path}: permission denied") from None
+    except RecursionError:
+        raise OrderflowError(f"{path}: nested too deeply to be an order (DynamoDB allows 32 levels)") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise OrderflowError(f"{path}: not valid JSON ({e})") from None
     orders = data if isinstance(data, list) else [data]
@@ -64,56 +91,109 @@ def read_order_file(path: Path) -> list[dict[str, Any]]:
     return orders
 
 
-def publish_orders(aws: Aws, config: StackConfig, orders: list[dict[str, Any]]) -> list[Published]:
-    """Publish each order as its own SNS message (batches of 10 per call)."""
+def publish_orders(
+    aws: Aws,
+    config: StackConfig,
+    orders: list[dict[str, Any]],
+    on_sent: Callable[[list[Published]], None] = lambda sent: None,
+) -> list[Published]:
+    """Publish each order as its own SNS message (batches of 10 per call); `on_sent` hears of each batch sent."""
     topic_arn = aws.arns.topic(config.topic_name)
     sns = aws.client("sns")
     published: list[Published] = []
     for start in range(0, len(orders), 10):
         chunk = orders[start : start + 10]
         now_ms = int(time.time() * 1000)
+        failure = None
         try:
             if len(chunk) == 1:
-                ids = [sns.publish(TopicArn=topic_arn, Message=json.dumps(chunk[0]))["MessageId"]]
+                message_id = sns.publish(TopicArn=topic_arn, Message=order_json(chunk[0]))["MessageId"]
+                sent = [Published(chunk[0]["orderId"], message_id, now_ms, chunk[0])]
             else:
                 response = sns.publish_batch(
                     TopicArn=topic_arn,
                     PublishBatchRequestEntries=[
-                        {"Id": str(i), "Message": json.dumps(order)} for i, order in enumerate(chunk)
+                        {"Id": str(i), "Message": order_json(order)} for i, order in enumerate(chunk)
                     ],
                 )
-                if response.get("Failed"):
-                    failure = response["Failed"][0]
-                    raise OrderflowError(f"SNS refused an order: {failure.get('Code')}: {failure.get('Message')}")
-                by_id = {entry["Id"]: entry["MessageId"] for entry in response["Successful"]}
-                ids = [by_id[str(i)] for i in range(len(chunk))]
+                by_id = {entry["Id"]: entry["MessageId"] for entry in response.get("Successful", [])}
+                sent = [
+                    Published(o["orderId"], by_id[str(i)], now_ms, o) for i, o in enumerate(chunk) if str(i) in by_id
+                ]
+                failure = (response.get("Failed") or [None])[0]
         except ClientError as e:
             if is_not_found(e):
                 raise OrderflowError(
                     f"Topic {config.topic_name!r} does not exist in {aws.region}: run `orderflow up` first"
                 ) from e
             raise
-        published += [Published(o["orderId"], mid, now_ms, o) for o, mid in zip(chunk, ids, strict=True)]
+        if sent:
+            published += sent
+            on_sent(sent)
+        if failure is not None:
+            raise OrderflowError(f"SNS refused an order: {failure.get('Code')}: {failure.get('Message')}")
     return published
+
+
+class PublishInterrupted(OrderflowError):
+    """A publish stopped part way: how many went out, and that those are recorded for verify."""
+
+    def __init__(self, sent: int, total: int, cause: BaseException) -> None:
+        why = "interrupted" if isinstance(cause, KeyboardInterrupt) else f"stopped ({cause})"
+        record = f"; the {sent} sent are recorded, so `orderflow verify` checks the last of them" if sent else ""
+        super().__init__(f"publish-test {why} after sending {sent} of {total} order(s){record}")
+        self.sent = sent
+        self.exit_code = 130 if isinstance(cause, KeyboardInterrupt) else 1
+
+
+def publish_recorded(aws: Aws, config: StackConfig, orders: list[dict[str, Any]]) -> list[Published]:
+    """Publish with a journal: the record is written (and flushed to disk) before anything is sent — if it cannot
+    be, nothing is sent — and extended after every batch, so an interrupted run still tells `verify` what went
+    out, and how much."""
+    sent: list[Published] = []
+
+    def record(batch: list[Published]) -> None:
+        sent.extend(batch)
+        _journal(aws, config, sent, len(orders), done=False)
+
+    _journal(aws, config, [], len(orders), done=False)
+    try:
+        publish_orders(aws, config, orders, on_sent=record)
+    except (Exception, KeyboardInterrupt) as e:
+        raise PublishInterrupted(len(sent), len(orders), e) from e
+    _journal(aws, config, sent, len(orders), done=True)
+    return sent
 
 
 def _memory_file(config: StackConfig) -> Path:
     return state_dir() / "published" / f"{config.name}.json"
 
 
-def remember(aws: Aws, config: StackConfig, published: list[Published]) -> None:
-    write_private(
-        _memory_file(config),
-        json.dumps({"endpoint": aws.endpoint_url, "region": aws.region, "orders": [asdict(p) for p in published]}),
-    )
+def _journal(aws: Aws, config: StackConfig, sent: list[Published], total: int, done: bool) -> None:
+    record = {
+        "endpoint": aws.endpoint_url,
+        "region": aws.region,
+        "state": "sent" if done else "sending",
+        "total": total,
+        "orders": [asdict(p) for p in sent],
+    }
+    write_private(_memory_file(config), order_json(record), durable=True)
 
 
 def recall(aws: Aws, config: StackConfig) -> list[Published]:
-    """The last publish of this stack against this endpoint and region (empty if none)."""
+    """The last publish of this stack against this endpoint and region (empty if none): what was sent of it."""
+    path = _memory_file(config)
     try:
-        data = json.loads(_memory_file(config).read_text())
-    except (FileNotFoundError, ValueError):
+        data = loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    if data.get("endpoint") != aws.endpoint_url or data.get("region") != aws.region:
-        return []
-    return [Published(**p) for p in data.get("orders", [])]
+    except (OSError, ValueError, RecursionError) as e:
+        raise OrderflowError(f"{path} cannot be read as a publish record ({e}): delete it, or publish again") from None
+    try:
+        if data.get("endpoint") != aws.endpoint_url or data.get("region") != aws.region:
+            return []
+        return [Published(**p) for p in data.get("orders", [])]
+    except (AttributeError, TypeError) as e:
+        raise OrderflowError(
+            f"{path} is not a publish record orderflow wrote ({e}): delete it, or publish again"
+        ) from None

@@ -24,8 +24,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 STRING_FIELDS = ("userId", "itemName", "status")
 # DynamoDB's limit for a partition key value.
 MAX_KEY_BYTES = 2048
-# DynamoDB numbers carry at most 38 significant digits.
+# DynamoDB numbers carry at most 38 significant digits, between 1E-130 and 9.99…E+125 in magnitude; maps and lists
+# nest at most 32 levels; an item is at most 400 KB (DynamoDB Developer Guide, "Quotas": data types and items).
 MAX_QUANTITY = 10**38 - 1
+MAX_DIGITS = 38
+SMALLEST_NUMBER = Decimal("1E-130")
+TOO_LARGE_NUMBER = Decimal("1E+126")
+MAX_DEPTH = 32
+MAX_ITEM_BYTES = 400 * 1024
 # Normalised UTC copy of `timestamp`, fixed width so that DynamoDB's string comparison orders it correctly even
 # when publishers use different offsets ("…+02:00" vs "…Z").
 ORDER_CLOCK_ATTRIBUTE = "timestampUtc"
@@ -51,8 +57,9 @@ def _reject_constant(name: str) -> Any:
     raise InvalidOrder(f"{name} is not a valid number")
 
 
-def _loads(text: str) -> Any:
-    # Decimal, because DynamoDB refuses floats; NaN/Infinity are not JSON numbers and are refused outright.
+def loads(text: str) -> Any:
+    """JSON as DynamoDB will store it: numbers as Decimal (exact; DynamoDB refuses floats), and NaN/Infinity, which
+    are not JSON numbers, refused outright."""
     return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
 
 
@@ -65,7 +72,7 @@ def unwrap(body_text: Any) -> tuple[Any, str | None]:
     if not isinstance(body_text, str) or not body_text.strip():
         raise InvalidOrder("message body is empty")
     try:
-        body = _loads(body_text)
+        body = loads(body_text)
     except (ValueError, RecursionError) as e:
         raise InvalidOrder(f"message body is not JSON: {e}") from None
     if not _is_sns_envelope(body):
@@ -75,7 +82,7 @@ def unwrap(body_text: Any) -> tuple[Any, str | None]:
     if not isinstance(message, str):
         raise InvalidOrder("SNS envelope has no Message string")
     try:
-        return _loads(message), sns_message_id
+        return loads(message), sns_message_id
     except (ValueError, RecursionError) as e:
         raise InvalidOrder(f"SNS Message is not JSON: {e}") from None
 
@@ -95,7 +102,10 @@ def order_clock(timestamp: Any) -> str:
         raise InvalidOrder(f"timestamp {timestamp[:64]!r} is not ISO-8601") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the year 1 in UTC
+        raise InvalidOrder(f"timestamp {timestamp[:64]!r} is out of range in UTC") from None
 
 
 def validate(order: Any) -> dict[str, Any]:
@@ -114,27 +124,52 @@ def validate(order: Any) -> dict[str, Any]:
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
         raise InvalidOrder("quantity must be an integer >= 1")
     order_clock(order.get("timestamp"))
-    _check_storable(order, "order")
+    _check_storable(order, "order", 0)
+    size = len(json.dumps(order, default=str, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    if size > MAX_ITEM_BYTES:
+        raise InvalidOrder(f"order is {size} bytes; DynamoDB stores at most 400 KB ({MAX_ITEM_BYTES} bytes) per item")
     return order
 
 
-def _check_storable(value: Any, where: str) -> None:
-    """DynamoDB refuses empty attribute names (nested map keys included) and strings that are not valid UTF-8
-    (a JSON escape like \\udc80 decodes to a lone surrogate): such an order can never be written."""
-    if isinstance(value, str):
+def _check_number(value: int | float | Decimal, where: str) -> None:
+    number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    if not number.is_finite():
+        raise InvalidOrder(f"{where} is not a finite number")
+    if number.is_zero():
+        return
+    # Counted from the digits themselves: Decimal.normalize() would round to the context's 28 digits first.
+    digits = len("".join(map(str, number.as_tuple().digits)).strip("0"))
+    if digits > MAX_DIGITS:
+        raise InvalidOrder(f"{where} has {digits} significant digits; DynamoDB keeps at most {MAX_DIGITS}")
+    if not SMALLEST_NUMBER <= abs(number) < TOO_LARGE_NUMBER:
+        raise InvalidOrder(f"{where} is outside DynamoDB's number range (1E-130 to 9.99E+125 in magnitude)")
+
+
+def _check_storable(value: Any, where: str, depth: int) -> None:
+    """What DynamoDB refuses can never be written: empty attribute names (nested map keys included), strings that
+    are not valid UTF-8 (a JSON escape like \\udc80 decodes to a lone surrogate), numbers it cannot hold, and maps or
+    lists nested deeper than 32 levels."""
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, (int, float, Decimal)):
+        _check_number(value, where)
+    elif isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise InvalidOrder(f"{where} is not valid UTF-8 text") from None
-    elif isinstance(value, dict):
-        for key, nested in value.items():
-            if key == "":
-                raise InvalidOrder(f"{where} has an empty field name")
-            _check_storable(key, f"a field name in {where}")
-            _check_storable(nested, f"{where}.{key}")
-    elif isinstance(value, list):
-        for nested in value:
-            _check_storable(nested, where)
+    elif isinstance(value, (dict, list)):
+        if depth > MAX_DEPTH:  # the order itself is level 0; its map and list attributes start level 1
+            raise InvalidOrder(f"{where} is nested deeper than DynamoDB's {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            for key, nested in value.items():
+                if key == "":
+                    raise InvalidOrder(f"{where} has an empty field name")
+                _check_storable(key, f"a field name in {where}", depth)
+                _check_storable(nested, f"{where}.{key}", depth + 1)
+        else:
+            for nested in value:
+                _check_storable(nested, where, depth + 1)
 
 
 def write(order: dict[str, Any]) -> str:
