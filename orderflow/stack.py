@@ -7,7 +7,8 @@ prefixes every name with `S-` so several stacks live side by side in one account
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
+from typing import Any
 
 from orderflow.errors import ConfigError
 
@@ -26,16 +27,26 @@ VISIBILITY_TO_TIMEOUT_FACTOR = 6
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
 
 
+def _setting(default: object, flag: str, help: str, **rule: object) -> Any:
+    """A user setting: its `up` flag (and ORDERFLOW_<FLAG> variable, and key in orderflow.toml) and its rule —
+    `choices`, or `min`/`max` — from which the flag, the file's validation and the help are all generated."""
+    return field(default=default, metadata={"flag": flag, "help": help, **rule})
+
+
 @dataclass(frozen=True)
 class StackSettings:
-    runtime: str = "python3.13"
-    architecture: str = "x86_64"
-    function_timeout: int = 3
-    memory_size: int = 128
-    visibility_timeout: int = 30
-    max_receive_count: int = 3
-    batch_size: int = 10
-    batching_window: int = 0
+    runtime: str = _setting("python3.13", "--runtime", "Lambda runtime.", choices=SUPPORTED_RUNTIMES)
+    architecture: str = _setting("x86_64", "--architecture", "Lambda architecture.", choices=ARCHITECTURES)
+    function_timeout: int = _setting(3, "--function-timeout", "Lambda timeout, seconds.", min=1, max=900)
+    memory_size: int = _setting(128, "--memory", "Lambda memory, MB.", min=128, max=10240)
+    visibility_timeout: int = _setting(
+        30, "--visibility-timeout", "Queue visibility timeout, seconds (>= 6 x function timeout).", min=0, max=43200
+    )
+    max_receive_count: int = _setting(
+        3, "--max-receive-count", "Receives before a message moves to the DLQ.", min=1, max=1000
+    )
+    batch_size: int = _setting(10, "--batch-size", "Messages per batch (above 10 needs a window).", min=1, max=10000)
+    batching_window: int = _setting(0, "--batching-window", "Seconds to gather a batch.", min=0, max=300)
     dlq_retention_seconds: int = 14 * 24 * 3600
     log_retention_days: int = 14
 
@@ -77,6 +88,28 @@ class StackSettings:
                 "The default, python3.13, is supported"
             )
         return warnings
+
+
+def user_settings() -> list[Field[Any]]:
+    """The settings a user sets (by flag, variable or orderflow.toml), in the order `up --help` lists them."""
+    return [f for f in fields(StackSettings) if "flag" in f.metadata]
+
+
+def setting_rule(setting: Field[Any]) -> str:
+    rule = setting.metadata
+    if "choices" in rule:
+        return f"one of {', '.join(rule['choices'])}"
+    return f"an integer from {rule['min']} to {rule['max']}"
+
+
+def setting_problem(setting: Field[Any], value: Any) -> str | None:
+    """Why `value` cannot be this setting, or None."""
+    rule = setting.metadata
+    if "choices" in rule:
+        return None if isinstance(value, str) and value in rule["choices"] else f"must be {setting_rule(setting)}"
+    if isinstance(value, bool) or not isinstance(value, int) or not rule["min"] <= value <= rule["max"]:
+        return f"must be {setting_rule(setting)}"
+    return None
 
 
 @dataclass(frozen=True)

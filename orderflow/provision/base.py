@@ -103,6 +103,10 @@ class Resource(ABC):
     # The resources that must exist before this one can be created (`down` deletes in the reverse order).
     depends_on: tuple[str, ...] = ()
 
+    def deployed_settings(self, observed: Observed) -> dict[str, Any]:
+        """The user settings (StackSettings field names) this resource holds as it is deployed now."""
+        return {}
+
     def vanishing(self, observed: Observed) -> bool:
         """Still listed, but being deleted (a table DELETING, a mapping Deleting): it counts as missing, and
         creating it again waits until it is gone."""

@@ -81,6 +81,15 @@ class Function(Resource):
                 raise
             return None, f"lambda:ListTags is denied ({response['TagsError'].get('Message', 'TagsError')})"
 
+    def deployed_settings(self, observed: Observed) -> dict[str, Any]:
+        state = observed.state
+        return {
+            "runtime": state["Runtime"],
+            "architecture": (state["Architectures"] or [None])[0],
+            "function_timeout": state["Timeout"],
+            "memory_size": state["MemorySize"],
+        }
+
     @staticmethod
     def status_detail(observed: Observed) -> str | None:
         state = observed.state

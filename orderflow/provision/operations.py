@@ -10,6 +10,7 @@ from orderflow.provision.executor import NO_PROGRESS, Progress, StepResult, appl
 from orderflow.provision.function import Function
 from orderflow.provision.package import build_package
 from orderflow.provision.planner import DownStep, UpStep, observe, plan_down, plan_up
+from orderflow.stack import StackSettings
 
 
 @dataclass
@@ -18,6 +19,21 @@ class UpReport:
     results: list[StepResult] = field(default_factory=list)
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
+    # Settings the stack holds with another value than `up` converges to: name -> (deployed, desired).
+    setting_changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+
+def setting_changes(steps: list[UpStep], settings: StackSettings) -> dict[str, tuple[Any, Any]]:
+    """Which user settings `up` will change, from what to what (pure: read from the observed resources)."""
+    changes = {}
+    for step in steps:
+        if step.observed is None:
+            continue
+        for name, deployed in step.resource.deployed_settings(step.observed).items():
+            desired = getattr(settings, name)
+            if deployed is not None and deployed != desired:
+                changes[name] = (deployed, desired)
+    return changes
 
 
 def plan(ctx: Context) -> list[UpStep]:
@@ -34,7 +50,9 @@ def converge(
     A converged stack gives a plan with no changes."""
     warnings = ctx.settings.validate()
     steps = plan(ctx)
-    report = UpReport(steps=steps, dry_run=dry_run, warnings=warnings)
+    report = UpReport(
+        steps=steps, dry_run=dry_run, warnings=warnings, setting_changes=setting_changes(steps, ctx.settings)
+    )
     if not dry_run:
         report.results = apply_up(ctx, steps, progress, concurrent)
     return report

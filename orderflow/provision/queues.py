@@ -171,6 +171,14 @@ class OrderQueue(_Queue):
             "RedrivePolicy": json.dumps(redrive_policy(dlq_arn, ctx.settings.max_receive_count)),
         }
 
+    def deployed_settings(self, observed: Observed) -> dict[str, Any]:
+        attributes = observed.state["attributes"]
+        redrive = parse_redrive(attributes.get("RedrivePolicy")) or {}
+        return {
+            "visibility_timeout": int(attributes.get("VisibilityTimeout", 30)),
+            "max_receive_count": redrive.get("maxReceiveCount"),
+        }
+
     def attributes_at_creation(self, ctx: Context) -> dict[str, str]:
         # The topic's permission is part of the new queue: a policy set later takes up to 60 s to apply, and orders
         # published meanwhile would be dropped. (The subscription step keeps it converged afterwards.)

@@ -87,6 +87,12 @@ class Trigger(Resource):
             }
         )
 
+    def deployed_settings(self, observed: Observed) -> dict[str, Any]:
+        return {
+            "batch_size": observed.state["BatchSize"],
+            "batching_window": observed.state["MaximumBatchingWindowInSeconds"],
+        }
+
     def vanishing(self, observed: Observed) -> bool:
         return observed.state["State"] == "Deleting"
 

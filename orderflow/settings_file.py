@@ -1,0 +1,101 @@
+"""Settings that persist: `orderflow.toml` in the working directory (or `--config FILE`), one table per stack.
+
+    [stacks.default]
+    function_timeout = 5
+
+Flags and ORDERFLOW_* variables override the file; the file overrides the defaults. Each value is validated by the
+same rule as its flag (stack.setting_problem), in one line naming the file, the key and the rule. Pure apart from
+reading the file: resolving where each setting came from is data the CLI renders.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orderflow.errors import ConfigError
+from orderflow.stack import StackSettings, setting_problem, user_settings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+CONFIG_FILE = "orderflow.toml"
+DEFAULT_SOURCE = "default"
+
+
+@dataclass(frozen=True)
+class SettingsFile:
+    path: Path
+    stack: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.path.name} [stacks.{self.stack}]"
+
+
+def load(stack: str, path: Path | None = None, cwd: Path | None = None) -> SettingsFile | None:
+    """The stack's table of the settings file: `path` if given (it must exist), else ./orderflow.toml if present."""
+    explicit = path is not None
+    path = path if path is not None else (cwd or Path.cwd()) / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"{path}: no such settings file (--config)") from None
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read as a settings file ({e})") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    unknown = set(document) - {"stacks"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown table {sorted(unknown)[0]!r}; settings go in [stacks.<stack name>]")
+    stacks = document.get("stacks", {})
+    table = stacks.get(stack, {}) if isinstance(stacks, dict) else None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [stacks.{stack}] must be a table of settings")
+    known = {setting.name: setting for setting in user_settings()}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"{path}: [stacks.{stack}] {key}: unknown setting; known settings: {', '.join(known)}")
+        problem = setting_problem(known[key], value)
+        if problem:
+            raise ConfigError(f"{path}: [stacks.{stack}] {key} = {value!r}: {problem}")
+    return SettingsFile(path, stack, dict(table))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The settings `up` will converge to, and where each came from: a flag, a variable, the file, or the default."""
+
+    settings: StackSettings
+    sources: dict[str, str]
+
+    def chosen(self) -> dict[str, tuple[Any, str]]:
+        """The settings someone chose (not left at their default): name -> (value, source)."""
+        return {
+            name: (getattr(self.settings, name), source)
+            for name, source in self.sources.items()
+            if source != DEFAULT_SOURCE
+        }
+
+
+def resolve(given: dict[str, tuple[Any, str]], file: SettingsFile | None) -> Resolved:
+    """`given`: the settings set on the command line or by variable, name -> (value, source label)."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for setting in user_settings():
+        if setting.name in given:
+            values[setting.name], sources[setting.name] = given[setting.name]
+        elif file is not None and setting.name in file.values:
+            values[setting.name], sources[setting.name] = file.values[setting.name], file.label
+        else:
+            sources[setting.name] = DEFAULT_SOURCE
+    return Resolved(StackSettings(**values), sources)
