@@ -6,15 +6,17 @@ The region comes from the session (flag, AWS_REGION, profile); the account from 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
 
 from orderflow.arns import Arns
-from orderflow.errors import OrderflowError
+from orderflow.errors import ConfigError, OrderflowError
 
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=70)
 # The embedded AWS is on this machine: an answer that takes seconds will not come (read_timeout still covers a
@@ -74,10 +76,26 @@ def connect(
     credentials: dict[str, str] | None = None,
     config: Config = RETRY_CONFIG,
 ) -> Aws:
-    """Open a session. `credentials` is only for endpoints that accept any key (the embedded AWS)."""
+    """Open a session. `credentials` is only for endpoints that accept any key (the embedded AWS). The region is the
+    flag's, else AWS_REGION's (as the AWS CLI v2 reads it; boto3 alone reads only AWS_DEFAULT_REGION), else boto3's
+    (AWS_DEFAULT_REGION, then the profile)."""
+    if endpoint_url is not None:
+        check_endpoint(endpoint_url)
     with aws_errors(endpoint_url):
+        region = region or os.environ.get("AWS_REGION") or None
         session = boto3.Session(profile_name=profile, region_name=region, **(credentials or {}))
         return Aws(session, endpoint_url, config)
+
+
+def check_endpoint(url: str) -> None:
+    """An endpoint botocore can use: http(s)://host[:port][/path]; else one line (botocore raises ValueError)."""
+    try:
+        parsed = urlsplit(url)
+        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as e:
+        raise ConfigError(f"--endpoint-url {url!r} is not a URL ({e})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"--endpoint-url {url!r} is not a URL like http://127.0.0.1:4599 or https://host")
 
 
 def error_code(error: botocore.exceptions.ClientError) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -11,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.markup import escape
 
-from orderflow import __version__
+from orderflow import __version__, settings_file
 from orderflow.aws import LOCAL_CONFIG, Aws, aws_errors, connect
 from orderflow.errors import ConfigError, OrderflowError
 from orderflow.flow import dlq as dlq_flow
@@ -23,10 +26,9 @@ from orderflow.flow import verify as verify_flow
 from orderflow.local import control, state
 from orderflow.provision import operations
 from orderflow.provision.base import Context
-from orderflow.stack import ARCHITECTURES, DEFAULT_STACK, SUPPORTED_RUNTIMES, StackConfig, StackSettings
+from orderflow.settings_file import DEFAULT_SOURCE
+from orderflow.stack import DEFAULT_STACK, StackConfig, StackSettings, user_settings
 from orderflow.ui import MARKS, Output
-
-DEFAULTS = StackSettings()
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Options:
     endpoint_url: str | None
     local: bool
     output: Output
+    config: Path | None = None
 
     def connect(self) -> Aws:
         if self.local:
@@ -59,22 +62,82 @@ class Options:
         return ctx
 
 
+class FiniteFloat(click.FloatRange):
+    """A number of seconds in a range; click's FloatRange lets NaN through (every comparison with NaN is false), and
+    `verify --timeout nan` would never end."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+# `orderflow --help` lists the commands in the order a user meets them, not alphabetically.
+COMMAND_ORDER = ("up", "publish-test", "verify", "status", "logs", "dlq", "down", "local", "demo")
+
+
+def _wants_json(args: list[str]) -> bool:
+    """--json given before the command (or ORDERFLOW_JSON): known even when the arguments cannot be parsed."""
+    before_command = []
+    for arg in args:
+        if arg in COMMAND_ORDER:
+            break
+        before_command.append(arg)
+    value = os.environ.get("ORDERFLOW_JSON", "").strip().lower()
+    return "--json" in before_command or value in ("1", "true", "yes", "on")
+
+
 class OrderflowGroup(click.Group):
-    """Turns every expected failure into one line on stderr and a non-zero exit, never a traceback."""
+    """Turns every expected failure into one line on stderr and a non-zero exit, never a traceback; with --json,
+    every outcome (usage errors included) is one JSON document on stdout whose `ok` matches the exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.commands, key=lambda name: (*COMMAND_ORDER, name).index(name))
+
+    def main(self, args: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        arguments = list(sys.argv[1:] if args is None else args)
+        if not arguments:
+            arguments = ["--help"]  # a bare `orderflow` is a question, not a usage error
+        try:
+            code = super().main(arguments, standalone_mode=False, **kwargs)
+        except click.UsageError as e:
+            if _wants_json(arguments):
+                usage = e.ctx.get_usage() if e.ctx else None
+                Output(True).document({"ok": False, "error": e.format_message(), "usage": usage})
+            else:
+                # one line, like every other error (click's own form takes four)
+                where = e.ctx.command_path if e.ctx else "orderflow"
+                click.echo(f"error: {e.format_message()} (see `{where} --help`)", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            if _wants_json(arguments):
+                Output(True).document({"ok": False, "error": e.format_message()})
+            else:
+                click.echo(f"error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        # Without standalone mode click returns what `ctx.exit(code)` was given (--help and --version: 0).
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             with aws_errors():
-                return super().invoke(ctx)
+                result = super().invoke(ctx)
         except OrderflowError as e:
             options = ctx.find_object(Options)
             output = options.output if options else Output(False)
             output.document({"ok": False, "error": str(e)})
             output.error(str(e))
-            ctx.exit(e.exit_code)
+            sys.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            ctx.exit(130)
+            sys.exit(130)
+        return result
 
 
 @click.group(cls=OrderflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,6 +157,12 @@ class OrderflowGroup(click.Group):
 @click.option(
     "--json", "as_json", is_flag=True, envvar="ORDERFLOW_JSON", help="Print one JSON document and nothing else."
 )
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="ORDERFLOW_CONFIG",
+    help=f"Settings file (default: ./{settings_file.CONFIG_FILE} if present).",
+)
 @click.version_option(__version__, prog_name="orderflow")
 @click.pass_context
 def cli(
@@ -104,103 +173,73 @@ def cli(
     endpoint_url: str | None,
     local: bool,
     as_json: bool,
+    config: Path | None,
 ) -> None:
     """Stand up, prove and tear down the SNS -> SQS -> Lambda -> DynamoDB order pipeline."""
-    ctx.obj = Options(stack, region, profile, endpoint_url, local, Output(as_json))
+    ctx.obj = Options(stack, region, profile, endpoint_url, local, Output(as_json), config)
+
+
+def _envvar(setting: Any) -> str:
+    return "ORDERFLOW_" + setting.metadata["flag"][2:].upper().replace("-", "_")
+
+
+def settings_options(command: Any) -> Any:
+    """`up`'s settings flags, generated from StackSettings' fields: one rule for the flag, its variable and the
+    settings file. No default here: an unset flag falls back to orderflow.toml, then to the field's default."""
+    for setting in reversed(user_settings()):
+        rule = setting.metadata
+        kind = click.Choice(rule["choices"]) if "choices" in rule else click.IntRange(rule["min"], rule["max"])
+        command = click.option(
+            rule["flag"],
+            setting.name,
+            type=kind,
+            default=None,
+            envvar=_envvar(setting),
+            help=f"{rule['help']} [default: {setting.default}; or {_envvar(setting)}, or {setting.name} in "
+            f"{settings_file.CONFIG_FILE}]",
+        )(command)
+    return command
+
+
+def _resolve_settings(click_ctx: click.Context, options: Options, flags: dict[str, Any]) -> settings_file.Resolved:
+    given = {}
+    for setting in user_settings():
+        source = click_ctx.get_parameter_source(setting.name)
+        if flags[setting.name] is not None:
+            label = setting.metadata["flag"] if source == ParameterSource.COMMANDLINE else _envvar(setting)
+            given[setting.name] = (flags[setting.name], label)
+    return settings_file.resolve(given, settings_file.load(options.stack, options.config))
 
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
-@click.option(
-    "--runtime",
-    type=click.Choice(SUPPORTED_RUNTIMES),
-    default=DEFAULTS.runtime,
-    show_default=True,
-    envvar="ORDERFLOW_RUNTIME",
-)
-@click.option(
-    "--architecture",
-    type=click.Choice(ARCHITECTURES),
-    default=DEFAULTS.architecture,
-    show_default=True,
-    envvar="ORDERFLOW_ARCHITECTURE",
-)
-@click.option(
-    "--function-timeout",
-    type=int,
-    default=DEFAULTS.function_timeout,
-    show_default=True,
-    envvar="ORDERFLOW_FUNCTION_TIMEOUT",
-    help="Lambda timeout, seconds.",
-)
-@click.option(
-    "--memory",
-    type=int,
-    default=DEFAULTS.memory_size,
-    show_default=True,
-    envvar="ORDERFLOW_MEMORY",
-    help="Lambda memory, MB.",
-)
-@click.option(
-    "--visibility-timeout",
-    type=int,
-    default=DEFAULTS.visibility_timeout,
-    show_default=True,
-    envvar="ORDERFLOW_VISIBILITY_TIMEOUT",
-    help="Queue visibility timeout, seconds (>= 6 x function timeout).",
-)
-@click.option(
-    "--max-receive-count",
-    type=int,
-    default=DEFAULTS.max_receive_count,
-    show_default=True,
-    envvar="ORDERFLOW_MAX_RECEIVE_COUNT",
-    help="Receives before a message moves to the DLQ.",
-)
-@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True, envvar="ORDERFLOW_BATCH_SIZE")
-@click.option(
-    "--batching-window",
-    type=int,
-    default=DEFAULTS.batching_window,
-    show_default=True,
-    envvar="ORDERFLOW_BATCHING_WINDOW",
-    help="Seconds to gather a batch.",
-)
-@click.pass_obj
-def up(
-    options: Options,
-    dry_run: bool,
-    runtime: str,
-    architecture: str,
-    function_timeout: int,
-    memory: int,
-    visibility_timeout: int,
-    max_receive_count: int,
-    batch_size: int,
-    batching_window: int,
-) -> None:
+@settings_options
+@click.pass_context
+def up(click_ctx: click.Context, dry_run: bool, **flags: Any) -> None:
     """Create or update every resource of the stack (idempotent)."""
+    options: Options = click_ctx.obj
     out = options.output
-    settings = StackSettings(
-        runtime=runtime,
-        architecture=architecture,
-        function_timeout=function_timeout,
-        memory_size=memory,
-        visibility_timeout=visibility_timeout,
-        max_receive_count=max_receive_count,
-        batch_size=batch_size,
-        batching_window=batching_window,
-    )
-    ctx = options.context(settings)
+    resolved = _resolve_settings(click_ctx, options, flags)
+    ctx = options.context(resolved.settings)
     with out.progress() as progress:
         report = operations.converge(ctx, dry_run=dry_run, progress=progress)
-    _render_up(out, ctx, report, dry_run)
+    reverting = {
+        name: change for name, change in report.setting_changes.items() if resolved.sources[name] == DEFAULT_SOURCE
+    }
+    _render_up(out, ctx, report, dry_run, resolved, reverting)
     out.document(
         {
             "ok": True,
             "stack": ctx.config.name,
             "dry_run": dry_run,
             "warnings": report.warnings,
+            "settings": {
+                name: {"value": getattr(resolved.settings, name), "source": source}
+                for name, source in resolved.sources.items()
+            },
+            "reverting": [
+                {"setting": name, "from": deployed, "to": desired} for name, (deployed, desired) in reverting.items()
+            ],
             "plan": [
                 {
                     "resource": s.change.key,
@@ -219,9 +258,32 @@ def up(
     )
 
 
-def _render_up(out: Output, ctx: Context, report: operations.UpReport, dry_run: bool) -> None:
+def _render_settings(out: Output, resolved: settings_file.Resolved | None, reverting: dict[str, Any]) -> None:
+    if resolved is not None:
+        chosen = resolved.chosen()
+        if chosen:
+            described = (f"{name} {value} (from {source})" for name, (value, source) in chosen.items())
+            out.line(escape("settings: " + ", ".join(described)))
+    for name, (deployed, desired) in reverting.items():
+        flag = next(s.metadata["flag"] for s in user_settings() if s.name == name)
+        out.warn(
+            f"{name} goes back to its default {desired} (the stack has {deployed}, which no flag, variable or "
+            f"{settings_file.CONFIG_FILE} asks for): to keep it, pass {flag} {deployed} or set {name} = "
+            f"{deployed!r} in {settings_file.CONFIG_FILE}"
+        )
+
+
+def _render_up(
+    out: Output,
+    ctx: Context,
+    report: operations.UpReport,
+    dry_run: bool,
+    resolved: settings_file.Resolved | None = None,
+    reverting: dict[str, Any] | None = None,
+) -> None:
     for warning in report.warnings:
         out.warn(warning)
+    _render_settings(out, resolved, reverting or {})
     if dry_run:
         for step in report.steps:
             c = step.change
@@ -312,9 +374,9 @@ def status(options: Options) -> None:
 def publish_test(options: Options, order_id: str | None, order_file: Path | None, count: int) -> None:
     """Publish the guide's sample order (with a fresh orderId and timestamp) to the stack's topic."""
     out = options.output
-    if order_file and (order_id or count != 1):
+    if order_file and (order_id is not None or count != 1):
         raise ConfigError("--file cannot be combined with --order-id or --count")
-    if order_id and count != 1:
+    if order_id is not None and count != 1:
         raise ConfigError("--order-id names one order; it cannot be combined with --count")
     if order_file:
         orders = publish.read_order_file(order_file)
@@ -322,8 +384,7 @@ def publish_test(options: Options, order_id: str | None, order_file: Path | None
         orders = [publish.sample_order(order_id) for _ in range(count)]
     aws = options.connect()
     config = StackConfig(options.stack)
-    published = publish.publish_orders(aws, config, orders)
-    publish.remember(aws, config, published)
+    published = publish.publish_recorded(aws, config, orders)
     for p in published[:20]:
         out.line(f"published order [bold]{p.order_id}[/] as SNS message {p.message_id}")
     if len(published) > 20:
@@ -342,7 +403,7 @@ def publish_test(options: Options, order_id: str | None, order_file: Path | None
 @click.option("--order-id", help="The order to follow (default: the last one publish-test sent on this stack).")
 @click.option(
     "--timeout",
-    type=click.FloatRange(0, 3600),
+    type=FiniteFloat(0, 3600),
     default=60.0,
     show_default=True,
     help="Seconds to wait for every hop to pass.",
@@ -506,7 +567,7 @@ def realistic_options(command: Any) -> Any:
     """--realistic and --time-scale, shared by `local start` and `demo`."""
     command = click.option(
         "--time-scale",
-        type=click.FloatRange(0.001, 10, min_open=False),
+        type=FiniteFloat(0.001, 10),
         default=1.0,
         show_default=True,
         envvar="ORDERFLOW_TIME_SCALE",
@@ -578,7 +639,7 @@ def local_status(options: Options) -> None:
     options.output.line(f"embedded AWS: {status.note}{where}")
     options.output.document(
         {
-            "ok": True,
+            "ok": status.running,  # exit 1 when it is not running: `ok` says the same
             "running": status.running,
             "note": status.note,
             "endpoint": server.endpoint if status.running and server else None,
@@ -592,7 +653,7 @@ def local_status(options: Options) -> None:
 @cli.command()
 @click.option(
     "--timeout",
-    type=click.FloatRange(1, 600),
+    type=FiniteFloat(1, 600),
     default=60.0,
     show_default=True,
     help="Seconds to wait for the order to pass every hop.",

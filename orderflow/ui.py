@@ -44,10 +44,11 @@ class Output:
             self.out.print(text)
 
     def warn(self, text: str) -> None:
-        self.err.print(f"[yellow]warning:[/] {text}")
+        # The text is plain: a message naming "[stacks.default]" or a JSON value must not be read as markup.
+        self.err.print(f"[yellow]warning:[/] {escape(text)}")
 
     def error(self, text: str) -> None:
-        self.err.print(f"[red]error:[/] {text}", markup=True)
+        self.err.print(f"[red]error:[/] {escape(text)}")
 
     def document(self, data: Any) -> None:
         if self.as_json:

@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from orderflow.aws import Aws, is_not_found
-from orderflow.errors import OrderflowError
+from orderflow.errors import ConfigError
 from orderflow.stack import StackConfig
 
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")
@@ -39,12 +39,19 @@ class LogEvent:
         return data if isinstance(data, dict) and data.get("event") == "order" else None
 
 
+# CloudWatch Logs keeps events for at most 10 years (PutRetentionPolicy's longest retention is 3653 days).
+MAX_SINCE_SECONDS = 3653 * 86400
+
+
 def parse_since(text: str) -> int:
-    """'10m' -> 600 seconds; '90s', '2h', '1d' likewise."""
+    """'10m' -> 600 seconds; '90s', '2h', '1d' likewise; at most the 10 years CloudWatch Logs can keep."""
     match = _DURATION.match(text.strip())
     if not match:
-        raise OrderflowError(f"--since {text!r} is not a duration like 30s, 10m, 2h or 1d")
-    return int(match.group(1)) * _SECONDS[match.group(2)]
+        raise ConfigError(f"--since {text!r} is not a duration like 30s, 10m, 2h or 1d")
+    seconds = int(match.group(1)) * _SECONDS[match.group(2)]
+    if seconds > MAX_SINCE_SECONDS:
+        raise ConfigError(f"--since {text!r} reaches further back than the 3653 days CloudWatch Logs can keep")
+    return seconds
 
 
 def fetch_events(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from orderflow.errors import OrderflowError
 from orderflow.local.server import LOOPBACK, _require_moto
 from orderflow.local.state import LocalServer, is_ours, is_stopped, log_file, pid_file, recorded_server, why_not_ours
-from orderflow.paths import open_private_append, state_dir
+from orderflow.paths import open_private_append, private_dir, state_dir
 
 DEFAULT_PORT = 4599
 START_TIMEOUT_SECONDS = 30.0
@@ -58,6 +58,16 @@ def _check_port_free(port: int) -> None:
             raise OrderflowError(f"Cannot listen on {LOOPBACK}:{port}: {e.strerror}") from e
 
 
+def _check_state_writable() -> None:
+    """The daemon records itself in the pid file once it listens: find out now, in one line, if it could not."""
+    folder = private_dir(state_dir())
+    for path in (pid_file(), log_file()):
+        if path.exists() and not path.is_file():
+            raise OrderflowError(f"{path} is not a file (a directory?): remove it, or point ORDERFLOW_HOME elsewhere")
+    if not os.access(folder, os.W_OK):
+        raise OrderflowError(f"Cannot write to {folder}: point ORDERFLOW_HOME at a folder you may write to")
+
+
 def _log_tail(lines: int = 5) -> str:
     try:
         return " | ".join(log_file().read_text(errors="replace").strip().splitlines()[-lines:])
@@ -78,6 +88,7 @@ def start(port: int = DEFAULT_PORT, time_scale: float | None = None) -> LocalSta
         pid_file().unlink(missing_ok=True)
         note = f"removed a stale pid file ({why_not_ours(existing)})"
     _require_moto()
+    _check_state_writable()
     _check_port_free(port)
     with open_private_append(log_file()) as log:
         process = subprocess.Popen(

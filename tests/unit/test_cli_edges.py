@@ -1,0 +1,315 @@
+"""Every bad input gets one line and loses nothing: the order rules shared by publish-test and the handler, the
+publish journal, `--json` for every outcome, and the CLI's edges — in-process (click's runner) against moto."""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from orderflow.aws import connect
+from orderflow.cli import COMMAND_ORDER, cli
+from orderflow.flow import publish
+from orderflow.lambda_code import index
+from orderflow.stack import StackConfig
+from tests.unit.test_handler import Context, Pipeline
+
+REGION = "ap-southeast-2"
+ORDER = {
+    "orderId": "O-1",
+    "userId": "U",
+    "itemName": "I",
+    "status": "new",
+    "quantity": 1,
+    "timestamp": "2025-05-03T12:00:00Z",
+}
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("ORDERFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def pipeline(home, monkeypatch):
+    """The default stack's topic, queue (with the topic's permission) and table, as `up` makes them."""
+    monkeypatch.setenv("TABLE_NAME", "Orders")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    index._TABLES.clear()
+    with mock_aws():
+        yield Pipeline()
+    index._TABLES.clear()
+
+
+def run(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def write(home: Path, data: object | str) -> str:
+    path = home / "orders.json"
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return str(path)
+
+
+# -- one validation, the handler's and DynamoDB's, before anything is sent ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ('"x": NaN', "order.x is not a finite number"),
+        ('"x": -Infinity', "order.x is not a finite number"),
+        ('"x": 1e400', "number range"),
+        ('"x": 1e200', "number range"),
+        ('"x": 1e-200', "number range"),
+        ('"x": 12345678901234567890123456789012345678901234567890', "significant digits"),
+        ('"x": 1.2345678901234567890123456789012345678901', "significant digits"),
+        ('"x": ' + "[" * 33 + "1" + "]" * 33, "nested deeper"),
+        ('"x": "' + "a" * 400 * 1024 + '"', "400"),
+        ('"timestamp": "0001-01-01T00:00:00+01:00"', "out of range"),
+        ('"x": "\\udc80"', "UTF-8"),
+    ],
+)
+def test_a_bad_order_in_a_file_is_refused_before_anything_is_sent_naming_order_and_field(pipeline, home, extra, reason):
+    good = json.dumps(ORDER)
+    bad = good[:-1] + ", " + extra + "}"
+    result = run("--region", REGION, "publish-test", "--file", write(home, f"[{good}, {bad}]"))
+    assert result.exit_code == 1
+    assert "order 2 is invalid" in result.stderr and reason in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert pipeline.event()["Records"] == []  # not even the good first order went out
+
+
+def test_an_order_nested_past_pythons_recursion_limit_is_one_line(pipeline, home):
+    result = run("--region", REGION, "publish-test", "--file", write(home, '{"a": ' * 5000 + "1" + "}" * 5000))
+    assert result.exit_code == 1 and "nested too deeply" in result.stderr
+
+
+@pytest.mark.parametrize("order_id", ["", "   ", "x" * 3000, "\udc80"])
+def test_an_order_id_the_handler_would_refuse_is_refused_and_never_replaced(pipeline, home, order_id):
+    result = run("--region", REGION, "publish-test", "--order-id", order_id)
+    assert result.exit_code == 1 and result.stderr.startswith("error: --order-id:"), result.stderr
+    assert pipeline.event()["Records"] == []
+
+
+def test_numbers_keep_every_digit_on_the_way_to_dynamodb(pipeline, home):
+    order = json.dumps(ORDER)[:-1] + ', "price": 1234567890.1234567890123456789012345678}'
+    assert run("--region", REGION, "publish-test", "--file", write(home, order)).exit_code == 0
+    assert index.lambda_handler(pipeline.event(), Context()) == {"batchItemFailures": []}
+    assert pipeline.item("O-1")["price"] == Decimal("1234567890.1234567890123456789012345678")
+
+
+# -- the publish journal -----------------------------------------------------------------------------------------------
+
+
+def test_when_the_record_cannot_be_written_nothing_is_sent(pipeline, home, monkeypatch):
+    (home / "not-a-folder").write_text("")
+    monkeypatch.setenv("ORDERFLOW_HOME", str(home / "not-a-folder"))
+    result = run("--region", REGION, "publish-test")
+    assert result.exit_code == 1 and "Not a directory" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert pipeline.event()["Records"] == []
+
+
+def test_an_interrupted_publish_says_how_many_went_out_and_records_them_for_verify(pipeline, home):
+    aws = connect(region=REGION)
+    batches = {"n": 0}
+
+    def ctrl_c_during_the_second_batch(**_):
+        batches["n"] += 1
+        if batches["n"] == 2:
+            raise KeyboardInterrupt
+
+    aws.register("before-call.sns.PublishBatch", ctrl_c_during_the_second_batch)
+    orders = [publish.sample_order() for _ in range(25)]
+    with pytest.raises(publish.PublishInterrupted) as stopped:
+        publish.publish_recorded(aws, StackConfig(), orders)
+    assert stopped.value.exit_code == 130
+    assert "interrupted after sending 10 of 25 order(s)" in str(stopped.value)
+    assert [p.order_id for p in publish.recall(aws, StackConfig())] == [o["orderId"] for o in orders[:10]]
+    assert len(pipeline.event()["Records"]) == 10
+
+
+def test_a_record_of_the_wrong_shape_is_one_line(pipeline, home):
+    (home / "home" / "published").mkdir(parents=True)
+    (home / "home" / "published" / "default.json").write_text(
+        '{"endpoint": null, "region": "ap-southeast-2", "orders": [1]}'
+    )
+    result = run("--region", REGION, "verify", "--timeout", "0")
+    assert result.exit_code == 1 and "is not a publish record orderflow wrote" in result.stderr
+
+
+# -- --json: one document for every outcome ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--json", "publish-test", "--count", "0"],
+        ["--json", "dlq", "show", "--limit", "-1"],
+        ["--json", "nonsense"],
+        ["--json", "--no-such-option", "status"],
+        ["--json", "verify", "--timeout", "nan"],
+        ["--json", "up", "--batching-window", "301"],
+    ],
+)
+def test_usage_errors_are_one_json_document_with_ok_false_and_exit_2(home, args):
+    result = run(*args)
+    assert result.exit_code == 2
+    document = json.loads(result.stdout)
+    assert document["ok"] is False and document["error"]
+
+
+def test_json_local_status_says_ok_false_when_it_exits_1(home):
+    result = run("--json", "local", "status")
+    assert result.exit_code == 1 and json.loads(result.stdout)["ok"] is False
+
+
+# -- the CLI's other edges --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["garbage", "http://[::1", "ftp://host", "http://h:port"])
+def test_a_malformed_endpoint_is_one_line(home, url):
+    result = run("--endpoint-url", url, "--region", REGION, "status")
+    assert result.exit_code == 2 and result.stderr.startswith("error: --endpoint-url")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_since_is_bounded_by_what_cloudwatch_can_keep(home):
+    result = run("--region", REGION, "logs", "--since", "99999999999d")
+    assert result.exit_code == 2 and "3653 days" in result.stderr
+
+
+def test_aws_region_alone_is_honoured(home, monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-north-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    assert connect().region == "eu-north-1"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert connect().region == "eu-north-1"  # before AWS_DEFAULT_REGION, as the AWS CLI v2 reads them
+
+
+def test_help_lists_commands_in_the_order_a_user_meets_them(home):
+    text = run("--help").stdout
+    listed = [line.split()[0] for line in text.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed == list(COMMAND_ORDER)
+
+
+# -- properties: arbitrary input never tracebacks and never loses an accepted order ----------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**45), max_value=10**45)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+orders = st.fixed_dictionaries(
+    {
+        "orderId": st.text(min_size=1, max_size=12),
+        "userId": st.text(max_size=5),
+        "itemName": st.text(max_size=5),
+        "status": st.sampled_from(["new", "paid"]),
+        "quantity": st.integers(min_value=-2, max_value=10**40),
+        "timestamp": st.sampled_from(
+            ["2025-05-03T12:00:00Z", "2025-05-03T12:00:00+02:00", "yesterday", "0001-01-01T00:00:00+01:00"]
+        ),
+    },
+    optional={"extra": json_values, "": json_values},
+)
+files = st.one_of(orders, st.lists(orders, min_size=0, max_size=4), json_values).map(json.dumps) | st.text(max_size=40)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=files)
+def test_any_file_is_refused_in_one_line_or_every_order_of_it_is_written(pipeline, home, text):
+    pipeline.table.scan()  # the table exists across examples; clear what earlier examples wrote
+    for item in pipeline.table.scan()["Items"]:
+        pipeline.table.delete_item(Key={"orderId": item["orderId"]})
+    result = run("--region", REGION, "publish-test", "--file", write(home, text))
+    assert result.exit_code in (0, 1), result.output
+    assert "Traceback" not in result.output
+    event = pipeline.event()
+    if result.exit_code == 1:
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert event["Records"] == []  # refused: nothing sent
+        return
+    # accepted: the handler writes every order (a later duplicate of an orderId may be stale); none is invalid
+    outcome = index.lambda_handler(event, Context())
+    assert outcome == {"batchItemFailures": []}
+    sent = [json.loads(json.loads(r["body"])["Message"], parse_float=Decimal) for r in event["Records"]]
+    assert all(pipeline.item(order["orderId"]) is not None for order in sent)
+
+
+tokens = st.sampled_from(
+    [
+        "up",
+        "--dry-run",
+        "status",
+        "publish-test",
+        "--count",
+        "--order-id",
+        "--file",
+        "dlq",
+        "show",
+        "--limit",
+        "--timeout",
+        "logs",
+        "--since",
+        "down",
+        "--keep-data",
+        "local",
+        "--json",
+        "--stack",
+        "--region",
+        "--endpoint-url",
+        "--function-timeout",
+        "--memory",
+        "--batching-window",
+        "--runtime",
+        "0",
+        "-1",
+        "1",
+        "nan",
+        "inf",
+        "1e400",
+        "999999999999",
+        "10m",
+        "",
+        " ",
+        "x" * 300,
+        "default",
+        "ap-southeast-2",
+        "/dev/null",
+        "%s",
+    ]
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(args=st.lists(tokens | st.text(max_size=8), max_size=6))
+def test_any_arguments_give_an_exit_code_of_0_1_or_2_and_at_most_three_lines_of_error(pipeline, home, args):
+    # `local` and `demo` start processes and `verify` waits up to a minute by default: their edges are tested by
+    # name; `up` only plans here (a real one is tested in test_cli.py)
+    args = [a for a in args if a not in ("local", "demo", "verify")]
+    if "up" in args:
+        args.insert(args.index("up") + 1, "--dry-run")
+    result = run(*args, env={"AWS_DEFAULT_REGION": REGION})
+    assert result.exit_code in (0, 1, 2), (args, result.output)
+    assert "Traceback" not in result.output, (args, result.output)
+    assert len(result.stderr.strip().splitlines()) <= 3, (args, result.stderr)
+    before_command = args[: next((i for i, a in enumerate(args) if a in COMMAND_ORDER), len(args))]
+    if "--json" in before_command and not {"--help", "-h", "--version"} & set(args):
+        document = json.loads(result.stdout)
+        assert document["ok"] is (result.exit_code == 0), (args, result.stdout)
