@@ -313,3 +313,15 @@ def test_any_arguments_give_an_exit_code_of_0_1_or_2_and_at_most_three_lines_of_
     if "--json" in before_command and not {"--help", "-h", "--version"} & set(args):
         document = json.loads(result.stdout)
         assert document["ok"] is (result.exit_code == 0), (args, result.stdout)
+
+
+def test_a_state_folder_the_daemon_could_not_record_itself_in_is_one_line_before_it_starts(home):
+    (home / "home" / "local.json").mkdir(parents=True)
+    result = run("local", "start", "--port", "4697")
+    assert result.exit_code == 1
+    assert (
+        result.stderr.strip() == f"error: {home / 'home' / 'local.json'} is not a file (a directory?): remove it, "
+        "or point ORDERFLOW_HOME elsewhere"
+    )
+    for command in (["local", "status"], ["local", "stop"], ["--local", "status"]):
+        assert "Traceback" not in run(*command).output
