@@ -110,7 +110,8 @@ class OrderflowGroup(click.Group):
             else:
                 # one line, like every other error (click's own form takes four)
                 where = e.ctx.command_path if e.ctx else "orderflow"
-                click.echo(f"error: {e.format_message()} (see `{where} --help`)", err=True)
+                message = e.format_message().strip().splitlines() or ["invalid usage"]
+                click.echo(f"error: {message[0]} (see `{where} --help`)", err=True)
             sys.exit(e.exit_code)
         except click.ClickException as e:
             if _wants_json(arguments):
@@ -502,7 +503,9 @@ def logs(options: Options, since: str, follow: bool) -> None:
     )
 
 
-@cli.group()
+# no_args_is_help=False: a bare `orderflow dlq` is a usage error in one line, as in every click version (8.2 would
+# print the whole help as the error's message).
+@cli.group(no_args_is_help=False)
 def dlq() -> None:
     """Inspect or redrive the dead-letter queue."""
 
@@ -558,7 +561,7 @@ def dlq_redrive(options: Options) -> None:
     out.document({"ok": True, "moved": result.moved, "method": result.method})
 
 
-@cli.group()
+@cli.group(no_args_is_help=False)
 def local() -> None:
     """The embedded AWS: moto's server on 127.0.0.1 plus orderflow's docker-less Lambda runtime."""
 

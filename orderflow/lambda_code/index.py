@@ -145,6 +145,11 @@ def _check_number(value: int | float | Decimal, where: str) -> None:
         raise InvalidOrder(f"{where} is outside DynamoDB's number range (1E-130 to 9.99E+125 in magnitude)")
 
 
+def _field_path(where: str, key: str) -> str:
+    """order.x, or order["a b\\n"] for a name that would not read (or print on one line) as it is."""
+    return f"{where}.{key}" if key.isidentifier() else f"{where}[{json.dumps(key)}]"
+
+
 def _check_storable(value: Any, where: str, depth: int) -> None:
     """What DynamoDB refuses can never be written: empty attribute names (nested map keys included), strings that
     are not valid UTF-8 (a JSON escape like \\udc80 decodes to a lone surrogate), numbers it cannot hold, and maps or
@@ -166,7 +171,7 @@ def _check_storable(value: Any, where: str, depth: int) -> None:
                 if key == "":
                     raise InvalidOrder(f"{where} has an empty field name")
                 _check_storable(key, f"a field name in {where}", depth)
-                _check_storable(nested, f"{where}.{key}", depth + 1)
+                _check_storable(nested, _field_path(where, key), depth + 1)
         else:
             for nested in value:
                 _check_storable(nested, where, depth + 1)
