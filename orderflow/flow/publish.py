@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from botocore.exceptions import ClientError
 from orderflow.aws import Aws, is_not_found
 from orderflow.errors import OrderflowError
 from orderflow.lambda_code.index import InvalidOrder, loads, validate
-from orderflow.paths import state_dir, write_private
+from orderflow.paths import open_private_append, state_dir, write_private
 from orderflow.stack import StackConfig
 
 # The seed guide's sample order, without the parts that must be fresh for every run.
@@ -148,20 +149,21 @@ class PublishInterrupted(OrderflowError):
 
 def publish_recorded(aws: Aws, config: StackConfig, orders: list[dict[str, Any]]) -> list[Published]:
     """Publish with a journal: the record is written (and flushed to disk) before anything is sent — if it cannot
-    be, nothing is sent — and extended after every batch, so an interrupted run still tells `verify` what went
-    out, and how much."""
+    be, nothing is sent — and a line is appended after every batch, so an interrupted run still tells `verify` what
+    went out, and how much. Appending keeps the cost of each batch's record constant, however many orders."""
+    path = _memory_file(config)
+    header = {"endpoint": aws.endpoint_url, "region": aws.region, "total": len(orders)}
+    write_private(path, order_json(header) + "\n", durable=True)  # replaces the record of the last publish
     sent: list[Published] = []
 
     def record(batch: list[Published]) -> None:
         sent.extend(batch)
-        _journal(aws, config, sent, len(orders), done=False)
+        _append(path, {"orders": [asdict(p) for p in batch]})
 
-    _journal(aws, config, [], len(orders), done=False)
     try:
         publish_orders(aws, config, orders, on_sent=record)
     except (Exception, KeyboardInterrupt) as e:
         raise PublishInterrupted(len(sent), len(orders), e) from e
-    _journal(aws, config, sent, len(orders), done=True)
     return sent
 
 
@@ -169,30 +171,33 @@ def _memory_file(config: StackConfig) -> Path:
     return state_dir() / "published" / f"{config.name}.json"
 
 
-def _journal(aws: Aws, config: StackConfig, sent: list[Published], total: int, done: bool) -> None:
-    record = {
-        "endpoint": aws.endpoint_url,
-        "region": aws.region,
-        "state": "sent" if done else "sending",
-        "total": total,
-        "orders": [asdict(p) for p in sent],
-    }
-    write_private(_memory_file(config), order_json(record), durable=True)
+def _append(path: Path, line: dict[str, Any]) -> None:
+    try:
+        with open_private_append(path) as handle:
+            handle.write((order_json(line) + "\n").encode())  # order_json writes ASCII (json.dumps escapes the rest)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as e:
+        raise OrderflowError(f"Cannot write {path}: {e.strerror} (see ORDERFLOW_HOME)") from e
 
 
 def recall(aws: Aws, config: StackConfig) -> list[Published]:
-    """The last publish of this stack against this endpoint and region (empty if none): what was sent of it."""
+    """The last publish of this stack against this endpoint and region (empty if none): what was sent of it. The
+    record is a header line (endpoint, region, total) and a line per batch sent."""
     path = _memory_file(config)
     try:
-        data = loads(path.read_text(encoding="utf-8"))
+        lines = [loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (FileNotFoundError, NotADirectoryError):
         return []
     except (OSError, ValueError, RecursionError) as e:
         raise OrderflowError(f"{path} cannot be read as a publish record ({e}): delete it, or publish again") from None
+    if not lines:
+        return []
     try:
-        if data.get("endpoint") != aws.endpoint_url or data.get("region") != aws.region:
+        header = lines[0]
+        if header.get("endpoint") != aws.endpoint_url or header.get("region") != aws.region:
             return []
-        return [Published(**p) for p in data.get("orders", [])]
+        return [Published(**p) for line in lines for p in line.get("orders", [])]
     except (AttributeError, TypeError) as e:
         raise OrderflowError(
             f"{path} is not a publish record orderflow wrote ({e}): delete it, or publish again"
