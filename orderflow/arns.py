@@ -33,3 +33,6 @@ class Arns:
     def log_streams(self, name: str) -> str:
         """Every stream of the log group (the form IAM needs for CreateLogStream / PutLogEvents)."""
         return f"{self.log_group(name)}:*"
+
+    def alarm(self, name: str) -> str:
+        return f"arn:{self.partition}:cloudwatch:{self.region}:{self.account}:alarm:{name}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -180,6 +181,20 @@ def cli(
     ctx.obj = Options(stack, region, profile, endpoint_url, local, Output(as_json), config)
 
 
+class Matching(click.ParamType):
+    """A string that must match a pattern (an email address, for one)."""
+
+    name = "text"
+
+    def __init__(self, pattern: str, rule: str) -> None:
+        self.pattern, self.rule = pattern, rule
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not re.match(self.pattern, str(value)):
+            self.fail(f"{value!r} is not {self.rule}", param, ctx)
+        return str(value)
+
+
 def _envvar(setting: Any) -> str:
     return "ORDERFLOW_" + setting.metadata["flag"][2:].upper().replace("-", "_")
 
@@ -189,7 +204,13 @@ def settings_options(command: Any) -> Any:
     settings file. No default here: an unset flag falls back to orderflow.toml, then to the field's default."""
     for setting in reversed(user_settings()):
         rule = setting.metadata
-        kind = click.Choice(rule["choices"]) if "choices" in rule else click.IntRange(rule["min"], rule["max"])
+        kind: click.ParamType = (
+            click.Choice(rule["choices"])
+            if "choices" in rule
+            else Matching(rule["pattern"], rule["rule"])
+            if "pattern" in rule
+            else click.IntRange(rule["min"], rule["max"])
+        )
         command = click.option(
             rule["flag"],
             setting.name,
@@ -574,7 +595,10 @@ def realistic_options(command: Any) -> Any:
         default=1.0,
         show_default=True,
         envvar="ORDERFLOW_TIME_SCALE",
-        help="With --realistic: AWS's delays times this (1.0 = AWS's pace; 0.05 = twenty times faster).",
+        help=(
+            "AWS's durations times this (1.0 = AWS's pace; 0.05 = twenty times faster): CloudWatch's minute "
+            "(metrics, alarm evaluation) always, the control plane's delays with --realistic."
+        ),
     )(command)
     return click.option(
         "--realistic",
@@ -602,7 +626,7 @@ def local_start(options: Options, port: int, realistic: bool, time_scale: float)
     """Start the embedded AWS in the background and wait until it answers."""
     out = options.output
     with out.waiting("starting the embedded AWS …"):
-        status = control.start(port, time_scale_of(realistic, time_scale))
+        status = control.start(port, time_scale_of(realistic, time_scale), minute_scale=time_scale)
     if status.note:
         out.warn(status.note)
     assert status.server is not None
@@ -611,6 +635,8 @@ def local_start(options: Options, port: int, realistic: bool, time_scale: float)
     )
     if status.server.time_scale is not None:
         out.line(f"realistic control plane: AWS's delays x{status.server.time_scale:g} (docs/fidelity.md)")
+    if status.server.minute_scale != 1.0:
+        out.line(f"CloudWatch's minute (metrics, alarms) lasts {60 * status.server.minute_scale:g} s")
     out.line("use it with `orderflow --local …`; stop it with `orderflow local stop`")
     out.document(
         {
@@ -619,6 +645,7 @@ def local_start(options: Options, port: int, realistic: bool, time_scale: float)
             "pid": status.server.pid,
             "log": str(state.log_file()),
             "time_scale": status.server.time_scale,
+            "minute_scale": status.server.minute_scale,
         }
     )
 
@@ -672,7 +699,7 @@ def demo(options: Options, timeout: float, realistic: bool, time_scale: float) -
     scale = time_scale_of(realistic, time_scale)
     out.line("[bold]orderflow demo[/]: the seed guide's ten steps on an embedded AWS (no account, no Docker)")
     with out.waiting("starting the embedded AWS …"):
-        embedded = EmbeddedAws(port=0, time_scale=scale).start()
+        embedded = EmbeddedAws(port=0, time_scale=scale, minute_scale=time_scale).start()
     try:
         pace = "" if scale is None else f" (realistic control plane, AWS's delays x{scale:g})"
         out.line(f"[bold]0.[/] embedded AWS listening on {embedded.endpoint}{pace}")

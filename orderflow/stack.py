@@ -24,6 +24,9 @@ ARCHITECTURES = ("x86_64", "arm64")
 # second invocation while the first is still working on it.
 VISIBILITY_TO_TIMEOUT_FACTOR = 6
 
+# SNS accepts any address it can mail; this only refuses what cannot be one (a typo'd flag value, a missing @).
+EMAIL_PATTERN = r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
 
 
@@ -47,6 +50,13 @@ class StackSettings:
     )
     batch_size: int = _setting(10, "--batch-size", "Messages per batch (above 10 needs a window).", min=1, max=10000)
     batching_window: int = _setting(0, "--batching-window", "Seconds to gather a batch.", min=0, max=300)
+    alarm_email: str = _setting(
+        "",
+        "--alarm-email",
+        "Address the DLQ alarm mails (SNS asks it to confirm); empty: none.",
+        pattern=EMAIL_PATTERN,
+        rule="an email address, or empty for none",
+    )
     dlq_retention_seconds: int = 14 * 24 * 3600
     log_retention_days: int = 14
 
@@ -79,6 +89,8 @@ class StackSettings:
             raise ConfigError("batching window must be between 0 and 300 seconds")
         if not 1 <= self.batch_size <= 10000:
             raise ConfigError("batch size must be between 1 and 10000")
+        if not re.match(EMAIL_PATTERN, self.alarm_email):
+            raise ConfigError(f"alarm email {self.alarm_email!r} is not an email address")
         if self.batch_size > 10 and self.batching_window < 1:
             raise ConfigError("a batch size above 10 needs a batching window of at least 1 second (AWS rule)")
         warnings = []
@@ -99,6 +111,8 @@ def setting_rule(setting: Field[Any]) -> str:
     rule = setting.metadata
     if "choices" in rule:
         return f"one of {', '.join(rule['choices'])}"
+    if "pattern" in rule:
+        return str(rule["rule"])
     return f"an integer from {rule['min']} to {rule['max']}"
 
 
@@ -107,6 +121,9 @@ def setting_problem(setting: Field[Any], value: Any) -> str | None:
     rule = setting.metadata
     if "choices" in rule:
         return None if isinstance(value, str) and value in rule["choices"] else f"must be {setting_rule(setting)}"
+    if "pattern" in rule:
+        matches = isinstance(value, str) and re.match(rule["pattern"], value)
+        return None if matches else f"must be {setting_rule(setting)}"
     if isinstance(value, bool) or not isinstance(value, int) or not rule["min"] <= value <= rule["max"]:
         return f"must be {setting_rule(setting)}"
     return None
@@ -145,6 +162,14 @@ class StackConfig:
     @property
     def function_name(self) -> str:
         return self._named("ProcessOrderFunction")
+
+    @property
+    def alerts_topic_name(self) -> str:
+        return self._named("OrderAlerts")
+
+    @property
+    def dlq_alarm_name(self) -> str:
+        return self._named("OrderQueueDLQ-NewLetters")
 
     @property
     def role_name(self) -> str:

@@ -75,7 +75,7 @@ def _log_tail(lines: int = 5) -> str:
         return "(no log)"
 
 
-def start(port: int = DEFAULT_PORT, time_scale: float | None = None) -> LocalStatus:
+def start(port: int = DEFAULT_PORT, time_scale: float | None = None, minute_scale: float | None = None) -> LocalStatus:
     """Start the background server and wait until it answers. Refuses a second one and a busy port."""
     note = ""
     existing = recorded_server()
@@ -99,6 +99,7 @@ def start(port: int = DEFAULT_PORT, time_scale: float | None = None) -> LocalSta
                 "--port",
                 str(port),
                 *(["--time-scale", repr(time_scale)] if time_scale is not None else []),
+                *(["--minute-scale", repr(minute_scale)] if minute_scale is not None else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -17,19 +17,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="orderflow-local-daemon")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--time-scale", type=float, default=None, help="--realistic: AWS's delays times this")
+    parser.add_argument("--minute-scale", type=float, default=None, help="CloudWatch's minute times this")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        aws = EmbeddedAws(port=args.port, time_scale=args.time_scale).start()
+        aws = EmbeddedAws(port=args.port, time_scale=args.time_scale, minute_scale=args.minute_scale).start()
     except OrderflowError as e:
         logging.error("%s", e)
         return 1
-    LocalServer.of_this_process(aws.endpoint, aws.port, args.time_scale).save()
+    LocalServer.of_this_process(aws.endpoint, aws.port, args.time_scale, aws.minute_scale).save()
     pace = "instant control plane" if args.time_scale is None else f"realistic control plane x{args.time_scale:g}"
-    logging.info("embedded AWS ready at %s (pid %d, %s)", aws.endpoint, os.getpid(), pace)
+    logging.info(
+        "embedded AWS ready at %s (pid %d, %s, CloudWatch minute %gs)",
+        aws.endpoint,
+        os.getpid(),
+        pace,
+        60 * aws.minute_scale,
+    )
     stop.wait()
     logging.info("stopping")
     aws.stop()

@@ -9,6 +9,7 @@ in-process, and pyproject.toml pins the minor version they were tested with (MOT
 from __future__ import annotations
 
 import base64
+import functools
 import inspect
 import json
 import logging
@@ -80,6 +81,14 @@ _TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("moto.sts.models", "STSBackend", "get_assumed_role_from_access_key", ("self", "access_key_id")),
     ("moto.iam.models", "IAMBackend", "get_role_by_arn", ("self", "arn")),
     ("moto.iam.models", "IAMBackend", "list_attached_role_policies", ("self", "role_name")),
+    # CloudWatch's percentiles (statistics.py) and SQS's message counters (queue_metrics.py):
+    ("moto.cloudwatch.models", "Statistics", "get_statistics_for_type", ("self", "stat")),
+    ("moto.cloudwatch.models", "Statistics", "metric_single_values_list", ()),
+    ("moto.cloudwatch.responses", "CloudWatchResponse", "get_metric_statistics", ("ExtendedStatistics",)),
+    ("moto.cloudwatch.models", "CloudWatchBackend", "get_all_metrics", ("self",)),
+    ("moto.cloudwatch.models", "CloudWatchBackend", "put_metric_alarm", ("self", "name")),
+    ("moto.cloudwatch.models", "Alarm", "__init__", ("self.state_value", "self.state_reason")),
+    ("moto.sqs.models", "SQSBackend", "send_message", ("self", "queue_name", "message_body")),
 )
 
 
@@ -97,7 +106,7 @@ def check_targets() -> None:
             problem = "is missing"
         else:
             if needs and callable(target):
-                if needs[0].startswith("self."):
+                if needs[0].startswith("self.") or needs[0][0].isupper():
                     source = inspect.getsource(target)
                     absent = [n for n in needs if n not in source]
                 else:
@@ -154,6 +163,9 @@ def apply() -> None:
     _deliver_only_what_the_queue_policy_allows()
     _report_last_processing_result()
     _report_transient_states()
+    _compute_percentiles()
+    _alarms_start_without_data()
+    _count_queue_messages()
     _applied = True
 
 
@@ -325,3 +337,103 @@ def _run_invocations_in_orderflows_runtime() -> None:
         return json.dumps(invocation.payload).encode()
 
     LambdaFunction.invoke = invoke
+
+
+def _compute_percentiles() -> None:
+    """moto answers no percentile (`p95`) in GetMetricData and no ExtendedStatistics in GetMetricStatistics;
+    CloudWatch computes them from the published values (Lambda's Duration percentiles, for one)."""
+    from moto.cloudwatch.models import Statistics
+    from moto.cloudwatch.responses import CloudWatchResponse
+
+    from orderflow.local.statistics import percentile, percentile_of
+
+    original_statistic = Statistics.get_statistics_for_type
+
+    @functools.wraps(original_statistic)
+    def get_statistics_for_type(self, stat):  # type: ignore[no-untyped-def]
+        rank = percentile_of(stat)
+        if rank is None:
+            return original_statistic(self, stat)
+        return percentile(self.metric_single_values_list, rank)
+
+    Statistics.get_statistics_for_type = get_statistics_for_type
+    # Read by moto's serializer for each datapoint's ExtendedStatistics member.
+    Statistics.extended_statistics = property(
+        lambda self: (
+            {s: percentile(self.metric_single_values_list, percentile_of(s) or 0) for s in self.extended} or None
+        )
+    )
+    Statistics.extended = ()
+    original_response = CloudWatchResponse.get_metric_statistics
+
+    @functools.wraps(original_response)
+    def get_metric_statistics(self):  # type: ignore[no-untyped-def]
+        extended = tuple(s for s in self._get_param("ExtendedStatistics") or [] if percentile_of(s) is not None)
+        result = original_response(self)
+        for datapoint in result.result["Datapoints"]:
+            datapoint.extended = extended
+        return result
+
+    CloudWatchResponse.get_metric_statistics = get_metric_statistics
+
+
+def _count_queue_messages() -> None:
+    """SQS's NumberOfMessagesSent / Received / Deleted and NumberOfEmptyReceives, which moto does not keep: sends
+    through the API and from SNS count, a redrive policy's move to the DLQ does not (as on AWS)."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    from orderflow.local.queue_metrics import COUNTERS
+
+    original_send = SQSBackend.send_message
+    original_receive = SQSBackend.receive_message
+    original_delete = Queue.delete_message
+
+    @functools.wraps(original_send)
+    def send_message(self, queue_name, message_body, *args, **kwargs):  # type: ignore[no-untyped-def]
+        message = original_send(self, queue_name, message_body, *args, **kwargs)
+        COUNTERS.add(self.get_queue(queue_name).queue_arn, "NumberOfMessagesSent")
+        return message
+
+    @functools.wraps(original_receive)
+    def receive_message(self, queue_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        messages = original_receive(self, queue_name, *args, **kwargs)
+        arn = self.get_queue(queue_name).queue_arn
+        if messages:
+            COUNTERS.add(arn, "NumberOfMessagesReceived", len(messages))
+        else:
+            COUNTERS.add(arn, "NumberOfEmptyReceives")
+        return messages
+
+    @functools.wraps(original_delete)
+    def delete_message(self, receipt_handle):  # type: ignore[no-untyped-def]
+        already = receipt_handle in self.deleted_messages
+        original_delete(self, receipt_handle)
+        if not already:
+            COUNTERS.add(self.queue_arn, "NumberOfMessagesDeleted")
+
+    SQSBackend.send_message = send_message
+    SQSBackend.receive_message = receive_message
+    Queue.delete_message = delete_message
+
+
+def _alarms_start_without_data() -> None:
+    """A new alarm is INSUFFICIENT_DATA until its first evaluation, and updating an alarm keeps its state
+    (CloudFormation User Guide, AWS::CloudWatch::Alarm); moto starts every alarm, new or replaced, at OK."""
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    original = CloudWatchBackend.put_metric_alarm
+
+    @functools.wraps(original)
+    def put_metric_alarm(self, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        previous = self.alarms.get(name)
+        alarm = original(self, name, *args, **kwargs)
+        if previous is not None:
+            alarm.state_value, alarm.state_reason = previous.state_value, previous.state_reason
+            alarm.state_reason_data = previous.state_reason_data
+            alarm.state_updated_timestamp = previous.state_updated_timestamp
+            alarm.history = previous.history
+        else:
+            alarm.state_value = "INSUFFICIENT_DATA"
+        return alarm
+
+    CloudWatchBackend.put_metric_alarm = put_metric_alarm

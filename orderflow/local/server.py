@@ -57,6 +57,8 @@ class EmbeddedAws:
         in_process_pollers: bool = True,
         time_scale: float | None = None,
         control_plane: Any = None,
+        minute_scale: float | None = None,
+        cloudwatch: bool = True,
     ) -> None:
         self.requested_port = port
         # A WSGI middleware around moto's app, e.g. the benchmarks' API call counter.
@@ -75,6 +77,11 @@ class EmbeddedAws:
         # A realistic.ControlPlane made by the caller (a test's, on its own clock); else one is made from time_scale.
         self.control_plane = control_plane
         self.realistic: Any = None
+        # CloudWatch's minute (SQS metrics, alarm evaluation) is 60 s times this: the time scale unless given.
+        self.minute_scale = minute_scale or time_scale or 1.0
+        # False: no SQS metrics, no alarm evaluation, no Lambda metrics (the benchmark measures what they cost).
+        self.with_cloudwatch = cloudwatch
+        self.cloudwatch_minute: Any = None
 
     @property
     def port(self) -> int:
@@ -123,6 +130,10 @@ class EmbeddedAws:
             raise OrderflowError(f"Cannot listen on {LOOPBACK}:{self.requested_port}: {e.strerror}") from e
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
         self._thread.start()
+        if self.with_cloudwatch:
+            from orderflow.local.monitoring import CloudWatchMinute
+
+            self.cloudwatch_minute = CloudWatchMinute(self.endpoint, self.minute_scale).start()
         if self.with_runtime:
             self.start_runtime()
         return self
@@ -149,6 +160,7 @@ class EmbeddedAws:
                     if self.in_process_pollers
                     else None
                 ),
+                publish_metrics=self.with_cloudwatch,
             ).start()
 
     def stop_runtime(self) -> None:
@@ -158,6 +170,9 @@ class EmbeddedAws:
 
     def stop(self) -> None:
         self.stop_runtime()
+        if self.cloudwatch_minute is not None:
+            self.cloudwatch_minute.stop()
+            self.cloudwatch_minute = None
         if self.realistic is not None:
             from orderflow.local import moto_patches
 

@@ -41,11 +41,15 @@ class LocalServer:
     command: list[str] = field(default_factory=list)
     # `--realistic`: the control plane's time scale (1.0 = AWS's pace); None: moto's instant control plane.
     time_scale: float | None = None
+    # CloudWatch's minute (SQS metrics, alarm evaluation) is 60 s times this.
+    minute_scale: float = 1.0
 
     @classmethod
-    def of_this_process(cls, endpoint: str, port: int, time_scale: float | None = None) -> LocalServer:
+    def of_this_process(
+        cls, endpoint: str, port: int, time_scale: float | None = None, minute_scale: float = 1.0
+    ) -> LocalServer:
         me = psutil.Process()
-        return cls(os.getpid(), endpoint, port, me.create_time(), me.cmdline(), time_scale)
+        return cls(os.getpid(), endpoint, port, me.create_time(), me.cmdline(), time_scale, minute_scale)
 
     def save(self) -> None:
         write_private(pid_file(), json.dumps(asdict(self)))
@@ -83,6 +87,7 @@ def recorded_server() -> LocalServer | None:
             started_at=float(data.get("started_at", 0.0)),
             command=[str(c) for c in data.get("command", [])],
             time_scale=float(data["time_scale"]) if data.get("time_scale") is not None else None,
+            minute_scale=float(data.get("minute_scale") or 1.0),
         )
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError, KeyError, TypeError):
         return None

@@ -107,6 +107,10 @@ class Resource(ABC):
         """The user settings (StackSettings field names) this resource holds as it is deployed now."""
         return {}
 
+    def status_detail(self, observed: Observed) -> str | None:
+        """A word on the resource's state for `status` (a function Failed, an alarm in ALARM), or None."""
+        return None
+
     def vanishing(self, observed: Observed) -> bool:
         """Still listed, but being deleted (a table DELETING, a mapping Deleting): it counts as missing, and
         creating it again waits until it is gone."""

@@ -90,8 +90,7 @@ class Function(Resource):
             "memory_size": state["MemorySize"],
         }
 
-    @staticmethod
-    def status_detail(observed: Observed) -> str | None:
+    def status_detail(self, observed: Observed) -> str | None:
         state = observed.state
         if state.get("State") == "Failed":
             return f"Failed: {state.get('StateReason')}"

@@ -7,7 +7,6 @@ from typing import Any
 
 from orderflow.provision.base import Context
 from orderflow.provision.executor import NO_PROGRESS, Progress, StepResult, apply_down, apply_up
-from orderflow.provision.function import Function
 from orderflow.provision.package import build_package
 from orderflow.provision.planner import DownStep, UpStep, observe, plan_down, plan_up
 from orderflow.stack import StackSettings
@@ -85,11 +84,8 @@ def inventory(ctx: Context) -> list[dict[str, Any]]:
             attributes = o.observed.state["attributes"]
             row["messages"] = int(attributes.get("ApproximateNumberOfMessages", 0))
             row["in_flight"] = int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
-        if o.resource.key == "trigger" and o.observed is not None:
-            row["detail"] = o.observed.state.get("State")
-        if o.resource.key == "function" and o.observed is not None:
-            detail = Function.status_detail(o.observed)
-            if detail:
-                row["detail"] = detail
+        detail = o.resource.status_detail(o.observed) if o.observed is not None else None
+        if detail:
+            row["detail"] = detail
         rows.append(row)
     return rows

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from orderflow.errors import ForeignResourceError, OrderflowError
+from orderflow.provision.alarm import AlertsTopic, DlqAlarm
 from orderflow.provision.base import Change, Context, Observed, Resource
 from orderflow.provision.function import Function
 from orderflow.provision.log_group import LogGroup
@@ -25,7 +26,9 @@ from orderflow.stack import STACK_TAG
 RESOURCES: tuple[Resource, ...] = (
     Table(),
     Topic(),
+    AlertsTopic(),
     DeadLetterQueue(),
+    DlqAlarm(),
     OrderQueue(),
     Subscription(),
     Role(),

@@ -61,6 +61,9 @@ class Trigger(Resource):
     def name(self, ctx: Context) -> str:
         return f"{ctx.config.queue_name} -> {ctx.config.function_name}"
 
+    def status_detail(self, observed: Observed) -> str | None:
+        return observed.state.get("State")
+
     def arn(self, ctx: Context) -> str:
         return ctx.arns.function(ctx.config.function_name)
 

@@ -25,7 +25,7 @@ def test_up_json_is_one_document_and_second_up_changes_nothing(run):
     first = run("--json", "up")
     assert first.exit_code == 0, first.output
     document = json.loads(first.stdout)
-    assert [r["outcome"] for r in document["results"]] == ["created"] * 9
+    assert [r["outcome"] for r in document["results"]] == ["created"] * 11
     second = json.loads(run("--json", "up").stdout)
     assert {r["outcome"] for r in second["results"]} == {"unchanged"}
 
@@ -35,14 +35,14 @@ def test_up_prints_a_line_per_resource(run):
     assert result.exit_code == 0
     for name in ("Orders", "OrderTopic", "OrderQueueDLQ", "ProcessOrderFunction-role", "ProcessOrderFunction"):
         assert name in result.stdout
-    assert result.stdout.count("created") == 9
+    assert result.stdout.count("created") == 11
     assert "eu-west-3" in result.stdout
 
 
 def test_dry_run_lists_the_plan_and_creates_nothing(run):
     result = run("up", "--dry-run")
     assert result.exit_code == 0
-    assert "9 change(s) planned, nothing was changed" in result.stdout
+    assert "11 change(s) planned, nothing was changed" in result.stdout
     status = json.loads(run("--json", "status").stdout)
     assert {r["state"] for r in status["resources"]} == {"missing"}
 

@@ -26,7 +26,9 @@ def test_down_removes_everything_the_stack_owns(ctx):
         "role",
         "subscription",
         "queue",
+        "dlq_alarm",
         "dlq",
+        "alerts_topic",
         "topic",
         "table",
     ]

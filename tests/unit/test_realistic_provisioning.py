@@ -56,7 +56,7 @@ def test_up_returns_once_everything_is_ready_and_down_then_up_at_once_succeeds(c
     assert any(key == "function" and "cannot be assumed" in text for key, text in progress.waits)
 
     operations.teardown(ctx, operations.plan_teardown(ctx))
-    assert [o.ownership for o in observe(ctx)] == ["missing"] * 9  # the mapping's asynchronous delete is over
+    assert [o.ownership for o in observe(ctx)] == ["missing"] * 11  # the mapping's asynchronous delete is over
     progress = Recorded()
     report = operations.converge(ctx, progress=progress)
     assert {r.outcome for r in report.results} == {"created"}

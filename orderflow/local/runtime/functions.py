@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from orderflow.aws import is_not_found
 from orderflow.local.runtime.cloudwatch import LogWriter
 from orderflow.local.runtime.credentials import ExecutionRoles, RoleCredentials
+from orderflow.local.runtime.metrics import LambdaMetrics
 from orderflow.local.runtime.worker import FunctionSpec, Invocation, WorkerProcess
 
 # function ARN -> the zip bytes that were deployed (what CreateFunction / UpdateFunctionCode received).
@@ -43,8 +44,10 @@ class FunctionHost:
         log_writer: LogWriter,
         work_dir: Path,
         roles: ExecutionRoles,
+        metrics: LambdaMetrics | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._metrics = metrics
         self._roles = roles
         self._code_source = code_source
         self._lambda = lambda_client
@@ -143,6 +146,8 @@ class FunctionHost:
         spec = self.spec(function_arn)
         credentials = self._roles.credentials(spec.role, spec.name, spec.region)
         worker, _cold = self._acquire(spec, credentials)
+        with self._lock:  # this function's instances processing events now, this one included
+            concurrent = sum(1 for w in self._busy if w.spec.arn == spec.arn)
         started_ms = int(time.time() * 1000)
         try:
             invocation = worker.invoke(event, str(uuid.uuid4()))
@@ -150,6 +155,8 @@ class FunctionHost:
             self._release(worker)
         # Lambda delivers the function's logs with its execution role too.
         self._logs.write(spec, worker.log_stream, invocation, started_ms, credentials)
+        if self._metrics is not None:
+            self._metrics.record(spec, invocation, concurrent)
         return invocation
 
     def reconcile(self) -> None:

@@ -22,6 +22,7 @@ from orderflow.aws import connect
 from orderflow.local.runtime.cloudwatch import LogWriter
 from orderflow.local.runtime.credentials import ExecutionRoles, RoleCredentials
 from orderflow.local.runtime.functions import CodeSource, FunctionHost
+from orderflow.local.runtime.metrics import LambdaMetrics
 from orderflow.local.runtime.poller import MappingConfig, QueuePoller, mapping_config
 from orderflow.local.state import LOCAL_CREDENTIALS
 
@@ -69,6 +70,7 @@ class LambdaRuntime:
         sync_interval: float = 0.5,
         work_dir: Path | None = None,
         queue_client: Callable[[str, RoleCredentials], Any] | None = None,
+        publish_metrics: bool = True,
     ) -> None:
         self.endpoint = endpoint
         self._report = report_processing_result
@@ -87,6 +89,8 @@ class LambdaRuntime:
         # live one's.
         self._tmp = tempfile.TemporaryDirectory(prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-") if work_dir is None else None
         self._log_writer = LogWriter(lambda region, credentials: self.client("logs", region, credentials))
+        # Lambda publishes its metrics itself, not with the function's role.
+        self.metrics = LambdaMetrics(lambda region: self.client("cloudwatch", region)) if publish_metrics else None
         self.host = FunctionHost(
             endpoint,
             code_source,
@@ -94,6 +98,7 @@ class LambdaRuntime:
             self._log_writer,
             work_dir or Path(self._tmp.name),
             ExecutionRoles(lambda region: self.client("sts", region), lambda_may_assume),
+            self.metrics,
         )
         self._mappings: dict[str, _Mapping] = {}
         self._stopped = threading.Event()
@@ -206,5 +211,7 @@ class LambdaRuntime:
             for poller in mapping.pollers:
                 poller.join(timeout=5)
         self._log_writer.close()
+        if self.metrics is not None:
+            self.metrics.close()
         if self._tmp is not None:
             self._tmp.cleanup()

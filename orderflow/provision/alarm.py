@@ -1,0 +1,199 @@
+"""The DLQ alarm `OrderQueueDLQ-NewLetters`, and the email subscription to its alerts topic.
+
+The alarm fires on every new dead letter, not only the first. Alarming on the DLQ's `NumberOfMessagesSent` misses
+every letter (a redrive policy's move is not a send), and `ApproximateNumberOfMessagesVisible > 0` notifies once,
+then stays in ALARM while letters pile up. So it watches the increase: DIFF of the visible count, per minute; FILL
+puts 0 where SQS published nothing (it stops publishing for a queue inactive for six hours, which an empty DLQ
+is), so the first letter after a quiet day counts too. Sources in docs/fidelity.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from orderflow.aws import is_not_found
+from orderflow.provision.base import Context, Observed, Resource
+from orderflow.stack import StackConfig, tag_dict, tag_list
+
+PERIOD_SECONDS = 60
+
+
+def dlq_alarm_definition(config: StackConfig, alerts_topic_arn: str) -> dict[str, Any]:
+    """PutMetricAlarm's parameters for the stack's DLQ alarm (pure; tags aside)."""
+    return {
+        "AlarmName": config.dlq_alarm_name,
+        "AlarmDescription": (
+            f"New dead letters in {config.dlq_name}: orders that failed {config.settings.max_receive_count} "
+            f"time(s). See them with `orderflow --stack {config.name} dlq show`."
+        ),
+        "ActionsEnabled": True,
+        "AlarmActions": [alerts_topic_arn],
+        "Metrics": [
+            {
+                "Id": "visible",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/SQS",
+                        "MetricName": "ApproximateNumberOfMessagesVisible",
+                        "Dimensions": [{"Name": "QueueName", "Value": config.dlq_name}],
+                    },
+                    "Period": PERIOD_SECONDS,
+                    "Stat": "Maximum",
+                },
+                "ReturnData": False,
+            },
+            {
+                "Id": "new_letters",
+                "Expression": "DIFF(FILL(visible, 0))",
+                "Label": "new dead letters",
+                "ReturnData": True,
+            },
+        ],
+        "EvaluationPeriods": 1,
+        "DatapointsToAlarm": 1,
+        "Threshold": 0.0,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+    }
+
+
+def _comparable(alarm: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a DescribeAlarms answer that `dlq_alarm_definition` sets, in the same shape."""
+    keys = dlq_alarm_definition(StackConfig(), "").keys()
+    found = {k: alarm.get(k) for k in keys}
+    found["Metrics"] = [
+        {k: v for k, v in query.items() if k in ("Id", "MetricStat", "Expression", "Label", "ReturnData")}
+        for query in alarm.get("Metrics") or []
+    ]
+    return found
+
+
+class DlqAlarm(Resource):
+    key = "dlq_alarm"
+    kind = "CloudWatch alarm"
+    depends_on = ("dlq", "alerts_topic")
+
+    def name(self, ctx: Context) -> str:
+        return ctx.config.dlq_alarm_name
+
+    def arn(self, ctx: Context) -> str:
+        return ctx.arns.alarm(self.name(ctx))
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return dlq_alarm_definition(ctx.config, ctx.arns.topic(ctx.config.alerts_topic_name))
+
+    def read(self, ctx: Context) -> Observed | None:
+        cloudwatch = ctx.client("cloudwatch")
+        alarms = cloudwatch.describe_alarms(AlarmNames=[self.name(ctx)], AlarmTypes=["MetricAlarm"])["MetricAlarms"]
+        if not alarms:
+            return None
+        try:
+            tags = cloudwatch.list_tags_for_resource(ResourceARN=alarms[0]["AlarmArn"]).get("Tags", [])
+        except ClientError as e:
+            if not is_not_found(e):
+                raise
+            return None  # deleted between the two reads
+        return Observed(state={"alarm": alarms[0]}, tags=tag_dict(tags))
+
+    def status_detail(self, observed: Observed) -> str | None:
+        return str(observed.state["alarm"].get("StateValue"))
+
+    def diff(self, ctx: Context, observed: Observed) -> list[str]:
+        current, desired = _comparable(observed.state["alarm"]), self.desired(ctx)
+        return [f"{key} differs" for key in desired if current.get(key) != desired[key]]
+
+    def create(self, ctx: Context) -> None:
+        ctx.client("cloudwatch").put_metric_alarm(**self.desired(ctx), Tags=tag_list(ctx.config.tags))
+
+    def update(self, ctx: Context, observed: Observed) -> None:
+        # PutMetricAlarm replaces the whole configuration and keeps the state (and ignores Tags on an update).
+        ctx.client("cloudwatch").put_metric_alarm(**self.desired(ctx))
+
+    def delete(self, ctx: Context, observed: Observed) -> None:
+        try:
+            ctx.client("cloudwatch").delete_alarms(AlarmNames=[self.name(ctx)])
+        except ClientError as e:
+            if not is_not_found(e):
+                raise
+
+
+class AlertsTopic(Resource):
+    """SNS topic `OrderAlerts`, which the DLQ alarm notifies, with the `--alarm-email` address subscribed.
+
+    SNS mails the address a confirmation link; until it is followed the subscription is `PendingConfirmation`
+    (status says so) and cannot be removed, only left to expire (SNS deletes unconfirmed subscriptions after 48
+    hours). A confirmed address nobody asks for any more is unsubscribed (and `up` warns first, as for every
+    setting that goes back to its default)."""
+
+    key = "alerts_topic"
+    kind = "SNS topic"
+
+    def name(self, ctx: Context) -> str:
+        return ctx.config.alerts_topic_name
+
+    def arn(self, ctx: Context) -> str:
+        return ctx.arns.topic(self.name(ctx))
+
+    def read(self, ctx: Context) -> Observed | None:
+        sns = ctx.client("sns")
+        try:
+            sns.get_topic_attributes(TopicArn=self.arn(ctx))
+            tags = sns.list_tags_for_resource(ResourceArn=self.arn(ctx)).get("Tags", [])
+            emails = [
+                s
+                for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=self.arn(ctx))
+                for s in page.get("Subscriptions", [])
+                if s.get("Protocol") == "email"
+            ]
+        except ClientError as e:
+            if is_not_found(e):
+                return None
+            raise
+        return Observed(state={"emails": emails}, tags=tag_dict(tags))
+
+    @staticmethod
+    def _confirmed(subscription: dict[str, Any]) -> bool:
+        return str(subscription.get("SubscriptionArn", "")).startswith("arn:")
+
+    def deployed_settings(self, observed: Observed) -> dict[str, Any]:
+        addresses = sorted({s["Endpoint"] for s in observed.state["emails"]})
+        return {"alarm_email": addresses[0] if len(addresses) == 1 else ""}
+
+    def status_detail(self, observed: Observed) -> str | None:
+        emails = observed.state["emails"]
+        pending = [s["Endpoint"] for s in emails if not self._confirmed(s)]
+        confirmed = [s["Endpoint"] for s in emails if self._confirmed(s)]
+        parts = [f"{', '.join(pending)}: pending confirmation"] if pending else []
+        parts += [f"mails {', '.join(confirmed)}"] if confirmed else []
+        return "; ".join(parts) or None
+
+    def _unwanted(self, ctx: Context, observed: Observed) -> list[dict[str, Any]]:
+        """Confirmed subscriptions of addresses nobody asks for (pending ones cannot be removed)."""
+        return [s for s in observed.state["emails"] if s["Endpoint"] != ctx.settings.alarm_email and self._confirmed(s)]
+
+    def _missing(self, ctx: Context, observed: Observed) -> str | None:
+        wanted = ctx.settings.alarm_email
+        return wanted if wanted and wanted not in {s["Endpoint"] for s in observed.state["emails"]} else None
+
+    def diff(self, ctx: Context, observed: Observed) -> list[str]:
+        missing = self._missing(ctx, observed)
+        lines = [f"{missing} is not subscribed"] if missing else []
+        return lines + [f"{s['Endpoint']} is subscribed but not asked for" for s in self._unwanted(ctx, observed)]
+
+    def create(self, ctx: Context) -> None:
+        ctx.client("sns").create_topic(Name=self.name(ctx), Tags=tag_list(ctx.config.tags))
+        self.update(ctx, Observed(state={"emails": []}))
+
+    def update(self, ctx: Context, observed: Observed) -> None:
+        sns = ctx.client("sns")
+        missing = self._missing(ctx, observed)
+        if missing:
+            sns.subscribe(TopicArn=self.arn(ctx), Protocol="email", Endpoint=missing)
+        for subscription in self._unwanted(ctx, observed):
+            sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
+
+    def delete(self, ctx: Context, observed: Observed) -> None:
+        # Deleting a topic deletes its subscriptions; DeleteTopic on a missing topic succeeds.
+        ctx.client("sns").delete_topic(TopicArn=self.arn(ctx))

@@ -1,0 +1,79 @@
+"""`up` makes the DLQ alarm and the alerts topic (with `--alarm-email`), repairs their drift; `down` removes them."""
+
+from __future__ import annotations
+
+from orderflow.provision import operations
+from orderflow.provision.alarm import dlq_alarm_definition
+from orderflow.stack import STACK_TAG, StackConfig, StackSettings
+
+
+def _alarm(ctx) -> dict:
+    [alarm] = ctx.client("cloudwatch").describe_alarms(AlarmNames=[ctx.config.dlq_alarm_name])["MetricAlarms"]
+    return alarm
+
+
+def _emails(ctx) -> list[dict]:
+    topic = ctx.arns.topic(ctx.config.alerts_topic_name)
+    return ctx.client("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+
+
+def test_the_alarm_watches_the_dlqs_increase_and_notifies_the_alerts_topic():
+    config = StackConfig("shop", StackSettings(max_receive_count=5))
+    definition = dlq_alarm_definition(config, "arn:aws:sns:eu-west-2:111122223333:shop-OrderAlerts")
+    assert definition["AlarmName"] == "shop-OrderQueueDLQ-NewLetters"
+    assert definition["AlarmActions"] == ["arn:aws:sns:eu-west-2:111122223333:shop-OrderAlerts"]
+    visible, increase = definition["Metrics"]
+    assert visible["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "QueueName", "Value": "shop-OrderQueueDLQ"}]
+    assert visible["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert (visible["ReturnData"], increase["ReturnData"]) == (False, True)
+    assert increase["Expression"] == "DIFF(FILL(visible, 0))"
+    assert (definition["ComparisonOperator"], definition["Threshold"]) == ("GreaterThanThreshold", 0.0)
+    assert "failed 5 time(s)" in definition["AlarmDescription"]
+
+
+def test_up_creates_a_tagged_alarm_and_alerts_topic_and_down_removes_them(ctx):
+    operations.converge(ctx)
+    alarm = _alarm(ctx)
+    assert alarm["AlarmActions"] == [ctx.arns.topic(ctx.config.alerts_topic_name)]
+    assert alarm["Metrics"][1]["Expression"] == "DIFF(FILL(visible, 0))"
+    tags = ctx.client("cloudwatch").list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
+    assert {"Key": STACK_TAG, "Value": "default"} in tags
+    topic_tags = ctx.client("sns").list_tags_for_resource(ResourceArn=ctx.arns.topic(ctx.config.alerts_topic_name))
+    assert {"Key": STACK_TAG, "Value": "default"} in topic_tags["Tags"]
+    assert _emails(ctx) == []
+
+    operations.teardown(ctx, operations.plan_teardown(ctx))
+    assert ctx.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
+    assert ctx.client("sns").list_topics()["Topics"] == []
+
+
+def test_a_changed_alarm_is_put_back(ctx):
+    operations.converge(ctx)
+    ctx.client("cloudwatch").put_metric_alarm(
+        **{**dict(dlq_alarm_definition(ctx.config, "arn:aws:sns:eu-west-2:123456789012:elsewhere")), "Threshold": 5.0}
+    )
+    [step] = [s for s in operations.plan(ctx) if s.resource.key == "dlq_alarm"]
+    assert step.change.action == "update"
+    assert set(step.change.details) == {"AlarmActions differs", "Threshold differs"}
+    operations.converge(ctx)
+    assert _alarm(ctx)["Threshold"] == 0.0
+    assert _alarm(ctx)["AlarmActions"] == [ctx.arns.topic(ctx.config.alerts_topic_name)]
+
+
+def test_alarm_email_subscribes_the_address_and_status_shows_it(make_ctx):
+    ctx = make_ctx(alarm_email="ops@example.com")
+    operations.converge(ctx)
+    [subscription] = _emails(ctx)
+    assert (subscription["Protocol"], subscription["Endpoint"]) == ("email", "ops@example.com")
+    [row] = [r for r in operations.inventory(ctx) if r["key"] == "alerts_topic"]
+    assert "ops@example.com" in row["detail"]
+    # the same address again: nothing to do
+    [step] = [s for s in operations.plan(ctx) if s.resource.key == "alerts_topic"]
+    assert step.change.action == "unchanged"
+
+
+def test_an_address_nobody_asks_for_is_reported_as_a_setting_going_back(make_ctx):
+    operations.converge(make_ctx(alarm_email="ops@example.com"))
+    ctx = make_ctx()
+    report = operations.converge(ctx, dry_run=True)
+    assert report.setting_changes["alarm_email"] == ("ops@example.com", "")

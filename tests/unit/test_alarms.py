@@ -1,0 +1,109 @@
+"""The embedded AWS's CloudWatch: statistics, Lambda's and SQS's datums, and alarm evaluation (pure)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timezone
+
+import pytest
+
+from orderflow.local.alarms import UnsupportedAlarm, actions_for, alarm_series, evaluate, expression_series, notification
+from orderflow.local.queue_metrics import QueueCounters, queue_datums
+from orderflow.local.runtime.metrics import _FunctionMinute, function_datums
+from orderflow.local.statistics import percentile, percentile_of, statistic
+from orderflow.provision.alarm import dlq_alarm_definition
+from orderflow.stack import StackConfig
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+
+
+def test_percentiles_are_nearest_rank_and_need_single_values():
+    assert percentile_of("p95") == 95.0 and percentile_of("p99.9") == 99.9 and percentile_of("Sum") is None
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0 and percentile(values, 95) == 95.0 and percentile(values, 100) == 100.0
+    assert statistic("p50", [3.0, 1.0, 2.0]) == 2.0
+    assert statistic("p50", [], [(4, 10.0, 1.0, 4.0)]) is None  # a statistic set has no percentiles
+    assert statistic("Sum", [1.0], [(4, 10.0, 1.0, 4.0)]) == 11.0
+    assert statistic("Maximum", [1.0], [(4, 10.0, 1.0, 4.0)]) == 4.0
+    assert statistic("Average", [], []) is None
+
+
+def test_function_datums_count_invocations_and_errors_and_keep_every_duration():
+    minute = _FunctionMinute(invocations=3, errors=1, durations=[10.0, 12.0, 10.0], concurrency=[1.0, 2.0, 1.0])
+    datums = {d["MetricName"]: d for d in function_datums("fn", minute, NOW)}
+    assert datums["Invocations"]["Value"] == 3.0 and datums["Errors"]["Value"] == 1.0
+    assert datums["Throttles"]["Value"] == 0.0
+    assert (datums["Duration"]["Values"], datums["Duration"]["Counts"]) == ([10.0, 12.0], [2.0, 1.0])
+    assert datums["Duration"]["Unit"] == "Milliseconds"
+    assert datums["ConcurrentExecutions"]["Values"] == [1.0, 2.0]
+    assert all(d["Dimensions"] == [{"Name": "FunctionName", "Value": "fn"}] for d in datums.values())
+
+
+def test_many_distinct_durations_are_split_into_datums_of_150_values():
+    minute = _FunctionMinute(invocations=400, durations=[float(i) for i in range(400)])
+    durations = [d for d in function_datums("fn", minute, NOW) if d["MetricName"] == "Duration"]
+    assert [len(d["Values"]) for d in durations] == [150, 150, 100]
+
+
+def test_queue_datums_and_counters():
+    counters = QueueCounters()
+    counters.add("arn:q", "NumberOfMessagesSent", 2)
+    counters.add("arn:q", "NumberOfMessagesDeleted")
+    taken = counters.take()
+    assert taken["arn:q"] == Counter({"NumberOfMessagesSent": 2, "NumberOfMessagesDeleted": 1})
+    assert counters.take() == {}
+    oldest_ms = int(NOW.timestamp() * 1000) - 90_000
+    datums = {d["MetricName"]: d["Value"] for d in queue_datums("q", 4, 1, 0, oldest_ms, taken["arn:q"], NOW)}
+    assert datums["ApproximateNumberOfMessagesVisible"] == 4 and datums["ApproximateNumberOfMessagesNotVisible"] == 1
+    assert datums["ApproximateAgeOfOldestMessage"] == 90
+    assert datums["NumberOfMessagesSent"] == 2 and datums["NumberOfMessagesReceived"] == 0
+
+
+def test_diff_and_fill():
+    series = {"m": [None, 1.0, 1.0, 3.0]}
+    assert expression_series("DIFF(m)", series) == [None, None, 0.0, 2.0]
+    assert expression_series("DIFF(FILL(m, 0))", series) == [None, 1.0, 0.0, 2.0]
+    with pytest.raises(UnsupportedAlarm):
+        expression_series("RATE(m)", series)
+
+
+def _dlq_alarm() -> dict:
+    return {**dlq_alarm_definition(StackConfig(), "arn:aws:sns:r:1:OrderAlerts"), "AlarmArn": "arn:alarm"}
+
+
+def _series_of(visible: list[float | None]):
+    return lambda metric, stat, periods: visible[-periods:]
+
+
+def test_the_dlq_alarm_fires_on_each_new_letter_not_on_letters_that_stay():
+    alarm = _dlq_alarm()
+    assert evaluate(alarm, alarm_series(alarm, _series_of([0.0, 1.0]))).state == "ALARM"
+    assert evaluate(alarm, alarm_series(alarm, _series_of([1.0, 1.0]))).state == "OK"
+    assert evaluate(alarm, alarm_series(alarm, _series_of([1.0, 2.0]))).state == "ALARM"
+    assert evaluate(alarm, alarm_series(alarm, _series_of([2.0, 0.0]))).state == "OK"  # redriven
+    # SQS publishes nothing for a queue inactive for six hours: the first letter after that still counts
+    assert evaluate(alarm, alarm_series(alarm, _series_of([None, 1.0]))).state == "ALARM"
+    assert evaluate(alarm, alarm_series(alarm, _series_of([None, None]))).state == "OK"  # notBreaching
+
+
+def test_missing_data_treatments():
+    alarm = {"EvaluationPeriods": 2, "Threshold": 1, "ComparisonOperator": "GreaterThanThreshold", "StateValue": "OK"}
+    assert evaluate(alarm, [None, None]).state == "INSUFFICIENT_DATA"
+    assert evaluate({**alarm, "TreatMissingData": "ignore"}, [None, None]).state == "OK"
+    assert evaluate({**alarm, "TreatMissingData": "breaching"}, [None, None]).state == "ALARM"
+    assert evaluate({**alarm, "DatapointsToAlarm": 1}, [5.0, 0.0]).state == "ALARM"
+    assert evaluate(alarm, [5.0, 0.0]).state == "OK"
+
+
+def test_the_notification_is_cloudwatchs_message_to_the_alarm_actions():
+    alarm = _dlq_alarm()
+    result = evaluate(alarm, alarm_series(alarm, _series_of([0.0, 1.0])))
+    subject, body = notification(alarm, "OK", result, "123456789012", "eu-west-2", NOW)
+    message = json.loads(body)
+    assert subject == 'ALARM: "OrderQueueDLQ-NewLetters" in eu-west-2'
+    assert (message["OldStateValue"], message["NewStateValue"]) == ("OK", "ALARM")
+    assert message["NewStateReason"].startswith("Threshold Crossed: 1 out of the last 1 datapoints [1]")
+    assert message["Trigger"]["Metrics"][1]["Expression"] == "DIFF(FILL(visible, 0))"
+    assert actions_for(alarm, "ALARM") == ["arn:aws:sns:r:1:OrderAlerts"] and actions_for(alarm, "OK") == ()
+    assert actions_for({**alarm, "ActionsEnabled": False}, "ALARM") == ()
