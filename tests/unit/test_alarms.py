@@ -8,7 +8,14 @@ from datetime import datetime, timezone
 
 import pytest
 
-from orderflow.local.alarms import UnsupportedAlarm, actions_for, alarm_series, evaluate, expression_series, notification
+from orderflow.local.alarms import (
+    UnsupportedAlarm,
+    actions_for,
+    alarm_series,
+    evaluate,
+    expression_series,
+    notification,
+)
 from orderflow.local.queue_metrics import QueueCounters, queue_datums
 from orderflow.local.runtime.metrics import _FunctionMinute, function_datums
 from orderflow.local.statistics import percentile, percentile_of, statistic
