@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 from click.core import ParameterSource
+from rich.live import Live
 from rich.markup import escape
 
 from orderflow import __version__, settings_file
@@ -23,13 +24,24 @@ from orderflow.errors import ConfigError, OrderflowError
 from orderflow.flow import dlq as dlq_flow
 from orderflow.flow import logs as logs_flow
 from orderflow.flow import publish
+from orderflow.flow import trace as trace_flow
 from orderflow.flow import verify as verify_flow
+from orderflow.flow import watch as watch_flow
 from orderflow.local import control, state
 from orderflow.provision import operations
 from orderflow.provision.base import Context
 from orderflow.settings_file import DEFAULT_SOURCE
 from orderflow.stack import DEFAULT_STACK, StackConfig, StackSettings, user_settings
-from orderflow.ui import MARKS, Output
+from orderflow.ui import (
+    DASHBOARD_MIN_WIDTH,
+    MARKS,
+    Output,
+    dashboard,
+    export_format_problem,
+    exported,
+    snapshot_line,
+    trace_table,
+)
 
 
 @dataclass
@@ -77,7 +89,19 @@ class FiniteFloat(click.FloatRange):
 
 
 # `orderflow --help` lists the commands in the order a user meets them, not alphabetically.
-COMMAND_ORDER = ("up", "publish-test", "verify", "status", "logs", "dlq", "down", "local", "demo")
+COMMAND_ORDER = (
+    "up",
+    "publish-test",
+    "verify",
+    "status",
+    "watch",
+    "trace",
+    "logs",
+    "dlq",
+    "down",
+    "local",
+    "demo",
+)
 
 
 def _wants_json(args: list[str]) -> bool:
@@ -231,6 +255,31 @@ def _resolve_settings(click_ctx: click.Context, options: Options, flags: dict[st
             label = setting.metadata["flag"] if source == ParameterSource.COMMANDLINE else _envvar(setting)
             given[setting.name] = (flags[setting.name], label)
     return settings_file.resolve(given, settings_file.load(options.stack, options.config))
+
+
+def export_option(command: Any) -> Any:
+    return click.option(
+        "--export",
+        "export_to",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Also save the report as SVG or HTML (by the file's suffix), for a bug report or a pull request.",
+    )(command)
+
+
+def _check_export(path: Path | None) -> None:
+    """Before any work: a file name that cannot be exported to is a usage error."""
+    problem = export_format_problem(path) if path is not None else None
+    if problem:
+        raise click.UsageError(problem)
+
+
+def _export(path: Path | None, render: Any) -> None:
+    if path is None:
+        return
+    try:
+        exported(render, path)
+    except OSError as e:
+        raise OrderflowError(f"Cannot write {path}: {e.strerror or e}") from e
 
 
 @cli.command()
@@ -430,10 +479,12 @@ def publish_test(options: Options, order_id: str | None, order_file: Path | None
     show_default=True,
     help="Seconds to wait for every hop to pass.",
 )
+@export_option
 @click.pass_obj
-def verify(options: Options, order_id: str | None, timeout: float) -> None:
+def verify(options: Options, order_id: str | None, timeout: float, export_to: Path | None) -> None:
     """Prove each hop for one order, with evidence; exit 1 naming the first broken hop."""
     out = options.output
+    _check_export(export_to)
     aws = options.connect()
     config = StackConfig(options.stack)
     remembered = {p.order_id: p for p in publish.recall(aws, config)}
@@ -444,6 +495,7 @@ def verify(options: Options, order_id: str | None, timeout: float) -> None:
     with out.waiting(f"verifying order {order_id} …"):
         report = verify_flow.verify(aws, config, order_id, remembered.get(order_id), timeout=timeout)
     _render_verify(out, report)
+    _export(export_to, lambda o: _render_verify(o, report))
     out.document(
         {
             "ok": report.passed,
@@ -522,6 +574,93 @@ def logs(options: Options, since: str, follow: bool) -> None:
             ],
         }
     )
+
+
+@cli.command()
+@click.option(
+    "--interval",
+    type=FiniteFloat(1, 3600),
+    default=5.0,
+    show_default=True,
+    help="Seconds between refreshes (and the sparkline's bucket).",
+)
+@click.option("--since", default="5m", show_default=True, help="The window counts cover: 30s, 5m, 1h, 1d.")
+@click.option("--once", is_flag=True, help="Print one snapshot and exit (implied by --json).")
+@click.pass_obj
+def watch(options: Options, interval: float, since: str, once: bool) -> None:
+    """Live dashboard: queue, dead letters, invocations, errors, throttles, duration, orders written, alarm."""
+    out = options.output
+    window_s = logs_flow.parse_since(since)
+    bucket_s = max(1, round(interval))
+    watch_flow.check_window(window_s, bucket_s)
+    aws = options.connect()
+    config = StackConfig(options.stack)
+
+    def take() -> tuple[watch_flow.Snapshot, str]:
+        return watch_flow.snapshot(aws, config, window_s, bucket_s), datetime.now(timezone.utc).strftime("%H:%M:%S")
+
+    snapshot, taken_at = take()
+    if once or out.as_json:
+        if out.out.width < DASHBOARD_MIN_WIDTH:
+            out.line(escape(snapshot_line(snapshot, taken_at)))
+        elif not out.as_json:
+            out.out.print(dashboard(snapshot, config.name, taken_at))
+        out.document(snapshot.to_document())
+        return
+    live = out.out.is_terminal and out.out.width >= DASHBOARD_MIN_WIDTH
+    try:
+        if live:
+            with Live(dashboard(snapshot, config.name, taken_at), console=out.out, auto_refresh=False) as view:
+                while True:
+                    time.sleep(interval)
+                    snapshot, taken_at = take()
+                    view.update(dashboard(snapshot, config.name, taken_at), refresh=True)
+        else:
+            while True:
+                out.line(escape(snapshot_line(snapshot, taken_at)))
+                time.sleep(interval)
+                snapshot, taken_at = take()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is the way to end watching
+
+
+@cli.command()
+@click.argument("order_id", required=False)
+@click.option("--message-id", help="Trace by SNS or SQS message id (an order whose body never parsed has no orderId).")
+@click.option("--since", default="1d", show_default=True, help="How far back to search the function's logs.")
+@export_option
+@click.pass_obj
+def trace(options: Options, order_id: str | None, message_id: str | None, since: str, export_to: Path | None) -> None:
+    """The story of one order: published, every delivery attempt, the write, the move to the DLQ."""
+    out = options.output
+    if (order_id is None) == (message_id is None):
+        raise click.UsageError("give an ORDER_ID or --message-id (one of them)")
+    _check_export(export_to)
+    start_ms = int(time.time() * 1000) - logs_flow.parse_since(since) * 1000
+    aws = options.connect()
+    config = StackConfig(options.stack)
+    with out.waiting("reading the order's story …"):
+        story = trace_flow.trace(aws, config, order_id, message_id, start_ms)
+    if not story.found:
+        raise OrderflowError(
+            f"No trace of {'order ' + order_id if order_id else 'message ' + str(message_id)} on stack "
+            f"{config.name} in the last {since}: not in the publish journal, not in {config.log_group_name}"
+        )
+    _render_trace(out, story)
+    _export(export_to, lambda o: _render_trace(o, story))
+    out.document(story.to_document())
+
+
+def _render_trace(out: Output, story: trace_flow.Trace) -> None:
+    if out.as_json:
+        return
+    out.out.print(trace_table(story))
+    if story.stored is not None:
+        out.line(f"stored now: {escape(json.dumps(story.stored, sort_keys=True, default=str))}")
+    elif story.order_id:
+        out.line(f"not stored in the table (no item with orderId {escape(story.order_id)})")
+    if any(e.estimated for e in story.events):
+        out.line("[dim]~ estimated: SQS records no time for a move to the DLQ or a redrive[/]")
 
 
 # no_args_is_help=False: a bare `orderflow dlq` is a usage error in one line, as in every click version (8.2 would

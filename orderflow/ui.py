@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -16,6 +18,8 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
+from orderflow.flow.trace import Trace
+from orderflow.flow.watch import Snapshot, sparkline
 from orderflow.provision.executor import Progress
 
 MARKS = {
@@ -34,9 +38,9 @@ MARKS = {
 class Output:
     """Human output on stdout (rich), or, with --json, a single JSON document on stdout."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, console: Console | None = None) -> None:
         self.as_json = as_json
-        self.out = Console(highlight=False, soft_wrap=True)
+        self.out = console or Console(highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def line(self, text: str) -> None:
@@ -136,3 +140,111 @@ class StepsView(Progress):
             self._running.pop(key, None)
             self._reasons.pop(key, None)
             self._refresh()
+
+
+# Below this many columns the dashboard's table would wrap into noise: plain lines instead.
+DASHBOARD_MIN_WIDTH = 72
+# The sparkline shows the latest intervals only (the JSON snapshot has them all).
+SPARK_WIDTH = 40
+ALARM_COLOURS = {"OK": "green", "ALARM": "bold red", "INSUFFICIENT_DATA": "yellow", "missing": "magenta"}
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def dashboard(snapshot: Snapshot, stack: str, taken_at: str) -> Table:
+    """The `watch` dashboard: one table, counts over the window."""
+    s = snapshot
+    table = Table(
+        title=f"stack {stack} · last {s.window_s}s · {taken_at} UTC · Ctrl-C to stop",
+        title_justify="left",
+        show_header=False,
+    )
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    oldest = "-" if s.queue_oldest_age_s is None else f"{s.queue_oldest_age_s:.0f}s"
+    table.add_row("queue", f"{s.queue_visible} visible · {s.queue_in_flight} in flight · oldest {oldest}")
+    table.add_row("dead letters", f"[{'red' if s.dlq_visible else 'green'}]{s.dlq_visible}[/]")
+    table.add_row(
+        "function",
+        f"{s.invocations} invocations · [{'red' if s.errors else 'green'}]{s.errors} errors[/] · "
+        f"{s.throttles} throttles",
+    )
+    table.add_row("duration", f"p50 {_ms(s.duration_p50_ms)} · p95 {_ms(s.duration_p95_ms)}")
+    table.add_row(
+        "orders written",
+        f"{sum(s.written)} · per {s.interval_s}s [cyan]{sparkline(s.written[-SPARK_WIDTH:])}[/] "
+        f"(latest {s.written[-1] if s.written else 0})",
+    )
+    table.add_row(
+        "DLQ alarm", f"[{ALARM_COLOURS.get(s.alarm_state, 'white')}]{s.alarm_state}[/] ({escape(s.alarm_name)})"
+    )
+    return table
+
+
+def snapshot_line(snapshot: Snapshot, taken_at: str) -> str:
+    """The dashboard in one plain line, for a log or a narrow terminal."""
+    s = snapshot
+    oldest = "-" if s.queue_oldest_age_s is None else f"{s.queue_oldest_age_s:.0f}s"
+    return (
+        f"{taken_at} queue {s.queue_visible} visible/{s.queue_in_flight} in flight/oldest {oldest} | "
+        f"dlq {s.dlq_visible} | {s.invocations} inv {s.errors} err {s.throttles} thr | "
+        f"p50 {_ms(s.duration_p50_ms)} p95 {_ms(s.duration_p95_ms)} | written {sum(s.written)} "
+        f"{sparkline(s.written[-SPARK_WIDTH:])} | alarm {s.alarm_state} (last {s.window_s}s)"
+    )
+
+
+HOP_COLOURS = {"sns": "magenta", "sqs": "cyan", "lambda": "yellow", "dynamodb": "green", "dlq": "red"}
+WATERFALL_WIDTH = 32
+
+
+def waterfall_bar(start_ms: int, duration_ms: float | None, origin_ms: int, span_ms: int, width: int) -> str:
+    """Where an event sits on the trace's time axis: a bar as long as its duration, or a tick (pure)."""
+    scale = width / max(1, span_ms)
+    offset = min(width - 1, int((start_ms - origin_ms) * scale))
+    length = max(1, int((duration_ms or 0) * scale)) if duration_ms is not None else 1
+    mark = "█" * min(length, width - offset) if duration_ms is not None else "│"
+    return " " * offset + mark
+
+
+def trace_table(trace: Trace) -> Table:
+    """The trace as a timeline: time since the first event, hop, what happened, a waterfall against time."""
+    origin = trace.events[0].at_ms
+    span = max(e.at_ms + int(e.duration_ms or 0) for e in trace.events) - origin
+    title = f"order {trace.order_id or '(no orderId)'}" + (f" · message {trace.message_id}" if trace.message_id else "")
+    table = Table(title=escape(title), title_justify="left")
+    for column in ("after", "hop", "what", "details"):
+        table.add_column(column, overflow="fold")
+    table.add_column(f"0 … {span / 1000:.1f}s", no_wrap=True)
+    for event in trace.events:
+        colour = HOP_COLOURS.get(event.hop, "white")
+        details = {k: v for k, v in event.details.items() if v is not None and k != "outcome"}
+        shown = " ".join(f"{k}={v}" for k, v in details.items())
+        if event.duration_ms is not None:
+            shown = f"{event.duration_ms:.0f} ms " + shown
+        table.add_row(
+            f"+{(event.at_ms - origin) / 1000:.2f}s" + ("~" if event.estimated else ""),
+            f"[{colour}]{event.hop}[/]",
+            escape(event.what),
+            f"[dim]{escape(shown)}[/]",
+            f"[{colour}]{waterfall_bar(event.at_ms, event.duration_ms, origin, span, WATERFALL_WIDTH)}[/]",
+        )
+    return table
+
+
+def exported(render: Callable[[Output], None], path: Path) -> None:
+    """Render a report again into a recording console and save it as SVG or HTML (by the file's suffix), for a bug
+    report or a pull request. Works with --json too: the file holds the human view."""
+    recorder = Output(as_json=False, console=Console(record=True, file=io.StringIO(), width=120, highlight=False))
+    render(recorder)
+    if path.suffix.lower() == ".svg":
+        recorder.out.save_svg(str(path), title=f"orderflow {path.stem}")
+    else:
+        recorder.out.save_html(str(path))
+
+
+def export_format_problem(path: Path) -> str | None:
+    if path.suffix.lower() in (".svg", ".html", ".htm"):
+        return None
+    return f"--export {path} must end in .svg, .html or .htm"

@@ -218,6 +218,7 @@ def process_record(record: dict[str, Any], request_id: str | None) -> bool:
         sqsMessageId=record.get("messageId"),
         snsMessageId=sns_message_id,
         attempt=(record.get("attributes") or {}).get("ApproximateReceiveCount"),
+        sentAt=(record.get("attributes") or {}).get("SentTimestamp"),
         reason=reason,
         requestId=request_id,
     )

@@ -7,7 +7,7 @@ expressions with CloudWatch metrics"):
 - TreatMissingData: `missing` (default; no data at all -> INSUFFICIENT_DATA), `notBreaching`, `breaching`, `ignore`
   (keep the current state);
 - an alarm on a metric math expression evaluates the expression over its MetricStat queries; DIFF(m) is each value
-  minus the one before it (no value for the first), FILL(m, v) puts v where m has no datapoint;
+  minus the one before it (no value for the first), FILL(m, v) puts v where m has no datapoint, a + b adds;
 - actions run on a state change only: AlarmActions on entering ALARM, OKActions on OK, InsufficientDataActions on
   INSUFFICIENT_DATA; an SNS action receives the alarm as a JSON message with the subject `ALARM: "name" in region`.
 
@@ -61,11 +61,27 @@ def lookback(alarm: dict[str, Any]) -> int:
 _CALL = re.compile(r"^\s*(DIFF|FILL)\s*\((.*)\)\s*$", re.DOTALL)
 
 
+def _top_level_terms(expression: str) -> list[str]:
+    """`a + FILL(b, 0)` -> ["a ", " FILL(b, 0)"]: split on the `+` outside parentheses."""
+    terms, depth, start = [], 0, 0
+    for index, char in enumerate(expression):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "+" and depth == 0:
+            terms.append(expression[start:index])
+            start = index + 1
+    return [*terms, expression[start:]]
+
+
 def expression_series(expression: str, series: dict[str, Series]) -> Series:
-    """The subset of metric math an orderflow alarm uses: an id, DIFF(x) and FILL(x, number), nested."""
+    """The subset of metric math an orderflow alarm uses: an id, a + b, DIFF(x) and FILL(x, number), nested.
+    A sum has no value where any term has none (metric math's arithmetic on time series)."""
     expression = expression.strip()
     if expression in series:
         return series[expression]
+    terms = _top_level_terms(expression)
+    if len(terms) > 1:
+        parts = [expression_series(term, series) for term in terms]
+        return [None if any(v is None for v in column) else sum(column) for column in zip(*parts, strict=True)]
     call = _CALL.match(expression)
     if call is None:
         raise UnsupportedAlarm(f"the embedded AWS does not evaluate the expression {expression!r}")

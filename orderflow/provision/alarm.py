@@ -2,9 +2,10 @@
 
 The alarm fires on every new dead letter, not only the first. Alarming on the DLQ's `NumberOfMessagesSent` misses
 every letter (a redrive policy's move is not a send), and `ApproximateNumberOfMessagesVisible > 0` notifies once,
-then stays in ALARM while letters pile up. So it watches the increase: DIFF of the visible count, per minute; FILL
-puts 0 where SQS published nothing (it stops publishing for a queue inactive for six hours, which an empty DLQ
-is), so the first letter after a quiet day counts too. Sources in docs/fidelity.md.
+then stays in ALARM while letters pile up. So it watches the increase, per minute, of the letters held (visible
+plus in flight, so that reading them with `dlq show` is no increase); FILL puts 0 where SQS published nothing (it
+stops publishing for a queue inactive for six hours, which an empty DLQ is), so the first letter after a quiet day
+counts too. Sources in docs/fidelity.md.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from orderflow.provision.base import Context, Observed, Resource
 from orderflow.stack import StackConfig, tag_dict, tag_list
 
 PERIOD_SECONDS = 60
+# Letters visible plus letters being read (`dlq show` holds them in flight a moment): reading the DLQ is no new letter.
+NEW_LETTERS = "DIFF(FILL(visible, 0) + FILL(in_flight, 0))"
 
 
 def dlq_alarm_definition(config: StackConfig, alerts_topic_arn: str) -> dict[str, Any]:
@@ -45,8 +48,21 @@ def dlq_alarm_definition(config: StackConfig, alerts_topic_arn: str) -> dict[str
                 "ReturnData": False,
             },
             {
+                "Id": "in_flight",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/SQS",
+                        "MetricName": "ApproximateNumberOfMessagesNotVisible",
+                        "Dimensions": [{"Name": "QueueName", "Value": config.dlq_name}],
+                    },
+                    "Period": PERIOD_SECONDS,
+                    "Stat": "Maximum",
+                },
+                "ReturnData": False,
+            },
+            {
                 "Id": "new_letters",
-                "Expression": "DIFF(FILL(visible, 0))",
+                "Expression": NEW_LETTERS,
                 "Label": "new dead letters",
                 "ReturnData": True,
             },

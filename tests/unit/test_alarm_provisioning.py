@@ -22,11 +22,12 @@ def test_the_alarm_watches_the_dlqs_increase_and_notifies_the_alerts_topic():
     definition = dlq_alarm_definition(config, "arn:aws:sns:eu-west-2:111122223333:shop-OrderAlerts")
     assert definition["AlarmName"] == "shop-OrderQueueDLQ-NewLetters"
     assert definition["AlarmActions"] == ["arn:aws:sns:eu-west-2:111122223333:shop-OrderAlerts"]
-    visible, increase = definition["Metrics"]
+    visible, in_flight, increase = definition["Metrics"]
     assert visible["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "QueueName", "Value": "shop-OrderQueueDLQ"}]
     assert visible["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert (visible["ReturnData"], increase["ReturnData"]) == (False, True)
-    assert increase["Expression"] == "DIFF(FILL(visible, 0))"
+    assert (visible["ReturnData"], in_flight["ReturnData"], increase["ReturnData"]) == (False, False, True)
+    assert in_flight["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesNotVisible"
+    assert increase["Expression"] == "DIFF(FILL(visible, 0) + FILL(in_flight, 0))"
     assert (definition["ComparisonOperator"], definition["Threshold"]) == ("GreaterThanThreshold", 0.0)
     assert "failed 5 time(s)" in definition["AlarmDescription"]
 
@@ -35,7 +36,7 @@ def test_up_creates_a_tagged_alarm_and_alerts_topic_and_down_removes_them(ctx):
     operations.converge(ctx)
     alarm = _alarm(ctx)
     assert alarm["AlarmActions"] == [ctx.arns.topic(ctx.config.alerts_topic_name)]
-    assert alarm["Metrics"][1]["Expression"] == "DIFF(FILL(visible, 0))"
+    assert alarm["Metrics"][2]["Expression"] == "DIFF(FILL(visible, 0) + FILL(in_flight, 0))"
     tags = ctx.client("cloudwatch").list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
     assert {"Key": STACK_TAG, "Value": "default"} in tags
     topic_tags = ctx.client("sns").list_tags_for_resource(ResourceArn=ctx.arns.topic(ctx.config.alerts_topic_name))

@@ -71,6 +71,7 @@ def test_diff_and_fill():
     series = {"m": [None, 1.0, 1.0, 3.0]}
     assert expression_series("DIFF(m)", series) == [None, None, 0.0, 2.0]
     assert expression_series("DIFF(FILL(m, 0))", series) == [None, 1.0, 0.0, 2.0]
+    assert expression_series("FILL(m, 0) + m", series) == [None, 2.0, 2.0, 6.0]
     with pytest.raises(UnsupportedAlarm):
         expression_series("RATE(m)", series)
 
@@ -79,8 +80,12 @@ def _dlq_alarm() -> dict:
     return {**dlq_alarm_definition(StackConfig(), "arn:aws:sns:r:1:OrderAlerts"), "AlarmArn": "arn:alarm"}
 
 
-def _series_of(visible: list[float | None]):
-    return lambda metric, stat, periods: visible[-periods:]
+def _series_of(visible: list[float | None], in_flight: list[float | None] | None = None):
+    def source(metric, stat, periods):
+        chosen = visible if metric["MetricName"] == "ApproximateNumberOfMessagesVisible" else in_flight
+        return (chosen or [0.0] * len(visible))[-periods:]
+
+    return source
 
 
 def test_the_dlq_alarm_fires_on_each_new_letter_not_on_letters_that_stay():
@@ -91,7 +96,10 @@ def test_the_dlq_alarm_fires_on_each_new_letter_not_on_letters_that_stay():
     assert evaluate(alarm, alarm_series(alarm, _series_of([2.0, 0.0]))).state == "OK"  # redriven
     # SQS publishes nothing for a queue inactive for six hours: the first letter after that still counts
     assert evaluate(alarm, alarm_series(alarm, _series_of([None, 1.0]))).state == "ALARM"
-    assert evaluate(alarm, alarm_series(alarm, _series_of([None, None]))).state == "OK"  # notBreaching
+    assert evaluate(alarm, alarm_series(alarm, _series_of([None, None], [None, None]))).state == "OK"
+    # reading the letters (dlq show holds them in flight a moment) is no new letter
+    assert evaluate(alarm, alarm_series(alarm, _series_of([2.0, 2.0], [0.0, 0.0]))).state == "OK"
+    assert evaluate(alarm, alarm_series(alarm, _series_of([0.0, 2.0], [2.0, 0.0]))).state == "OK"
 
 
 def test_missing_data_treatments():
@@ -111,6 +119,6 @@ def test_the_notification_is_cloudwatchs_message_to_the_alarm_actions():
     assert subject == 'ALARM: "OrderQueueDLQ-NewLetters" in eu-west-2'
     assert (message["OldStateValue"], message["NewStateValue"]) == ("OK", "ALARM")
     assert message["NewStateReason"].startswith("Threshold Crossed: 1 out of the last 1 datapoints [1]")
-    assert message["Trigger"]["Metrics"][1]["Expression"] == "DIFF(FILL(visible, 0))"
+    assert message["Trigger"]["Metrics"][2]["Expression"] == "DIFF(FILL(visible, 0) + FILL(in_flight, 0))"
     assert actions_for(alarm, "ALARM") == ["arn:aws:sns:r:1:OrderAlerts"] and actions_for(alarm, "OK") == ()
     assert actions_for({**alarm, "ActionsEnabled": False}, "ALARM") == ()

@@ -1,0 +1,212 @@
+"""The story of one order, oldest first: published, each delivery attempt, the write, the move to the DLQ.
+
+Everything is read back from what AWS keeps, so the same trace works on AWS and embedded: the handler's log line
+per record (orderId, SQS and SNS message ids, receive count, request id, outcome, the time SQS received the
+message), Lambda's START and REPORT lines of each invocation (start and duration), the publish journal (when
+`publish-test` sent it), the table's item, and the DLQ. A move to the DLQ happens inside SQS and leaves no
+timestamp anywhere: its time is estimated (the last attempt's end plus the visibility timeout) and marked so.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from orderflow.aws import Aws
+from orderflow.errors import OrderflowError
+from orderflow.flow import dlq as dlq_flow
+from orderflow.flow.logs import LogEvent, fetch_events, quoted
+from orderflow.flow.publish import recall
+from orderflow.flow.verify import stored_order
+from orderflow.provision.base import Context
+from orderflow.provision.queues import find_queue
+from orderflow.stack import StackConfig
+
+Hop = str  # "sns" | "sqs" | "lambda" | "dynamodb" | "dlq"
+_REPORT_DURATION = re.compile(r"Duration: ([\d.]+) ms")
+FAILED = ("invalid", "error")
+
+
+@dataclass(frozen=True)
+class TraceEvent:
+    at_ms: int
+    hop: Hop
+    what: str
+    details: dict[str, Any] = field(default_factory=dict)
+    duration_ms: float | None = None
+    estimated: bool = False
+
+    def to_document(self) -> dict[str, Any]:
+        at = datetime.fromtimestamp(self.at_ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+        document: dict[str, Any] = {"at": at, "hop": self.hop, "what": self.what, **self.details}
+        if self.duration_ms is not None:
+            document["duration_ms"] = round(self.duration_ms, 2)
+        if self.estimated:
+            document["estimated"] = True
+        return document
+
+
+@dataclass(frozen=True)
+class Trace:
+    order_id: str | None
+    message_id: str | None
+    events: list[TraceEvent]
+    stored: dict[str, Any] | None
+
+    @property
+    def found(self) -> bool:
+        return bool(self.events)
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "ok": self.found,
+            "orderId": self.order_id,
+            "messageId": self.message_id,
+            "events": [e.to_document() for e in self.events],
+            "stored": self.stored,
+        }
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One handler log line for the order, with the invocation it ran in."""
+
+    record: dict[str, Any]
+    logged_ms: int
+    started_ms: int
+    duration_ms: float | None
+
+
+def _matches(record: dict[str, Any], order_id: str | None, message_id: str | None) -> bool:
+    if order_id is not None and record.get("orderId") == order_id:
+        return True
+    return message_id is not None and message_id in (record.get("sqsMessageId"), record.get("snsMessageId"))
+
+
+def _invocation(aws: Aws, config: StackConfig, request_id: str, around_ms: int) -> tuple[int, float | None]:
+    """(start, duration) of an invocation, from its START and REPORT lines."""
+    started, duration = around_ms, None
+    for event in fetch_events(aws, config, around_ms - 15 * 60_000, pattern=quoted(request_id)):
+        if event.message.startswith("START RequestId:"):
+            started = event.timestamp
+        elif event.message.startswith("REPORT RequestId:") and (found := _REPORT_DURATION.search(event.message)):
+            duration = float(found.group(1))
+    return started, duration
+
+
+def attempts(
+    aws: Aws, config: StackConfig, order_id: str | None, message_id: str | None, since_ms: int
+) -> list[Attempt]:
+    term = order_id if order_id is not None else message_id
+    assert term is not None
+    lines: list[LogEvent] = [
+        e
+        for e in fetch_events(aws, config, since_ms, pattern=quoted(term))
+        if e.handler_record and _matches(e.handler_record, order_id, message_id)
+    ]
+    found = []
+    for event in lines:
+        record = event.handler_record or {}
+        started, duration = (
+            _invocation(aws, config, record["requestId"], event.timestamp)
+            if record.get("requestId")
+            else (event.timestamp, None)
+        )
+        found.append(Attempt(record, event.timestamp, started, duration))
+    return sorted(found, key=lambda a: (a.started_ms, a.logged_ms))
+
+
+def timeline(
+    attempts_found: list[Attempt],
+    published: tuple[str, int] | None,
+    dead_letter: dlq_flow.DeadLetter | None,
+    visibility_timeout_s: int,
+    dlq_name: str,
+) -> list[TraceEvent]:
+    """The events, oldest first (pure: every input already read)."""
+    events: list[TraceEvent] = []
+    if published is not None:
+        events.append(TraceEvent(published[1], "sns", "published", {"snsMessageId": published[0]}))
+    seen_sqs: set[str] = set()
+    previous: Attempt | None = None
+    for attempt in attempts_found:
+        record = attempt.record
+        sqs_id = record.get("sqsMessageId")
+        count = int(record.get("attempt") or 0)
+        if previous is not None and count and int(previous.record.get("attempt") or 0) >= count:
+            # The receive count started again: the message went to the DLQ and was redriven since.
+            events.append(_moved(previous, visibility_timeout_s, dlq_name))
+            events.append(TraceEvent(attempt.started_ms, "sqs", "redriven to the queue", {}, estimated=True))
+        if sqs_id not in seen_sqs:
+            seen_sqs.add(sqs_id)
+            if published is None and record.get("snsMessageId") and not events:
+                events.append(
+                    TraceEvent(
+                        int(record.get("sentAt") or attempt.started_ms),
+                        "sns",
+                        "published",
+                        {"snsMessageId": record["snsMessageId"]},
+                        estimated=not record.get("sentAt"),
+                    )
+                )
+            sent = int(record.get("sentAt") or attempt.started_ms)
+            events.append(TraceEvent(sent, "sqs", "queued", {"sqsMessageId": sqs_id}))
+        outcome = record.get("outcome", "?")
+        details = {
+            "sqsMessageId": sqs_id,
+            "receiveCount": count or None,
+            "requestId": record.get("requestId"),
+            "outcome": outcome,
+        }
+        if record.get("reason"):
+            details["reason"] = record["reason"]
+        events.append(
+            TraceEvent(attempt.started_ms, "lambda", f"attempt {count or '?'}: {outcome}", details, attempt.duration_ms)
+        )
+        if outcome in ("written", "stale"):
+            what = "written" if outcome == "written" else "stale: an equal or newer version is stored"
+            events.append(TraceEvent(attempt.logged_ms, "dynamodb", what, {}))
+        previous = attempt
+    if dead_letter is not None and previous is not None:
+        events.append(_moved(previous, visibility_timeout_s, dlq_name, dead_letter))
+    return sorted(events, key=lambda e: e.at_ms)
+
+
+def _moved(
+    last: Attempt, visibility_timeout_s: int, dlq_name: str, letter: dlq_flow.DeadLetter | None = None
+) -> TraceEvent:
+    ended = last.started_ms + int(last.duration_ms or 0)
+    details: dict[str, Any] = {"queue": dlq_name, "afterReceives": int(last.record.get("attempt") or 0) or None}
+    if letter is not None:
+        details["sqsMessageId"] = letter.message_id
+    return TraceEvent(ended + visibility_timeout_s * 1000, "dlq", f"moved to {dlq_name}", details, estimated=True)
+
+
+def trace(aws: Aws, config: StackConfig, order_id: str | None, message_id: str | None, since_ms: int) -> Trace:
+    if (order_id is None) == (message_id is None):
+        raise OrderflowError("trace needs an ORDER_ID or --message-id, not both")
+    found = attempts(aws, config, order_id, message_id, since_ms)
+    if order_id is None:
+        order_id = next((a.record["orderId"] for a in found if a.record.get("orderId")), None)
+    journal = {p.order_id: p for p in recall(aws, config)}
+    published = journal.get(order_id) if order_id else None
+    if published is None and message_id is not None:
+        published = next((p for p in journal.values() if p.message_id == message_id), None)
+    dead_letter = None
+    if found and found[-1].record.get("outcome") in FAILED:
+        sqs_ids = {a.record.get("sqsMessageId") for a in found}
+        letters = dlq_flow.show(aws, config).letters
+        dead_letter = next((letter for letter in letters if letter.message_id in sqs_ids), None)
+    queue = find_queue(Context(aws=aws, config=config), config.queue_name)
+    visibility = int(queue[1].get("VisibilityTimeout", 30)) if queue else config.settings.visibility_timeout
+    events = timeline(
+        found,
+        (published.message_id, published.published_ms) if published else None,
+        dead_letter,
+        visibility,
+        config.dlq_name,
+    )
+    stored = stored_order(aws, config, order_id) if order_id else None
+    return Trace(order_id, message_id, events, stored)
