@@ -208,5 +208,5 @@ def trace(aws: Aws, config: StackConfig, order_id: str | None, message_id: str |
         visibility,
         config.dlq_name,
     )
-    stored = stored_order(aws, config, order_id) if order_id else None
+    stored = stored_order(aws, config, order_id) if order_id and events else None
     return Trace(order_id, message_id, events, stored)

@@ -5,11 +5,14 @@ alerts topic, firing again for a second poison order, and `watch --once --json` 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ORDER, Aws, Cli, free_port, wait_for
+from tests.e2e.conftest import ORDER, PROJECT_ROOT, Aws, Cli, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -122,6 +125,27 @@ def test_poison_orders_are_traced_dead_lettered_alarmed_and_counted(fast_minute,
 
     human = cli("--local", "watch", "--once")
     assert "DLQ alarm" in human.stdout and "7 invocations" in human.stdout
+    _ctrl_c_ends_watching(cli)
 
     cli.json("down", "--yes")
     assert aws.client("cloudwatch").describe_alarms(AlarmNames=[alarm])["MetricAlarms"] == []
+
+
+def _ctrl_c_ends_watching(cli: Cli) -> None:
+    """Watching (plain lines: not a terminal) runs until Ctrl-C, which ends it cleanly with exit code 0."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orderflow", "--local", "watch", "--interval", "1"],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
+    try:
+        lines = [process.stdout.readline() for _ in range(2)]  # two snapshots: it keeps watching
+        assert all("| alarm " in line for line in lines), lines
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "Traceback" not in stderr, stderr
