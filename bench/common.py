@@ -56,9 +56,15 @@ def split(calls: Counter[str]) -> tuple[int, int]:
     return reads, sum(calls.values()) - reads
 
 
-def start_embedded(runtime: bool = True, counter: ApiCounter | None = None, http_pollers: bool = False) -> EmbeddedAws:
+def start_embedded(
+    runtime: bool = True, counter: ApiCounter | None = None, http_pollers: bool = False, cloudwatch: bool = True
+) -> EmbeddedAws:
     return EmbeddedAws(
-        port=0, runtime=runtime, wrap_app=counter.wrap if counter else None, in_process_pollers=not http_pollers
+        port=0,
+        runtime=runtime,
+        wrap_app=counter.wrap if counter else None,
+        in_process_pollers=not http_pollers,
+        cloudwatch=cloudwatch,
     ).start()
 
 

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import time
+from dataclasses import dataclass
 
 from common import (
     function_processes_rss_mb,
@@ -103,6 +104,83 @@ def floor_run(aws, config: StackConfig, count: int) -> float:
     return time.time() - started
 
 
+@dataclass
+class Measured:
+    floor_seconds: float
+    burst_seconds: float
+    burst_latency: list[float]
+    paced_seconds: float
+    paced_latency: list[float]
+    rss: float
+    workers: int
+    worker_rss: float
+    cold_starts: int
+    # The metrics' own cost over the run: CloudWatch calls, CPU seconds of their threads, wall seconds.
+    metric_calls: int = 0
+    metric_cpu: float = 0.0
+    seconds: float = 0.0
+
+
+def measure(count: int, paced: int, http_pollers: bool, cloudwatch: bool) -> Measured:
+    started = time.monotonic()
+    embedded = start_embedded(runtime=True, http_pollers=http_pollers, cloudwatch=cloudwatch)
+    try:
+        aws, [pipeline, floor] = stacks_on(embedded, "bench", "floor")
+        lam = aws.client("lambda")
+        for mapping in lam.list_event_source_mappings(FunctionName=floor.function_name)["EventSourceMappings"]:
+            lam.delete_event_source_mapping(UUID=mapping["UUID"])  # the floor loop consumes this queue itself
+        time.sleep(1.5)
+
+        pipeline_run(aws, pipeline, 20)  # warm the runtime: processes started, clients created
+        floor_seconds = floor_run(aws, floor, count)
+        burst_seconds, burst_latency = pipeline_run(aws, pipeline, count)
+        paced_seconds, paced_latency = pipeline_run(aws, pipeline, paced, pace=0.05)
+        workers, worker_rss = function_processes_rss_mb(embedded)
+        measured = Measured(
+            floor_seconds,
+            burst_seconds,
+            burst_latency,
+            paced_seconds,
+            paced_latency,
+            peak_rss_mb(os.getpid()),
+            workers,
+            worker_rss,
+            embedded.runtime.host.cold_starts,
+        )
+        if cloudwatch:
+            lambda_metrics, minute = embedded.runtime.metrics, embedded.cloudwatch_minute
+            measured.metric_calls = lambda_metrics.calls + minute.calls
+            measured.metric_cpu = lambda_metrics.cpu_seconds + minute.cpu_seconds
+        measured.seconds = time.monotonic() - started
+    finally:
+        embedded.stop()
+    return measured
+
+
+def rows(label: str, count: int, paced: int, m: Measured) -> list[list[object]]:
+    return [
+        [f"{label}: floor, boto3 loop", count, f"{m.floor_seconds:.2f}", f"{count / m.floor_seconds:.0f}", "", "", ""],
+        [
+            f"{label}: pipeline, burst",
+            count,
+            f"{m.burst_seconds:.2f}",
+            f"{count / m.burst_seconds:.0f}",
+            f"{median(m.burst_latency):.3f}",
+            f"{percentile(m.burst_latency, 0.95):.3f}",
+            f"{max(m.burst_latency):.3f}",
+        ],
+        [
+            f"{label}: pipeline, paced 20/s",
+            paced,
+            f"{m.paced_seconds:.2f}",
+            "",
+            f"{median(m.paced_latency):.3f}",
+            f"{percentile(m.paced_latency, 0.95):.3f}",
+            f"{max(m.paced_latency):.3f}",
+        ],
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200 orders (well under a minute)")
@@ -116,67 +194,36 @@ def main() -> int:
     count = 200 if args.quick else args.orders
     paced = 20 if args.quick else 100
 
-    embedded = start_embedded(runtime=True, http_pollers=args.http_pollers)
-    try:
-        aws, [pipeline, floor] = stacks_on(embedded, "bench", "floor")
-        lam = aws.client("lambda")
-        for mapping in lam.list_event_source_mappings(FunctionName=floor.function_name)["EventSourceMappings"]:
-            lam.delete_event_source_mapping(UUID=mapping["UUID"])  # the floor loop consumes this queue itself
-        time.sleep(1.5)
+    # Metrics on (the default embedded AWS: Lambda's and SQS's metrics, alarms evaluated), then off, one after the
+    # other in this run: both against their own floor, measured beside them.
+    on = measure(count, paced, args.http_pollers, cloudwatch=True)
+    off = measure(count, paced, args.http_pollers, cloudwatch=False)
 
-        pipeline_run(aws, pipeline, 20)  # warm the runtime: processes started, clients created
-        floor_seconds = floor_run(aws, floor, count)
-        burst_seconds, burst_latency = pipeline_run(aws, pipeline, count)
-        paced_seconds, paced_latency = pipeline_run(aws, pipeline, paced, pace=0.05)
-        rss = peak_rss_mb(os.getpid())
-        workers, worker_rss = function_processes_rss_mb(embedded)
-        cold_starts = embedded.runtime.host.cold_starts
-    finally:
-        embedded.stop()
-
-    floor_rate, pipeline_rate = count / floor_seconds, count / burst_seconds
     pollers = "over HTTP" if args.http_pollers else "in-process"
     print(
-        f"{count} orders through one embedded AWS (pollers {pollers}); "
-        "floor = one boto3 thread doing the same API work, interleaved"
+        f"{count} orders through an embedded AWS (pollers {pollers}), with CloudWatch's metrics and alarms on, then "
+        "off; floor = one boto3 thread doing the same API work, interleaved"
     )
+    headers = ["run", "orders", "seconds", "orders/s", "p50 s", "p95 s", "max s"]
+    print(table(headers, rows("metrics on", count, paced, on) + rows("metrics off", count, paced, off)))
     print(
-        table(
-            ["run", "orders", "seconds", "orders/s", "p50 s", "p95 s", "max s"],
-            [
-                ["floor: boto3 loop", count, f"{floor_seconds:.2f}", f"{floor_rate:.0f}", "", "", ""],
-                [
-                    "pipeline, burst",
-                    count,
-                    f"{burst_seconds:.2f}",
-                    f"{pipeline_rate:.0f}",
-                    f"{median(burst_latency):.3f}",
-                    f"{percentile(burst_latency, 0.95):.3f}",
-                    f"{max(burst_latency):.3f}",
-                ],
-                [
-                    "pipeline, paced 20/s",
-                    paced,
-                    f"{paced_seconds:.2f}",
-                    "",
-                    f"{median(paced_latency):.3f}",
-                    f"{percentile(paced_latency, 0.95):.3f}",
-                    f"{max(paced_latency):.3f}",
-                ],
-            ],
-        )
+        f"peak RSS: embedded AWS + runtime {on.rss:.0f} MB; {on.workers} warm function process(es) "
+        f"{on.worker_rss:.0f} MB together; {on.cold_starts} cold start(s)"
     )
+    per_minute = 60 / on.seconds
     print(
-        f"peak RSS: embedded AWS + runtime {rss:.0f} MB; {workers} warm function process(es) "
-        f"{worker_rss:.0f} MB together; {cold_starts} cold start(s)"
+        f"the metrics' own cost (metrics on, {on.seconds:.0f}s): {on.metric_calls} CloudWatch call(s), "
+        f"{on.metric_calls * per_minute:.0f}/min; {on.metric_cpu * 1000:.0f} ms CPU, "
+        f"{on.metric_cpu * 1000 * per_minute:.0f} ms/min"
     )
-    ratio = pipeline_rate / floor_rate
-    p95 = percentile(paced_latency, 0.95)
+    ratio_on = on.floor_seconds / on.burst_seconds
+    ratio_off = off.floor_seconds / off.burst_seconds
+    p95 = percentile(on.paced_latency, 0.95)
     print(
-        f"RESULT pipeline throughput is {ratio:.2f}x the boto3 floor (target >= 0.9x); "
-        f"warm p95 latency {p95:.3f}s (target < 1s)"
+        f"RESULT pipeline throughput with metrics on is {ratio_on:.2f}x the boto3 floor (target >= 0.8x), "
+        f"{ratio_off:.2f}x with them off; warm p95 latency {p95:.3f}s (target < 1s)"
     )
-    return 0 if (ratio >= 0.9 and p95 < 1) or args.quick else 1
+    return 0 if (ratio_on >= 0.8 and p95 < 1) or args.quick else 1
 
 
 if __name__ == "__main__":

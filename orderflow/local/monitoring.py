@@ -106,8 +106,9 @@ class CloudWatchMinute:
                 log.exception("CloudWatch's minute failed")
             self.cpu_seconds += time.thread_time() - started
 
-    def tick(self) -> None:
-        now = self._now()
+    def tick(self, now: datetime | None = None) -> None:
+        """One minute: publish, then evaluate (`now`: the minute's end, for a test that moves time itself)."""
+        now = now or self._now()
         self.publish_queue_metrics(now)
         self.evaluate_alarms(now)
 

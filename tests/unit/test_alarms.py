@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -122,3 +122,106 @@ def test_the_notification_is_cloudwatchs_message_to_the_alarm_actions():
     assert message["Trigger"]["Metrics"][2]["Expression"] == "DIFF(FILL(visible, 0) + FILL(in_flight, 0))"
     assert actions_for(alarm, "ALARM") == ["arn:aws:sns:r:1:OrderAlerts"] and actions_for(alarm, "OK") == ()
     assert actions_for({**alarm, "ActionsEnabled": False}, "ALARM") == ()
+
+
+# -- in-process: the moto patches and the CloudWatch minute on a real embedded AWS ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    from orderflow.aws import connect
+    from orderflow.local.server import EmbeddedAws
+    from orderflow.local.state import LOCAL_CREDENTIALS
+
+    # A minute of 10 hours: the test ticks it by hand, never the clock.
+    with EmbeddedAws(runtime=False, minute_scale=600) as aws:
+        yield aws, connect("eu-west-2", endpoint_url=aws.endpoint, credentials=LOCAL_CREDENTIALS)
+
+
+def test_percentiles_in_get_metric_statistics_and_get_metric_data(embedded):
+    _, aws = embedded
+    cloudwatch = aws.client("cloudwatch")
+    now = datetime.now(timezone.utc)
+    dimensions = [{"Name": "FunctionName", "Value": "pct"}]
+    values = [float(v) for v in range(1, 101)]
+    cloudwatch.put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[{"MetricName": "Duration", "Dimensions": dimensions, "Values": values, "Timestamp": now}],
+    )
+    window = {"StartTime": now - timedelta(minutes=5), "EndTime": now + timedelta(minutes=1)}
+    [point] = cloudwatch.get_metric_statistics(
+        Namespace="AWS/Lambda",
+        MetricName="Duration",
+        Dimensions=dimensions,
+        Period=600,
+        ExtendedStatistics=["p50", "p95"],
+        Statistics=["Maximum"],
+        **window,
+    )["Datapoints"]
+    assert point["ExtendedStatistics"] == {"p50": 50.0, "p95": 95.0} and point["Maximum"] == 100.0
+    metric = {"Namespace": "AWS/Lambda", "MetricName": "Duration", "Dimensions": dimensions}
+    [result] = cloudwatch.get_metric_data(
+        MetricDataQueries=[{"Id": "p", "MetricStat": {"Metric": metric, "Period": 600, "Stat": "p99"}}], **window
+    )["MetricDataResults"]
+    assert result["Values"] == [99.0]
+
+
+def test_sqs_counts_sends_receives_deletes_and_the_minute_publishes_them(embedded):
+    server, aws = embedded
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName="counted")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="a")
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "1", "MessageBody": "b"}, {"Id": "2", "MessageBody": "c"}])
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=received[0]["ReceiptHandle"])
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=received[0]["ReceiptHandle"])  # twice: counted once
+    server.cloudwatch_minute.tick()
+    now = datetime.now(timezone.utc)
+
+    def latest(name: str) -> float:
+        points = aws.client("cloudwatch").get_metric_statistics(
+            Namespace="AWS/SQS",
+            MetricName=name,
+            Dimensions=[{"Name": "QueueName", "Value": "counted"}],
+            StartTime=now - timedelta(minutes=5),
+            EndTime=now + timedelta(minutes=1),
+            Period=600,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        return points[0]["Sum"]
+
+    assert latest("NumberOfMessagesSent") == 3.0
+    assert latest("NumberOfMessagesReceived") == float(len(received))
+    assert latest("NumberOfMessagesDeleted") == 1.0
+    assert latest("ApproximateNumberOfMessagesNotVisible") == float(len(received) - 1)
+
+
+def test_a_new_alarm_has_no_data_an_updated_one_keeps_its_state_and_a_tick_notifies(embedded):
+    server, aws = embedded
+    cloudwatch, sqs, sns = aws.client("cloudwatch"), aws.client("sqs"), aws.client("sns")
+    topic = sns.create_topic(Name="alerts")["TopicArn"]
+    dlq = sqs.create_queue(QueueName="letters")["QueueUrl"]
+    definition = {
+        **dlq_alarm_definition(StackConfig(), topic),
+        "AlarmName": "letters-alarm",
+    }
+    for query in definition["Metrics"][:2]:
+        query["MetricStat"]["Metric"]["Dimensions"] = [{"Name": "QueueName", "Value": "letters"}]
+    cloudwatch.put_metric_alarm(**definition)
+    state = lambda: cloudwatch.describe_alarms(AlarmNames=["letters-alarm"])["MetricAlarms"][0]  # noqa: E731
+    assert state()["StateValue"] == "INSUFFICIENT_DATA"
+    # Minutes of 10 hours, ticked by hand at their ends, in the past (CloudWatch refuses datapoints from the future)
+    minute = timedelta(seconds=server.cloudwatch_minute.interval)
+    start = datetime.now(timezone.utc) - 10 * minute
+    server.cloudwatch_minute.tick(start)
+    assert state()["StateValue"] == "OK", state()["StateReason"]
+    sqs.send_message(QueueUrl=dlq, MessageBody="a letter")
+    server.cloudwatch_minute.tick(start + minute)
+    assert state()["StateValue"] == "ALARM", state()["StateReason"]
+    cloudwatch.put_metric_alarm(**{**definition, "AlarmDescription": "changed"})
+    assert state()["StateValue"] == "ALARM"  # an update keeps the state
+    server.cloudwatch_minute.tick(start + 2 * minute)
+    assert state()["StateValue"] == "OK", state()["StateReason"]  # no new letter since
+    sqs.send_message(QueueUrl=dlq, MessageBody="another letter")
+    server.cloudwatch_minute.tick(start + 3 * minute)
+    assert state()["StateValue"] == "ALARM"  # fires again for the second letter
