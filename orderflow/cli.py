@@ -15,7 +15,6 @@ from typing import Any
 
 import click
 from click.core import ParameterSource
-from rich.live import Live
 from rich.markup import escape
 
 from orderflow import __version__, settings_file
@@ -32,16 +31,7 @@ from orderflow.provision import operations
 from orderflow.provision.base import Context
 from orderflow.settings_file import DEFAULT_SOURCE
 from orderflow.stack import DEFAULT_STACK, StackConfig, StackSettings, user_settings
-from orderflow.ui import (
-    DASHBOARD_MIN_WIDTH,
-    MARKS,
-    Output,
-    dashboard,
-    export_format_problem,
-    exported,
-    snapshot_line,
-    trace_table,
-)
+from orderflow.ui import MARKS, Output, export_format_problem, exported, keep_watching, show_snapshot, trace_table
 
 
 @dataclass
@@ -601,27 +591,10 @@ def watch(options: Options, interval: float, since: str, once: bool) -> None:
 
     snapshot, taken_at = take()
     if once or out.as_json:
-        if out.out.width < DASHBOARD_MIN_WIDTH:
-            out.line(escape(snapshot_line(snapshot, taken_at)))
-        elif not out.as_json:
-            out.out.print(dashboard(snapshot, config.name, taken_at))
+        show_snapshot(out, snapshot, config.name, taken_at)
         out.document(snapshot.to_document())
         return
-    live = out.out.is_terminal and out.out.width >= DASHBOARD_MIN_WIDTH
-    try:
-        if live:
-            with Live(dashboard(snapshot, config.name, taken_at), console=out.out, auto_refresh=False) as view:
-                while True:
-                    time.sleep(interval)
-                    snapshot, taken_at = take()
-                    view.update(dashboard(snapshot, config.name, taken_at), refresh=True)
-        else:
-            while True:
-                out.line(escape(snapshot_line(snapshot, taken_at)))
-                time.sleep(interval)
-                snapshot, taken_at = take()
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is the way to end watching
+    keep_watching(out, take, (snapshot, taken_at), config.name, interval)
 
 
 @cli.command()

@@ -195,6 +195,39 @@ def snapshot_line(snapshot: Snapshot, taken_at: str) -> str:
     )
 
 
+def show_snapshot(output: Output, snapshot: Snapshot, stack: str, taken_at: str) -> None:
+    """One snapshot: the dashboard, or on a narrow terminal one plain line (nothing with --json)."""
+    if output.out.width < DASHBOARD_MIN_WIDTH:
+        output.line(escape(snapshot_line(snapshot, taken_at)))
+    elif not output.as_json:
+        output.out.print(dashboard(snapshot, stack, taken_at))
+
+
+def keep_watching(
+    output: Output,
+    take: Callable[[], tuple[Snapshot, str]],
+    first: tuple[Snapshot, str],
+    stack: str,
+    interval: float,
+) -> None:
+    """Refresh every `interval` seconds until Ctrl-C: a live dashboard on a terminal wide enough, elsewhere a plain
+    line per refresh (a log, a pipe, a narrow terminal)."""
+    snapshot, taken_at = first
+    try:
+        if output.out.is_terminal and output.out.width >= DASHBOARD_MIN_WIDTH:
+            with Live(dashboard(snapshot, stack, taken_at), console=output.out, auto_refresh=False) as view:
+                while True:
+                    time.sleep(interval)
+                    snapshot, taken_at = take()
+                    view.update(dashboard(snapshot, stack, taken_at), refresh=True)
+        while True:
+            output.line(escape(snapshot_line(snapshot, taken_at)))
+            time.sleep(interval)
+            snapshot, taken_at = take()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is the way to end watching
+
+
 HOP_COLOURS = {"sns": "magenta", "sqs": "cyan", "lambda": "yellow", "dynamodb": "green", "dlq": "red"}
 WATERFALL_WIDTH = 32
 

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from orderflow.aws import is_not_found
 from orderflow.provision.base import Context, Observed, Resource
+from orderflow.provision.topic import Topic
 from orderflow.stack import StackConfig, tag_dict, tag_list
 
 PERIOD_SECONDS = 60
@@ -135,7 +136,7 @@ class DlqAlarm(Resource):
                 raise
 
 
-class AlertsTopic(Resource):
+class AlertsTopic(Topic):
     """SNS topic `OrderAlerts`, which the DLQ alarm notifies, with the `--alarm-email` address subscribed.
 
     SNS mails the address a confirmation link; until it is followed the subscription is `PendingConfirmation`
@@ -144,30 +145,23 @@ class AlertsTopic(Resource):
     setting that goes back to its default)."""
 
     key = "alerts_topic"
-    kind = "SNS topic"
 
     def name(self, ctx: Context) -> str:
         return ctx.config.alerts_topic_name
 
-    def arn(self, ctx: Context) -> str:
-        return ctx.arns.topic(self.name(ctx))
-
     def read(self, ctx: Context) -> Observed | None:
-        sns = ctx.client("sns")
+        observed = super().read(ctx)
+        if observed is None:
+            return None
+        paginator = ctx.client("sns").get_paginator("list_subscriptions_by_topic")
         try:
-            sns.get_topic_attributes(TopicArn=self.arn(ctx))
-            tags = sns.list_tags_for_resource(ResourceArn=self.arn(ctx)).get("Tags", [])
-            emails = [
-                s
-                for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=self.arn(ctx))
-                for s in page.get("Subscriptions", [])
-                if s.get("Protocol") == "email"
-            ]
+            pages = list(paginator.paginate(TopicArn=self.arn(ctx)))
         except ClientError as e:
             if is_not_found(e):
-                return None
+                return None  # deleted between the two reads
             raise
-        return Observed(state={"emails": emails}, tags=tag_dict(tags))
+        emails = [s for page in pages for s in page.get("Subscriptions", []) if s.get("Protocol") == "email"]
+        return Observed(state={"emails": emails}, tags=observed.tags)
 
     @staticmethod
     def _confirmed(subscription: dict[str, Any]) -> bool:
@@ -199,7 +193,7 @@ class AlertsTopic(Resource):
         return lines + [f"{s['Endpoint']} is subscribed but not asked for" for s in self._unwanted(ctx, observed)]
 
     def create(self, ctx: Context) -> None:
-        ctx.client("sns").create_topic(Name=self.name(ctx), Tags=tag_list(ctx.config.tags))
+        super().create(ctx)
         self.update(ctx, Observed(state={"emails": []}))
 
     def update(self, ctx: Context, observed: Observed) -> None:
@@ -209,7 +203,3 @@ class AlertsTopic(Resource):
             sns.subscribe(TopicArn=self.arn(ctx), Protocol="email", Endpoint=missing)
         for subscription in self._unwanted(ctx, observed):
             sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
-
-    def delete(self, ctx: Context, observed: Observed) -> None:
-        # Deleting a topic deletes its subscriptions; DeleteTopic on a missing topic succeeds.
-        ctx.client("sns").delete_topic(TopicArn=self.arn(ctx))

@@ -42,5 +42,5 @@ class Topic(Resource):
         """A topic has no setting of ours that can drift."""
 
     def delete(self, ctx: Context, observed: Observed) -> None:
-        # DeleteTopic is idempotent on AWS: deleting a missing topic succeeds.
+        # DeleteTopic is idempotent on AWS: deleting a missing topic succeeds. It deletes the topic's subscriptions.
         ctx.client("sns").delete_topic(TopicArn=self.arn(ctx))
