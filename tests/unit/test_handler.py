@@ -111,6 +111,7 @@ def test_the_guides_sample_order_is_written_with_every_field(pipeline, capsys):
         "sqsMessageId": event["Records"][0]["messageId"],
         "snsMessageId": envelope["MessageId"],
         "attempt": "1",
+        "sentAt": event["Records"][0]["attributes"]["SentTimestamp"],  # when SQS received it: `trace` shows it
         "requestId": "req-1",
     }
 
