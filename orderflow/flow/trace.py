@@ -9,8 +9,9 @@ timestamp anywhere: its time is estimated (the last attempt's end plus the visib
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -124,6 +125,7 @@ def timeline(
     dead_letter: dlq_flow.DeadLetter | None,
     visibility_timeout_s: int,
     dlq_name: str,
+    max_receive_count: int,
 ) -> list[TraceEvent]:
     """The events, oldest first (pure: every input already read)."""
     events: list[TraceEvent] = []
@@ -135,10 +137,20 @@ def timeline(
         record = attempt.record
         sqs_id = record.get("sqsMessageId")
         count = int(record.get("attempt") or 0)
-        if previous is not None and count and int(previous.record.get("attempt") or 0) >= count:
-            # The receive count started again: the message went to the DLQ and was redriven since.
-            events.append(_moved(previous, visibility_timeout_s, dlq_name))
-            events.append(TraceEvent(attempt.started_ms, "sqs", "redriven to the queue", {}, estimated=True))
+        if (
+            previous is not None
+            and previous.record.get("outcome") in FAILED
+            and int(previous.record.get("attempt") or 0) >= max_receive_count > 0
+            and count == 1
+        ):
+            # The last allowed receive failed and the order came back from the start: it went to the DLQ and was
+            # redriven since (the same order published again after a success is not mistaken for one). A redrive
+            # that sends the letter anew (a new message id) stamps when; otherwise the new attempt bounds it.
+            sent_anew = int(record.get("sentAt") or 0) if sqs_id not in seen_sqs else 0
+            redriven_at = sent_anew or attempt.started_ms
+            moved = _moved(previous, visibility_timeout_s, dlq_name)
+            events.append(replace(moved, at_ms=min(moved.at_ms, redriven_at)))
+            events.append(TraceEvent(redriven_at, "sqs", "redriven to the queue", {}, estimated=not sent_anew))
         if sqs_id not in seen_sqs:
             seen_sqs.add(sqs_id)
             if published is None and record.get("snsMessageId") and not events:
@@ -200,13 +212,15 @@ def trace(aws: Aws, config: StackConfig, order_id: str | None, message_id: str |
         letters = dlq_flow.show(aws, config).letters
         dead_letter = next((letter for letter in letters if letter.message_id in sqs_ids), None)
     queue = find_queue(Context(aws=aws, config=config), config.queue_name)
-    visibility = int(queue[1].get("VisibilityTimeout", 30)) if queue else config.settings.visibility_timeout
+    attributes = queue[1] if queue else {}
+    redrive = json.loads(attributes.get("RedrivePolicy") or "{}")
     events = timeline(
         found,
         (published.message_id, published.published_ms) if published else None,
         dead_letter,
-        visibility,
+        int(attributes.get("VisibilityTimeout", config.settings.visibility_timeout)),
         config.dlq_name,
+        int(redrive.get("maxReceiveCount", config.settings.max_receive_count)),
     )
     stored = stored_order(aws, config, order_id) if order_id and events else None
     return Trace(order_id, message_id, events, stored)

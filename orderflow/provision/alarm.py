@@ -24,6 +24,23 @@ PERIOD_SECONDS = 60
 NEW_LETTERS = "DIFF(FILL(visible, 0) + FILL(in_flight, 0))"
 
 
+def _dlq_metric(query_id: str, metric: str, config: StackConfig) -> dict[str, Any]:
+    """One of the DLQ's SQS metrics, per minute, as a query the expression reads (not itself returned)."""
+    return {
+        "Id": query_id,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": "AWS/SQS",
+                "MetricName": metric,
+                "Dimensions": [{"Name": "QueueName", "Value": config.dlq_name}],
+            },
+            "Period": PERIOD_SECONDS,
+            "Stat": "Maximum",
+        },
+        "ReturnData": False,
+    }
+
+
 def dlq_alarm_definition(config: StackConfig, alerts_topic_arn: str) -> dict[str, Any]:
     """PutMetricAlarm's parameters for the stack's DLQ alarm (pure; tags aside)."""
     return {
@@ -35,32 +52,8 @@ def dlq_alarm_definition(config: StackConfig, alerts_topic_arn: str) -> dict[str
         "ActionsEnabled": True,
         "AlarmActions": [alerts_topic_arn],
         "Metrics": [
-            {
-                "Id": "visible",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": "AWS/SQS",
-                        "MetricName": "ApproximateNumberOfMessagesVisible",
-                        "Dimensions": [{"Name": "QueueName", "Value": config.dlq_name}],
-                    },
-                    "Period": PERIOD_SECONDS,
-                    "Stat": "Maximum",
-                },
-                "ReturnData": False,
-            },
-            {
-                "Id": "in_flight",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": "AWS/SQS",
-                        "MetricName": "ApproximateNumberOfMessagesNotVisible",
-                        "Dimensions": [{"Name": "QueueName", "Value": config.dlq_name}],
-                    },
-                    "Period": PERIOD_SECONDS,
-                    "Stat": "Maximum",
-                },
-                "ReturnData": False,
-            },
+            _dlq_metric("visible", "ApproximateNumberOfMessagesVisible", config),
+            _dlq_metric("in_flight", "ApproximateNumberOfMessagesNotVisible", config),
             {
                 "Id": "new_letters",
                 "Expression": NEW_LETTERS,

@@ -127,6 +127,14 @@ def test_poison_orders_are_traced_dead_lettered_alarmed_and_counted(fast_minute,
     assert "DLQ alarm" in human.stdout and "7 invocations" in human.stdout
     _ctrl_c_ends_watching(cli)
 
+    # Redriven, the poison orders fail three more times and return to the DLQ: trace tells the whole story.
+    assert cli.json("dlq", "redrive")["moved"] == 2
+    wait_for(lambda: aws.depth("OrderQueueDLQ") == 2, 60, "both poison orders back in the DLQ")
+    whats = [(e["hop"], e["what"]) for e in cli.json("trace", "poison-1")["events"]]
+    assert [w for w in whats if w[0] == "lambda"] == [("lambda", f"attempt {n}: invalid") for n in (1, 2, 3) * 2]
+    assert whats.index(("sqs", "redriven to the queue")) == whats.index(("lambda", "attempt 3: invalid")) + 2
+    assert whats[-1] == ("dlq", "moved to OrderQueueDLQ")
+
     cli.json("down", "--yes")
     assert aws.client("cloudwatch").describe_alarms(AlarmNames=[alarm])["MetricAlarms"] == []
 

@@ -33,7 +33,7 @@ def _attempt(count: int, started_ms: int, outcome: str = "invalid", sqs_id: str 
 def test_a_poison_orders_timeline_has_each_attempt_then_the_estimated_move_to_the_dlq():
     attempts = [_attempt(1, 1_100), _attempt(2, 31_100), _attempt(3, 61_100)]
     letter = DeadLetter("m-1", "o-1", 4, None, "{}")
-    events = timeline(attempts, ("s-1", 1_000), letter, 30, "OrderQueueDLQ")
+    events = timeline(attempts, ("s-1", 1_000), letter, 30, "OrderQueueDLQ", 3)
     assert [(e.hop, e.what) for e in events] == [
         ("sns", "published"),
         ("sqs", "queued"),
@@ -51,11 +51,18 @@ def test_a_poison_orders_timeline_has_each_attempt_then_the_estimated_move_to_th
 
 def test_a_redriven_order_shows_the_move_and_the_redrive_then_the_write():
     attempts = [_attempt(1, 1_000), _attempt(2, 2_000), _attempt(3, 3_000), _attempt(1, 90_000, "written")]
-    events = timeline(attempts, None, None, 30, "OrderQueueDLQ")
+    events = timeline(attempts, None, None, 30, "OrderQueueDLQ", 3)
     whats = [e.what for e in events]
     assert whats.index("moved to OrderQueueDLQ") < whats.index("redriven to the queue") < whats.index("written")
     assert events[0].hop == "sns" and events[0].details == {"snsMessageId": "s-1"}  # from the handler's line
     assert events[-1].hop == "dynamodb"
+
+
+def test_the_same_order_published_again_after_a_success_is_no_redrive():
+    attempts = [_attempt(1, 1_000, "written"), _attempt(1, 90_000, "stale", sqs_id="m-2")]
+    whats = [e.what for e in timeline(attempts, None, None, 30, "OrderQueueDLQ", 3)]
+    assert "redriven to the queue" not in whats and "moved to OrderQueueDLQ" not in whats
+    assert whats.count("queued") == 2
 
 
 def test_waterfall_and_sparkline():
