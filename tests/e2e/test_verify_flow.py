@@ -16,7 +16,7 @@ def _verify(cli, stack, *args):
     return result.returncode, json.loads(result.stdout), result.stderr
 
 
-def test_publish_then_verify_proves_all_six_hops(cli, stack):
+def test_publish_then_verify_proves_all_six_hops(cli, stack, tmp_path):
     cli("--local", "--stack", stack, "up")
     [published] = cli.json("--stack", stack, "publish-test")["published"]
     code, report, _ = _verify(cli, stack, "--timeout", "30")
@@ -32,8 +32,12 @@ def test_publish_then_verify_proves_all_six_hops(cli, stack):
     ]
     sqs = next(c for c in report["checks"] if c["hop"] == "sqs")
     assert published["messageId"] in sqs["evidence"]
-    human = cli("--local", "--stack", stack, "verify", "--order-id", published["orderId"])
+    report_file = tmp_path / "verify.html"
+    human = cli("--local", "--stack", stack, "verify", "--order-id", published["orderId"], "--export", str(report_file))
     assert "every hop proven" in human.stdout
+    exported = report_file.read_text()  # the same report, for a bug report or a pull request
+    assert exported.startswith("<!DOCTYPE html>") and "every hop proven" in exported
+    assert published["orderId"] in exported
 
 
 def test_verify_of_an_unknown_order_fails_on_the_dynamodb_hop(cli, stack):

@@ -78,3 +78,15 @@ def test_an_address_nobody_asks_for_is_reported_as_a_setting_going_back(make_ctx
     ctx = make_ctx()
     report = operations.converge(ctx, dry_run=True)
     assert report.setting_changes["alarm_email"] == ("ops@example.com", "")
+
+
+def test_status_says_an_address_is_pending_until_it_confirms():
+    from orderflow.provision.alarm import AlertsTopic
+    from orderflow.provision.base import Observed
+
+    topic = AlertsTopic()
+    pending = {"Protocol": "email", "Endpoint": "ops@example.com", "SubscriptionArn": "PendingConfirmation"}
+    confirmed = {"Protocol": "email", "Endpoint": "dev@example.com", "SubscriptionArn": "arn:aws:sns:r:1:t:abc"}
+    assert topic.status_detail(Observed(state={"emails": [pending]})) == "ops@example.com: pending confirmation"
+    assert topic.status_detail(Observed(state={"emails": [confirmed]})) == "mails dev@example.com"
+    assert topic.status_detail(Observed(state={"emails": []})) is None
