@@ -30,6 +30,9 @@ DATA_PLANE = {
     "CreateLogStream",
     "Publish",
     "PublishBatch",
+    # The embedded AWS's own CloudWatch in the background (Lambda's and SQS's metrics, alarm states): never up's.
+    "PutMetricData",
+    "SetAlarmState",
     "GetCallerIdentity",
     "AssumeRole",  # the runtime obtaining a function's execution-role credentials, as Lambda does
 }

@@ -273,9 +273,10 @@ def test_the_runtime_stopped_and_restarted_while_messages_wait_loses_nothing(cli
     )
 
 
-WRITES_IN_A_FRESH_UP = 15  # table, topic, 2 queues (the policy is part of the new queue), subscribe, role + 5 policies,
-# group + retention, fn, ESM. Independent steps run side by side, so which write is the n-th varies: any order holds.
-WRITES_IN_A_DOWN = 15
+WRITES_IN_A_FRESH_UP = 17  # table, topic, alerts topic, 2 queues (the policy is part of the new queue), DLQ alarm,
+# subscribe, role + 5 policies, group + retention, fn, ESM. Independent steps run side by side, so which write is the
+# n-th varies: any order holds.
+WRITES_IN_A_DOWN = 17
 
 
 def test_up_interrupted_after_each_step_converges_on_the_next_up(cli, aws, faults):
