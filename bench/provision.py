@@ -22,11 +22,11 @@ from pathlib import Path
 from common import ROOT, ApiCounter, median, run, split, start_embedded, table
 
 from orderflow.aws import connect
-from orderflow.provision import operations
+from orderflow.provision import operations, planner
 from orderflow.stack import StackConfig
 
 REGION = "eu-central-1"
-RESOURCES = 9  # table, topic, DLQ, queue, subscription, role, log group, function, trigger
+RESOURCES = len(planner.RESOURCES)  # table, topics, queues, alarm, subscription, role, log group, function, trigger
 
 
 def realistic(args: argparse.Namespace) -> int:
