@@ -15,6 +15,7 @@ from typing import Any
 from orderflow.aws import Aws
 from orderflow.errors import ConfigError, OrderflowError
 from orderflow.flow.logs import fetch_events
+from orderflow.provision.alarm import metric_query
 from orderflow.provision.base import Context
 from orderflow.provision.queues import find_queue
 from orderflow.stack import StackConfig
@@ -89,24 +90,6 @@ def _depths(ctx: Context, name: str) -> tuple[int, int]:
     )
 
 
-def _metric_query(
-    query_id: str, namespace: str, metric: str, dimension: tuple[str, str], stat: str, period: int
-) -> dict[str, Any]:
-    return {
-        "Id": query_id,
-        "MetricStat": {
-            "Metric": {
-                "Namespace": namespace,
-                "MetricName": metric,
-                "Dimensions": [{"Name": dimension[0], "Value": dimension[1]}],
-            },
-            "Period": period,
-            "Stat": stat,
-        },
-        "ReturnData": True,
-    }
-
-
 def _metrics(aws: Aws, config: StackConfig, window_s: int, now: datetime) -> dict[str, list[float]]:
     """Each query's values over the window, newest first. One period spans the whole window (a multiple of 60 s,
     as CloudWatch wants), so a count is one Sum and a percentile is over every invocation in the window."""
@@ -114,13 +97,13 @@ def _metrics(aws: Aws, config: StackConfig, window_s: int, now: datetime) -> dic
     function = ("FunctionName", config.function_name)
     queue = ("QueueName", config.queue_name)
     queries = [
-        _metric_query("invocations", "AWS/Lambda", "Invocations", function, "Sum", period),
-        _metric_query("errors", "AWS/Lambda", "Errors", function, "Sum", period),
-        _metric_query("throttles", "AWS/Lambda", "Throttles", function, "Sum", period),
-        _metric_query("p50", "AWS/Lambda", "Duration", function, "p50", period),
-        _metric_query("p95", "AWS/Lambda", "Duration", function, "p95", period),
+        metric_query("invocations", "AWS/Lambda", "Invocations", function, "Sum", period),
+        metric_query("errors", "AWS/Lambda", "Errors", function, "Sum", period),
+        metric_query("throttles", "AWS/Lambda", "Throttles", function, "Sum", period),
+        metric_query("p50", "AWS/Lambda", "Duration", function, "p50", period),
+        metric_query("p95", "AWS/Lambda", "Duration", function, "p95", period),
         # SQS publishes the age once a minute: the newest one-minute value is the current age.
-        _metric_query("age", "AWS/SQS", "ApproximateAgeOfOldestMessage", queue, "Maximum", 60),
+        metric_query("age", "AWS/SQS", "ApproximateAgeOfOldestMessage", queue, "Maximum", 60),
     ]
     found: dict[str, list[float]] = {}
     paginator = aws.client("cloudwatch").get_paginator("get_metric_data")

@@ -25,14 +25,13 @@ from orderflow.local.alarms import (
     notification,
 )
 from orderflow.local.queue_metrics import sample_queues
+from orderflow.local.runtime.metrics import put_datums
 from orderflow.local.state import LOCAL_CREDENTIALS
 from orderflow.local.statistics import statistic
 
 log = logging.getLogger("orderflow.local")
 
 MINUTE_SECONDS = 60.0
-# PutMetricData takes at most 1000 datums per call.
-MAX_DATUMS_PER_CALL = 1000
 
 
 def _aware(moment: datetime) -> datetime:
@@ -114,11 +113,7 @@ class CloudWatchMinute:
 
     def publish_queue_metrics(self, now: datetime) -> None:
         for (_account, region), datums in sample_queues(now).items():
-            for start in range(0, len(datums), MAX_DATUMS_PER_CALL):
-                self._client("cloudwatch", region).put_metric_data(
-                    Namespace="AWS/SQS", MetricData=datums[start : start + MAX_DATUMS_PER_CALL]
-                )
-                self.calls += 1
+            self.calls += put_datums(self._client("cloudwatch", region), "AWS/SQS", datums)
 
     def evaluate_alarms(self, now: datetime) -> None:
         from moto.cloudwatch.models import cloudwatch_backends
@@ -156,7 +151,7 @@ class CloudWatchMinute:
         self.calls += 1
         log.info("alarm %s: %s -> %s (%s)", alarm["AlarmName"], alarm["StateValue"], result.state, result.reason)
         for action in actions_for(alarm, result.state):
-            if action.startswith("arn:aws:sns:") or ":sns:" in action:
+            if action.split(":")[2:3] == ["sns"]:  # arn:<partition>:sns:…; other action kinds are not run here
                 subject, message = notification(alarm, alarm["StateValue"], result, account, region, now)
                 try:
                     self._client("sns", action.split(":")[3]).publish(TopicArn=action, Subject=subject, Message=message)

@@ -24,21 +24,35 @@ PERIOD_SECONDS = 60
 NEW_LETTERS = "DIFF(FILL(visible, 0) + FILL(in_flight, 0))"
 
 
-def _dlq_metric(query_id: str, metric: str, config: StackConfig) -> dict[str, Any]:
-    """One of the DLQ's SQS metrics, per minute, as a query the expression reads (not itself returned)."""
+def metric_query(
+    query_id: str,
+    namespace: str,
+    metric: str,
+    dimension: tuple[str, str],
+    stat: str,
+    period: int,
+    return_data: bool = True,
+) -> dict[str, Any]:
+    """A MetricDataQuery reading one metric of one dimension (the shape GetMetricData and PutMetricAlarm share)."""
     return {
         "Id": query_id,
         "MetricStat": {
             "Metric": {
-                "Namespace": "AWS/SQS",
+                "Namespace": namespace,
                 "MetricName": metric,
-                "Dimensions": [{"Name": "QueueName", "Value": config.dlq_name}],
+                "Dimensions": [{"Name": dimension[0], "Value": dimension[1]}],
             },
-            "Period": PERIOD_SECONDS,
-            "Stat": "Maximum",
+            "Period": period,
+            "Stat": stat,
         },
-        "ReturnData": False,
+        "ReturnData": return_data,
     }
+
+
+def _dlq_metric(query_id: str, metric: str, config: StackConfig) -> dict[str, Any]:
+    """One of the DLQ's SQS metrics, per minute, as a query the expression reads (not itself returned)."""
+    dimension = ("QueueName", config.dlq_name)
+    return metric_query(query_id, "AWS/SQS", metric, dimension, "Maximum", PERIOD_SECONDS, return_data=False)
 
 
 def dlq_alarm_definition(config: StackConfig, alerts_topic_arn: str) -> dict[str, Any]:

@@ -29,6 +29,15 @@ MAX_VALUES_PER_DATUM = 150
 MAX_DATUMS_PER_CALL = 1000
 
 
+def put_datums(cloudwatch: Any, namespace: str, datums: list[dict[str, Any]]) -> int:
+    """Send datums in as few PutMetricData calls as CloudWatch allows; returns how many calls it took."""
+    calls = 0
+    for start in range(0, len(datums), MAX_DATUMS_PER_CALL):
+        cloudwatch.put_metric_data(Namespace=namespace, MetricData=datums[start : start + MAX_DATUMS_PER_CALL])
+        calls += 1
+    return calls
+
+
 @dataclass
 class _FunctionMinute:
     invocations: int = 0
@@ -115,11 +124,7 @@ class LambdaMetrics:
         for (region, name), minute in pending.items():
             by_region.setdefault(region, []).extend(function_datums(name, minute, now))
         for region, datums in by_region.items():
-            for start in range(0, len(datums), MAX_DATUMS_PER_CALL):
-                self._cloudwatch(region).put_metric_data(
-                    Namespace="AWS/Lambda", MetricData=datums[start : start + MAX_DATUMS_PER_CALL]
-                )
-                self.calls += 1
+            self.calls += put_datums(self._cloudwatch(region), "AWS/Lambda", datums)
 
     def close(self) -> None:
         """Deliver what is pending, then stop."""
