@@ -48,7 +48,7 @@ def realistic(args: argparse.Namespace) -> int:
         for i in range(rounds):
             seconds, _ = run([*orderflow, "--stack", f"c{i}", "up"])
             concurrent.append(seconds)
-            ctx = Context(aws=aws, config=StackConfig(f"s{i}"), propagation_scale=scale)
+            ctx = Context(aws=aws, config=StackConfig(f"s{i}"), time_scale=scale)
             started = time.perf_counter()
             operations.converge(ctx, concurrent=False)
             sequential.append(time.perf_counter() - started)

@@ -61,7 +61,7 @@ class Options:
         if self.local:
             # The embedded AWS runs AWS's delays at its time scale (none at all unless started --realistic).
             server = state.recorded_server()
-            ctx.propagation_scale = (server.time_scale or 0.0) if server else 0.0
+            ctx.time_scale = (server.time_scale or 0.0) if server else 0.0
         return ctx
 
 
@@ -292,8 +292,6 @@ def up(click_ctx: click.Context, dry_run: bool, **flags: Any) -> None:
         {
             "ok": True,
             "stack": ctx.config.name,
-            "dry_run": dry_run,
-            "warnings": report.warnings,
             "settings": {
                 name: {"value": getattr(resolved.settings, name), "source": source}
                 for name, source in resolved.sources.items()
@@ -301,20 +299,7 @@ def up(click_ctx: click.Context, dry_run: bool, **flags: Any) -> None:
             "reverting": [
                 {"setting": name, "from": deployed, "to": desired} for name, (deployed, desired) in reverting.items()
             ],
-            "plan": [
-                {
-                    "resource": s.change.key,
-                    "kind": s.change.kind,
-                    "name": s.change.name,
-                    "action": s.change.action,
-                    "details": list(s.change.details),
-                }
-                for s in report.steps
-            ],
-            "results": [
-                {"resource": r.key, "name": r.name, "outcome": r.outcome, "seconds": round(r.seconds, 3)}
-                for r in report.results
-            ],
+            **report.to_document(),
         }
     )
 
@@ -349,17 +334,23 @@ def _render_up(
         for step in report.steps:
             c = step.change
             out.line(f"{MARKS.get(c.action, c.action):<24} {c.kind} [bold]{c.name}[/]")
-            for detail in c.details if c.action == "update" else ():
-                out.line(f"      {detail}")
+            _render_operations(out, c.details if c.action == "update" else (), c.operations)
         changes = sum(1 for s in report.steps if s.change.action != "unchanged")
         out.line(f"dry run: {changes} change(s) planned, nothing was changed")
     else:
         for r in report.results:
             timing = f" [dim]({r.seconds:.1f}s)[/]" if r.outcome != "unchanged" else ""
             out.line(f"{MARKS.get(r.outcome, r.outcome):<24} {r.kind} [bold]{r.name}[/]{timing}")
-            for detail in r.details if r.outcome == "updated" else ():
-                out.line(f"      {detail}")
+            _render_operations(out, r.details if r.outcome == "updated" else (), r.operations)
         out.line(f"stack [bold]{ctx.config.name}[/] is up in {ctx.aws.region} (account {ctx.aws.account})")
+
+
+def _render_operations(out: Output, reasons: tuple[str, ...], ops: tuple[Any, ...]) -> None:
+    """Why, then the operations themselves (planned, or run): what `--dry-run` shows is what runs."""
+    for reason in reasons:
+        out.line(f"      {escape(reason)}")
+    for op in ops:
+        out.line(f"      [dim]→ {escape(op.describe())}[/]")
 
 
 @cli.command()
@@ -370,7 +361,7 @@ def down(options: Options, yes: bool, keep_data: bool) -> None:
     """Remove every resource this stack owns (and nothing else)."""
     out = options.output
     ctx = options.context()
-    steps = operations.plan_teardown(ctx, keep_data=keep_data)
+    steps = operations.plan_down(ctx, keep_data=keep_data)
     table_step = next(s for s in steps if s.resource.key == "table")
     if table_step.action == "delete" and not yes:
         items = (table_step.observed.state.get("item_count") if table_step.observed else None) or 0
@@ -816,7 +807,7 @@ def demo(options: Options, timeout: float, realistic: bool, time_scale: float) -
         pace = "" if scale is None else f" (realistic control plane, AWS's delays x{scale:g})"
         out.line(f"[bold]0.[/] embedded AWS listening on {embedded.endpoint}{pace}")
         aws = connect(region=state.LOCAL_REGION, endpoint_url=embedded.endpoint, credentials=state.LOCAL_CREDENTIALS)
-        ctx = Context(aws=aws, config=config, propagation_scale=scale or 0.0)
+        ctx = Context(aws=aws, config=config, time_scale=scale or 0.0)
         out.line(
             "[bold]1-8.[/] orderflow up: table, topic, queues, subscription + queue policy, role, function, trigger"
         )
@@ -838,7 +829,7 @@ def demo(options: Options, timeout: float, realistic: bool, time_scale: float) -
             out.line(f"     {escape(logs_flow.render(event))}")
         out.line("[bold]clean up.[/] orderflow down")
         with out.progress() as progress:
-            down_results = operations.teardown(ctx, operations.plan_teardown(ctx), progress)
+            down_results = operations.teardown(ctx, progress=progress)
         left = [r for r in operations.inventory(ctx) if r["state"] != "missing"]
         out.line(f"   removed {sum(r.outcome == 'deleted' for r in down_results)} resources; {len(left)} left behind")
     finally:

@@ -1,4 +1,5 @@
-"""Errors a user can act on. The CLI prints their message on one line and exits non-zero, never a traceback."""
+"""Errors a user can act on. The CLI prints their message on one line and exits non-zero, never a traceback; a
+`--json` error document carries the class's stable `code` (the list is in the README: scripts may rely on it)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,56 @@ class OrderflowError(Exception):
     """An error whose message is a complete, actionable sentence for the user."""
 
     exit_code = 1
+    code = "failed"
 
 
 class ConfigError(OrderflowError):
     """A setting or argument that cannot work (exit 2: usage error)."""
 
     exit_code = 2
+    code = "usage"
+
+
+class NotFoundError(OrderflowError):
+    """What the command needs does not exist (a stack not up, a queue deleted, an order never published)."""
+
+    code = "not-found"
+
+
+class AccessDeniedError(OrderflowError):
+    """AWS refused the caller's credentials the permission."""
+
+    code = "access-denied"
+
+
+class CredentialsError(OrderflowError):
+    """No credentials, an unknown profile, or credentials AWS rejects."""
+
+    code = "credentials"
+
+
+class EndpointError(OrderflowError):
+    """The endpoint cannot be reached, or the embedded AWS cannot listen or run."""
+
+    code = "endpoint"
+
+
+class TimedOut(OrderflowError):
+    """A bounded wait on AWS ended before the state it waited for."""
+
+    code = "timeout"
+
+
+class AwsError(OrderflowError):
+    """AWS answered with an error orderflow has no more specific word for (its code is in the message)."""
+
+    code = "aws"
 
 
 class ForeignResourceError(OrderflowError):
     """A resource with our name exists but does not carry this stack's tag: we never adopt or touch it."""
+
+    code = "foreign"
 
     def __init__(self, kind: str, name: str, stack: str, owner: str | None = None) -> None:
         self.kind, self.name, self.owner = kind, name, owner
@@ -25,3 +66,35 @@ class ForeignResourceError(OrderflowError):
             f"{kind} {name!r} already exists and belongs to {whose}, not to stack {stack!r}; "
             "orderflow will not adopt or change it. Delete or rename it, or use another --stack"
         )
+
+
+class OwnershipUnknownError(OrderflowError):
+    """The tags that prove ownership cannot be read: acting either way could be wrong."""
+
+    code = "ownership-unknown"
+
+
+class Cancelled(Exception):
+    """The run was interrupted (Ctrl-C): a step stops at its next wait. Not an OrderflowError: the CLI reports
+    the interruption itself (exit 130)."""
+
+    code = "interrupted"
+
+
+# Every code a `--json` error document can carry, with what it means (the README's table is generated from this).
+ERROR_CODES: dict[str, str] = {
+    cls.code: (cls.__doc__ or "").strip().split("\n")[0]
+    for cls in (
+        ConfigError,
+        NotFoundError,
+        AccessDeniedError,
+        CredentialsError,
+        EndpointError,
+        TimedOut,
+        AwsError,
+        ForeignResourceError,
+        OwnershipUnknownError,
+        OrderflowError,
+        Cancelled,
+    )
+}

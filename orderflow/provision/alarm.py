@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from orderflow.aws import is_not_found
 from orderflow.provision.base import Context, Observed, Resource
+from orderflow.provision.ops import Call, Operation
 from orderflow.provision.topic import Topic
 from orderflow.stack import StackConfig, tag_dict, tag_list
 
@@ -124,23 +125,18 @@ class DlqAlarm(Resource):
     def status_detail(self, observed: Observed) -> str | None:
         return str(observed.state["alarm"].get("StateValue"))
 
-    def diff(self, ctx: Context, observed: Observed) -> list[str]:
+    def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
+        params = {**self.desired(ctx), "Tags": tag_list(ctx.config.tags)}
+        return [Call("cloudwatch", "PutMetricAlarm", params, self.name(ctx))]
+
+    def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
         current, desired = _comparable(observed.state["alarm"]), self.desired(ctx)
-        return [f"{key} differs" for key in desired if current.get(key) != desired[key]]
-
-    def create(self, ctx: Context) -> None:
-        ctx.client("cloudwatch").put_metric_alarm(**self.desired(ctx), Tags=tag_list(ctx.config.tags))
-
-    def update(self, ctx: Context, observed: Observed) -> None:
+        reasons = tuple(f"{key} differs" for key in desired if current.get(key) != desired[key])
         # PutMetricAlarm replaces the whole configuration and keeps the state (and ignores Tags on an update).
-        ctx.client("cloudwatch").put_metric_alarm(**self.desired(ctx))
+        return [Call("cloudwatch", "PutMetricAlarm", desired, self.name(ctx), reasons)] if reasons else []
 
-    def delete(self, ctx: Context, observed: Observed) -> None:
-        try:
-            ctx.client("cloudwatch").delete_alarms(AlarmNames=[self.name(ctx)])
-        except ClientError as e:
-            if not is_not_found(e):
-                raise
+    def delete_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        return [Call("cloudwatch", "DeleteAlarms", {"AlarmNames": [self.name(ctx)]}, self.name(ctx), gone_ok=True)]
 
 
 class AlertsTopic(Topic):
@@ -194,19 +190,20 @@ class AlertsTopic(Topic):
         wanted = ctx.settings.alarm_email
         return wanted if wanted and wanted not in {s["Endpoint"] for s in observed.state["emails"]} else None
 
-    def diff(self, ctx: Context, observed: Observed) -> list[str]:
-        missing = self._missing(ctx, observed)
-        lines = [f"{missing} is not subscribed"] if missing else []
-        return lines + [f"{s['Endpoint']} is subscribed but not asked for" for s in self._unwanted(ctx, observed)]
-
-    def create(self, ctx: Context) -> None:
-        super().create(ctx)
-        self.update(ctx, Observed(state={"emails": []}))
-
-    def update(self, ctx: Context, observed: Observed) -> None:
-        sns = ctx.client("sns")
+    def _email_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        operations: list[Operation] = []
         missing = self._missing(ctx, observed)
         if missing:
-            sns.subscribe(TopicArn=self.arn(ctx), Protocol="email", Endpoint=missing)
+            params = {"TopicArn": self.arn(ctx), "Protocol": "email", "Endpoint": missing}
+            operations.append(Call("sns", "Subscribe", params, self.name(ctx), (f"{missing} is not subscribed",)))
         for subscription in self._unwanted(ctx, observed):
-            sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
+            reason = f"{subscription['Endpoint']} is subscribed but not asked for"
+            params = {"SubscriptionArn": subscription["SubscriptionArn"]}
+            operations.append(Call("sns", "Unsubscribe", params, self.name(ctx), (reason,), gone_ok=True))
+        return operations
+
+    def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
+        return super().create_operations(ctx, vanishing) + self._email_operations(ctx, Observed(state={"emails": []}))
+
+    def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        return self._email_operations(ctx, observed)

@@ -1,7 +1,8 @@
 """The model shared by every resource module: what was observed, what must change, and the context to act in.
 
-Each resource module reads its current state (`read`), compares it with the desired state as pure data (`diff`),
-and applies a change (`create` / `update` / `delete`). The planner decides the order; the executor applies.
+Each resource module reads its current state (`read`, read calls only) and plans, as typed operations
+(`provision/ops.py`), what creating it, converging it to the desired state or deleting it takes. The planner decides
+the order of the resources; the executor runs the operations and nothing else.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Literal
 
 from orderflow.arns import Arns
 from orderflow.aws import Aws
+from orderflow.provision.ops import Operation, Wait, reasons_of
 from orderflow.provision.package import LambdaPackage
 from orderflow.stack import StackConfig, StackSettings
 
@@ -34,15 +36,17 @@ class Context:
     # Reads shared between resource modules during one observation (e.g. the queue's attributes, which the
     # subscription needs too); None outside an observation, so nothing stale survives a write.
     read_cache: dict[Any, Any] | None = None
-    # How the target's unsignalled propagation delays compare to AWS's documented ones (a changed queue policy
-    # applies within 60 s, and nothing says when): 1.0 on AWS, the time scale of a realistic embedded AWS, 0 on an
-    # instant one.
-    propagation_scale: float = 1.0
-    # Told what a step is waiting for, and why: on_wait(resource key, text). The CLI shows it beside the step.
-    on_wait: Callable[[str, str], None] = lambda key, text: None
+    # How the target's delays compare to AWS's documented ones (the embedded AWS's `--time-scale`): 1.0 on AWS,
+    # the time scale of a realistic embedded AWS, 0 on an instant one. Unsignalled delays (a changed queue policy
+    # applies within 60 s, and nothing says when) are waited out at this scale.
+    time_scale: float = 1.0
 
     @contextlib.contextmanager
     def observation(self) -> Iterator[None]:
+        """Reads inside share one cache (re-entrant: planning reads what observing already read)."""
+        if self.read_cache is not None:
+            yield
+            return
         self.read_cache = {}
         try:
             yield
@@ -90,11 +94,17 @@ class Change:
     kind: str
     name: str
     action: Action
-    details: tuple[str, ...] = ()
+    operations: tuple[Operation, ...] = ()
+
+    @property
+    def details(self) -> tuple[str, ...]:
+        """Why: the differences the operations repair (a creation needs none)."""
+        return ("will be created",) if self.action == "create" else reasons_of(self.operations)
 
 
 class Resource(ABC):
-    """One AWS resource of the stack. Subclasses keep every boto3 call for that resource."""
+    """One AWS resource of the stack. Subclasses keep every boto3 call for that resource: reads in `read`, writes as
+    the operations they plan, polls in `check`."""
 
     key: str
     kind: str
@@ -127,24 +137,30 @@ class Resource(ABC):
         """Current state, or None when the resource does not exist. Read calls only."""
 
     @abstractmethod
-    def diff(self, ctx: Context, observed: Observed) -> list[str]:
-        """Human-readable differences between `observed` and the desired state; empty when converged."""
+    def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
+        """What creating the resource takes; `vanishing` is a same-named one still being deleted, if any."""
 
     @abstractmethod
-    def create(self, ctx: Context) -> None: ...
+    def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        """What converging `observed` to the desired state takes, each with its reasons; empty when converged."""
 
     @abstractmethod
-    def update(self, ctx: Context, observed: Observed) -> None: ...
+    def delete_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        """What removing the resource takes; a resource that is already gone counts as deleted. May read."""
 
-    @abstractmethod
-    def delete(self, ctx: Context, observed: Observed) -> None:
-        """Remove the resource; a resource that is already gone counts as deleted."""
+    def check(self, ctx: Context, wait: Wait, params: dict[str, Any]) -> tuple[bool, str]:
+        """A named condition of a `Wait`: (reached, the state seen). Resources that plan such waits define it."""
+        raise NotImplementedError(f"{self.kind} has no condition {wait.condition!r}")
 
-    def plan(self, ctx: Context, observed: Observed | None) -> Change:
+    def explain(self, ctx: Context, wait: Wait) -> str | None:
+        """Why a waiter met a failure state, in AWS's words (None: the waiter's own answer says it)."""
+        return None
+
+    def plan(self, ctx: Context, observed: Observed | None, vanishing: Observed | None = None) -> Change:
         if observed is None:
-            return Change(self.key, self.kind, self.name(ctx), "create", ("will be created",))
-        details = tuple(self.diff(ctx, observed))
-        return Change(self.key, self.kind, self.name(ctx), "update" if details else "unchanged", details)
+            return Change(self.key, self.kind, self.name(ctx), "create", tuple(self.create_operations(ctx, vanishing)))
+        operations = tuple(self.update_operations(ctx, observed))
+        return Change(self.key, self.kind, self.name(ctx), "update" if operations else "unchanged", operations)
 
 
 def changed(label: str, current: Any, desired: Any) -> list[str]:

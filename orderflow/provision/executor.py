@@ -9,9 +9,31 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from enum import Enum
 
-from orderflow.provision.base import Context
+from orderflow.provision.base import Context, Resource
+from orderflow.provision.ops import Operation
 from orderflow.provision.planner import DownStep, UpStep
+from orderflow.provision.waits import StepRun
+
+
+class Outcome(str, Enum):
+    """What happened to a resource; the value is the word a user reads."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    DELETED = "deleted"
+    ABSENT = "already gone"
+    FOREIGN = "not ours, left alone"
+    KEPT = "kept"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+UP_OUTCOMES = {"create": Outcome.CREATED, "update": Outcome.UPDATED, "unchanged": Outcome.UNCHANGED}
+DOWN_OUTCOMES = {"delete": Outcome.DELETED, "absent": Outcome.ABSENT, "foreign": Outcome.FOREIGN, "keep": Outcome.KEPT}
 
 
 @dataclass
@@ -19,9 +41,11 @@ class StepResult:
     key: str
     kind: str
     name: str
-    outcome: str
+    outcome: Outcome
     seconds: float
     details: tuple[str, ...] = ()
+    # The operations the step ran: the same objects the plan (and `--dry-run`) shows.
+    operations: tuple[Operation, ...] = ()
 
 
 class Progress:
@@ -33,7 +57,7 @@ class Progress:
     def waiting(self, key: str, text: str) -> None:
         """The step is waiting on AWS: what for, and why."""
 
-    def finished(self, key: str, kind: str, name: str, outcome: str, seconds: float) -> None:
+    def finished(self, key: str, kind: str, name: str, outcome: Outcome, seconds: float) -> None:
         pass
 
 
@@ -50,10 +74,6 @@ def down_dependencies(steps: list[DownStep]) -> dict[str, set[str]]:
     """The reverse: a resource is deleted only once everything that depends on it is gone."""
     keys = {s.resource.key for s in steps}
     return {key: {s.resource.key for s in steps if key in s.resource.depends_on} & keys for key in keys}
-
-
-class Cancelled(Exception):
-    """The run was interrupted (Ctrl-C): a step stops at its next wait."""
 
 
 def run_graph(
@@ -103,89 +123,56 @@ def run_graph(
         raise errors[0]
 
 
-def _watch(ctx: Context, progress: Progress) -> threading.Event:
-    """Report waits to `progress`, and make every wait of a step stop once the run is cancelled."""
-    ctx.on_wait = progress.waiting
-    cancelled = threading.Event()
-    sleep = ctx.sleep
-
-    def interruptible_sleep(seconds: float) -> None:
-        if sleep is time.sleep:
-            if cancelled.wait(seconds):
-                raise Cancelled()
-            return
-        if cancelled.is_set():
-            raise Cancelled()
-        sleep(seconds)  # an injected sleep (a test's fake clock) advances its own clock
-
-    ctx.sleep = interruptible_sleep
-    # Clients are made once, before the steps' threads share them (boto3 clients are thread-safe; making them is not).
-    for service in ("dynamodb", "sns", "sqs", "iam", "lambda", "logs"):
-        ctx.client(service)
-    return cancelled
+@dataclass
+class _Work:
+    resource: Resource
+    name: str
+    outcome: Outcome
+    operations: tuple[Operation, ...]
+    details: tuple[str, ...] = ()
 
 
 def _execute(
-    ctx: Context,
-    progress: Progress,
-    concurrent: bool,
-    dependencies: dict[str, set[str]],
-    order: list[str],
-    step: Callable[[str], tuple[str, str, str, Callable[[], None] | None, tuple[str, ...]]],
+    ctx: Context, progress: Progress, concurrent: bool, dependencies: dict[str, set[str]], work: dict[str, _Work]
 ) -> list[StepResult]:
-    """Run each key's work (step(key) -> kind, name, outcome, work or None, details) in dependency order, timed and
-    reported to `progress`."""
-    cancelled = _watch(ctx, progress)
+    """Run each step's operations in dependency order, timed and reported to `progress`. One cancel token for the
+    run: Ctrl-C stops every running step at its next wait (the context is never changed)."""
+    cancelled = threading.Event()
     results: dict[str, StepResult] = {}
+    # Clients are made once, before the steps' threads share them (boto3 clients are thread-safe; making them is not).
+    for service in ("dynamodb", "sns", "sqs", "iam", "lambda", "logs", "cloudwatch"):
+        ctx.client(service)
 
     def run(key: str) -> None:
-        kind, name, outcome, work, details = step(key)
+        w = work[key]
         started = time.monotonic()
-        if work is not None:
-            progress.started(key, kind, name)
-            work()
+        if w.operations:
+            progress.started(key, w.resource.kind, w.name)
+            step = StepRun(ctx, w.resource, lambda text: progress.waiting(key, text), cancelled)
+            for operation in w.operations:
+                step.run(operation)
         elapsed = time.monotonic() - started
-        progress.finished(key, kind, name, outcome, elapsed)
-        results[key] = StepResult(key, kind, name, outcome, elapsed, details)
+        progress.finished(key, w.resource.kind, w.name, w.outcome, elapsed)
+        results[key] = StepResult(key, w.resource.kind, w.name, w.outcome, elapsed, w.details, w.operations)
 
-    run_graph(order, dependencies, run, concurrent, cancelled)
-    return [results[key] for key in order]
+    run_graph(list(work), dependencies, run, concurrent, cancelled)
+    return [results[key] for key in work]
 
 
 def apply_up(
     ctx: Context, steps: list[UpStep], progress: Progress = NO_PROGRESS, concurrent: bool = True
 ) -> list[StepResult]:
-    by_key = {s.resource.key: s for s in steps}
-
-    def step(key: str) -> tuple[str, str, str, Callable[[], None] | None, tuple[str, ...]]:
-        s = by_key[key]
-        change = s.change
-        work: Callable[[], None] | None = None
-        if change.action == "create":
-            work = lambda: s.resource.create(ctx)  # noqa: E731
-        elif change.action == "update":
-            assert s.observed is not None
-            work = lambda: s.resource.update(ctx, s.observed)  # noqa: E731
-        outcome = {"create": "created", "update": "updated", "unchanged": "unchanged"}[change.action]
-        return change.kind, change.name, outcome, work, change.details
-
-    return _execute(ctx, progress, concurrent, up_dependencies(steps), list(by_key), step)
-
-
-OUTCOMES = {"delete": "deleted", "absent": "already gone", "foreign": "not ours, left alone", "keep": "kept"}
+    work = {
+        s.resource.key: _Work(
+            s.resource, s.change.name, UP_OUTCOMES[s.change.action], s.change.operations, s.change.details
+        )
+        for s in steps
+    }
+    return _execute(ctx, progress, concurrent, up_dependencies(steps), work)
 
 
 def apply_down(
     ctx: Context, steps: list[DownStep], progress: Progress = NO_PROGRESS, concurrent: bool = True
 ) -> list[StepResult]:
-    by_key = {s.resource.key: s for s in steps}
-
-    def step(key: str) -> tuple[str, str, str, Callable[[], None] | None, tuple[str, ...]]:
-        s = by_key[key]
-        work: Callable[[], None] | None = None
-        if s.action == "delete":
-            assert s.observed is not None
-            work = lambda: s.resource.delete(ctx, s.observed)  # noqa: E731
-        return s.resource.kind, s.name, OUTCOMES[s.action], work, ()
-
-    return _execute(ctx, progress, concurrent, down_dependencies(steps), list(by_key), step)
+    work = {s.resource.key: _Work(s.resource, s.name, DOWN_OUTCOMES[s.action], s.operations) for s in steps}
+    return _execute(ctx, progress, concurrent, down_dependencies(steps), work)

@@ -8,15 +8,16 @@ from botocore.exceptions import ClientError
 
 from orderflow.aws import is_access_denied, is_not_found
 from orderflow.provision.base import Context, Observed, Resource, changed
-from orderflow.provision.waits import any_of, refused_with, retry_while, wait_with
+from orderflow.provision.ops import Call, Operation, Transient, Wait
+from orderflow.provision.package import LambdaPackage
 
 HANDLER = "index.lambda_handler"
 # Lambda refuses a role IAM has not propagated yet (InvalidParameterValueException, "The role defined for the
 # function cannot be assumed by Lambda."), and any change while the function is still Pending or being updated
 # (ResourceConflictException): both pass with time.
-ROLE_NOT_ASSUMABLE = refused_with("InvalidParameterValueException", "cannot be assumed by Lambda")
-BUSY = refused_with("ResourceConflictException")
-TRANSIENT = any_of(ROLE_NOT_ASSUMABLE, BUSY)
+ROLE_NOT_ASSUMABLE = Transient("InvalidParameterValueException", ("cannot be assumed by Lambda",))
+BUSY = Transient("ResourceConflictException")
+TRANSIENT = (ROLE_NOT_ASSUMABLE, BUSY)
 
 
 class Function(Resource):
@@ -113,90 +114,67 @@ class Function(Resource):
             for line in changed(key, observed.state.get(key), value)
         ]
 
-    def _state_diff(self, observed: Observed) -> list[str]:
-        detail = self.status_detail(observed)
-        if detail is None:
-            return []
-        if "Failed" in detail:
-            return [f"function is {detail}: it will be updated to recover"]
-        return [f"function is {detail}: wait until it is ready"]
-
-    def diff(self, ctx: Context, observed: Observed) -> list[str]:
-        return self._state_diff(observed) + self._code_diff(ctx, observed) + self._config_diff(ctx, observed)
-
     @staticmethod
-    def _package(ctx: Context):
+    def _package(ctx: Context) -> LambdaPackage:
         if ctx.package is None:
             raise RuntimeError("the Lambda package must be built before planning the function")
         return ctx.package
 
-    def create(self, ctx: Context) -> None:
-        lam = ctx.client("lambda")
-        retry_while(
-            ctx,
-            self.key,
-            lambda: lam.create_function(
-                FunctionName=self.name(ctx),
-                Code={"ZipFile": self._package(ctx).zip_bytes},
-                Architectures=[ctx.settings.architecture],
-                Tags=ctx.config.tags,
-                Description=f"orderflow stack {ctx.config.name}: writes orders from SQS to DynamoDB",
-                **self.desired_configuration(ctx),
-            ),
-            ROLE_NOT_ASSUMABLE,
-        )
-        self._wait(ctx, "function_active_v2", "to be Active")
+    def _wait(self, ctx: Context, waiter: str, what: str, reasons: tuple[str, ...] = ()) -> Wait:
+        target = f"function {self.name(ctx)}"
+        return Wait("lambda", target, what, waiter, params={"FunctionName": self.name(ctx)}, reasons=reasons)
 
-    def update(self, ctx: Context, observed: Observed) -> None:
-        lam = ctx.client("lambda")
-        failed = observed.state.get("State") == "Failed" or observed.state.get("LastUpdateStatus") == "Failed"
+    def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
+        params = {
+            "FunctionName": self.name(ctx),
+            "Code": {"ZipFile": self._package(ctx).zip_bytes},
+            "Architectures": [ctx.settings.architecture],
+            "Tags": ctx.config.tags,
+            "Description": f"orderflow stack {ctx.config.name}: writes orders from SQS to DynamoDB",
+            **self.desired_configuration(ctx),
+        }
+        create = Call("lambda", "CreateFunction", params, self.name(ctx), retry=(ROLE_NOT_ASSUMABLE,))
+        return [create, self._wait(ctx, "function_active_v2", "to be Active")]
+
+    def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        detail = self.status_detail(observed)
+        failed = detail is not None and "Failed" in detail
+        code, config = self._code_diff(ctx, observed), self._config_diff(ctx, observed)
+        if detail is None and not code and not config:
+            return []
+        operations: list[Operation] = []
         if not failed:
-            self._wait(ctx, "function_active_v2", "to be Active")
-            self._wait(ctx, "function_updated_v2", "to finish its update")
-        if self._code_diff(ctx, observed):
-            retry_while(
-                ctx,
-                self.key,
-                lambda: lam.update_function_code(
-                    FunctionName=self.name(ctx),
-                    ZipFile=self._package(ctx).zip_bytes,
-                    Architectures=[ctx.settings.architecture],
-                ),
-                BUSY,
-            )
-            self._wait(ctx, "function_updated_v2", "to finish its code update")
-        if self._config_diff(ctx, observed) or failed:
+            # Lambda refuses a change while the function is Pending or being updated
+            why = (f"function is {detail}: wait until it is ready",) if detail else ()
+            operations += [
+                self._wait(ctx, "function_active_v2", "to be Active", why),
+                self._wait(ctx, "function_updated_v2", "to finish its update", why),
+            ]
+        if code:
+            params = {
+                "FunctionName": self.name(ctx),
+                "ZipFile": self._package(ctx).zip_bytes,
+                "Architectures": [ctx.settings.architecture],
+            }
+            operations += [
+                Call("lambda", "UpdateFunctionCode", params, self.name(ctx), tuple(code), retry=(BUSY,)),
+                self._wait(ctx, "function_updated_v2", "to finish its code update"),
+            ]
+        if config or failed:
             # Updating a Failed function makes Lambda create its resources again (Lambda function states).
-            retry_while(
-                ctx,
-                self.key,
-                lambda: lam.update_function_configuration(
-                    FunctionName=self.name(ctx), **self.desired_configuration(ctx)
-                ),
-                TRANSIENT,
-            )
-            self._wait(ctx, "function_updated_v2", "to finish its configuration update")
-            self._wait(ctx, "function_active_v2", "to be Active")
+            why = tuple(config) + ((f"function is {detail}: it will be updated to recover",) if failed else ())
+            params = {"FunctionName": self.name(ctx), **self.desired_configuration(ctx)}
+            operations += [
+                Call("lambda", "UpdateFunctionConfiguration", params, self.name(ctx), why, retry=TRANSIENT),
+                self._wait(ctx, "function_updated_v2", "to finish its configuration update"),
+                self._wait(ctx, "function_active_v2", "to be Active"),
+            ]
+        return operations
 
-    def delete(self, ctx: Context, observed: Observed) -> None:
-        try:
-            ctx.client("lambda").delete_function(FunctionName=self.name(ctx))
-        except ClientError as e:
-            if not is_not_found(e):
-                raise
+    def delete_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        return [Call("lambda", "DeleteFunction", {"FunctionName": self.name(ctx)}, self.name(ctx), gone_ok=True)]
 
-    def _wait(self, ctx: Context, waiter: str, what: str) -> None:
-        wait_with(
-            ctx,
-            self.key,
-            f"function {self.name(ctx)} {what}",
-            ctx.client("lambda"),
-            waiter,
-            explain=lambda: self._why_not_ready(ctx),
-            FunctionName=self.name(ctx),
-        )
-
-    def _why_not_ready(self, ctx: Context) -> str:
+    def explain(self, ctx: Context, wait: Wait) -> str | None:
         config = ctx.client("lambda").get_function_configuration(FunctionName=self.name(ctx))
         if config.get("LastUpdateStatus") == "Failed":
             reason, code = config.get("LastUpdateStatusReason"), config.get("LastUpdateStatusReasonCode")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
-from orderflow.aws import is_not_found
 from orderflow.provision.base import Context, Observed, Resource, changed
+from orderflow.provision.ops import Call, Operation
 
 
 class LogGroup(Resource):
@@ -30,21 +28,17 @@ class LogGroup(Resource):
             tags=tags,
         )
 
-    def diff(self, ctx: Context, observed: Observed) -> list[str]:
-        return changed("retention days", observed.state["retention_days"], ctx.settings.log_retention_days)
+    def _retention(self, ctx: Context, reasons: tuple[str, ...] = ()) -> Call:
+        params = {"logGroupName": self.name(ctx), "retentionInDays": ctx.settings.log_retention_days}
+        return Call("logs", "PutRetentionPolicy", params, self.name(ctx), reasons)
 
-    def create(self, ctx: Context) -> None:
-        ctx.client("logs").create_log_group(logGroupName=self.name(ctx), tags=ctx.config.tags)
-        self.update(ctx, Observed())
+    def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
+        params = {"logGroupName": self.name(ctx), "tags": ctx.config.tags}
+        return [Call("logs", "CreateLogGroup", params, self.name(ctx)), self._retention(ctx)]
 
-    def update(self, ctx: Context, observed: Observed) -> None:
-        ctx.client("logs").put_retention_policy(
-            logGroupName=self.name(ctx), retentionInDays=ctx.settings.log_retention_days
-        )
+    def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        reasons = changed("retention days", observed.state["retention_days"], ctx.settings.log_retention_days)
+        return [self._retention(ctx, tuple(reasons))] if reasons else []
 
-    def delete(self, ctx: Context, observed: Observed) -> None:
-        try:
-            ctx.client("logs").delete_log_group(logGroupName=self.name(ctx))
-        except ClientError as e:
-            if not is_not_found(e):
-                raise
+    def delete_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        return [Call("logs", "DeleteLogGroup", {"logGroupName": self.name(ctx)}, self.name(ctx), gone_ok=True)]

@@ -21,6 +21,34 @@ class UpReport:
     # Settings the stack holds with another value than `up` converges to: name -> (deployed, desired).
     setting_changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
+    def to_document(self) -> dict[str, Any]:
+        """The plan and, after a run, what each step did: each with the same operations."""
+        return {
+            "dry_run": self.dry_run,
+            "warnings": self.warnings,
+            "plan": [
+                {
+                    "resource": s.change.key,
+                    "kind": s.change.kind,
+                    "name": s.change.name,
+                    "action": s.change.action,
+                    "details": list(s.change.details),
+                    "operations": [op.to_document() for op in s.change.operations],
+                }
+                for s in self.steps
+            ],
+            "results": [
+                {
+                    "resource": r.key,
+                    "name": r.name,
+                    "outcome": r.outcome.value,
+                    "seconds": round(r.seconds, 3),
+                    "operations": [op.to_document() for op in r.operations],
+                }
+                for r in self.results
+            ],
+        }
+
 
 def setting_changes(steps: list[UpStep], settings: StackSettings) -> dict[str, tuple[Any, Any]]:
     """Which user settings `up` will change, from what to what (pure: read from the observed resources)."""
@@ -57,12 +85,12 @@ def converge(
     return report
 
 
-def plan_teardown(ctx: Context, keep_data: bool = False) -> list[DownStep]:
-    return plan_down(ctx, keep_data=keep_data)
-
-
-def teardown(ctx: Context, steps: list[DownStep], progress: Progress = NO_PROGRESS) -> list[StepResult]:
-    return apply_down(ctx, steps, progress)
+def teardown(
+    ctx: Context, steps: list[DownStep] | None = None, progress: Progress = NO_PROGRESS, keep_data: bool = False
+) -> list[StepResult]:
+    """Remove what the stack owns: the given plan (`plan_down`, which a caller may first show or ask about), else a
+    fresh one."""
+    return apply_down(ctx, steps if steps is not None else plan_down(ctx, keep_data=keep_data), progress)
 
 
 def inventory(ctx: Context) -> list[dict[str, Any]]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from orderflow.errors import ForeignResourceError, OrderflowError
+from orderflow.errors import ForeignResourceError, OwnershipUnknownError
 from orderflow.provision.alarm import AlertsTopic, DlqAlarm
 from orderflow.provision.base import Change, Context, Observed, Resource
 from orderflow.provision.function import Function
 from orderflow.provision.log_group import LogGroup
+from orderflow.provision.ops import Operation
 from orderflow.provision.queues import DeadLetterQueue, OrderQueue
 from orderflow.provision.role import Role
 from orderflow.provision.subscription import Subscription
@@ -47,6 +48,8 @@ class Observation:
     observed: Observed | None
     ownership: Ownership
     owner: str | None = None
+    # A same-named resource still being deleted (observed is then None): creating it again waits for it to go.
+    vanishing: Observed | None = None
 
 
 @dataclass
@@ -62,6 +65,7 @@ class DownStep:
     observed: Observed | None
     action: TeardownAction
     name: str
+    operations: tuple[Operation, ...] = ()
 
 
 def observe(ctx: Context) -> list[Observation]:
@@ -71,8 +75,9 @@ def observe(ctx: Context) -> list[Observation]:
         reads = [(resource, resource.read(ctx)) for resource in RESOURCES]
     for resource, observed in reads:
         if observed is not None and resource.vanishing(observed):
-            observed = None  # being deleted: it is missing for every purpose but the wait before creating it again
-        if observed is None:
+            # being deleted: it is missing for every purpose but the wait before creating it again
+            observation = Observation(resource, None, "missing", vanishing=observed)
+        elif observed is None:
             observation = Observation(resource, None, "missing")
         elif observed.tags_unreadable is not None:
             observation = Observation(resource, observed, "unknown", observed.tags_unreadable)
@@ -93,7 +98,7 @@ def refuse_unknown_ownership(ctx: Context, observations: list[Observation]) -> N
     """A resource whose tags cannot be read may be ours or not: acting on it either way could be wrong."""
     for o in observations:
         if o.ownership == "unknown" and o.resource.owned_with is None:
-            raise OrderflowError(
+            raise OwnershipUnknownError(
                 f"Cannot tell whether {o.resource.kind} {o.resource.name(ctx)!r} belongs to stack "
                 f"{ctx.config.name!r}: {o.owner}. orderflow proves ownership by its tags; grant the permission to "
                 "read them and run the command again. Nothing was changed"
@@ -102,12 +107,13 @@ def refuse_unknown_ownership(ctx: Context, observations: list[Observation]) -> N
 
 def plan_up(ctx: Context, observations: list[Observation] | None = None) -> list[UpStep]:
     """What `up` will do, in order. Refuses (ForeignResourceError) if any same-named resource is not ours."""
-    observations = observations if observations is not None else observe(ctx)
-    refuse_unknown_ownership(ctx, observations)
-    for o in observations:
-        if o.ownership == "foreign":
-            raise ForeignResourceError(o.resource.kind, o.resource.name(ctx), ctx.config.name, o.owner)
-    return [UpStep(o.resource, o.observed, o.resource.plan(ctx, o.observed)) for o in observations]
+    with ctx.observation():  # planning may read what observing read (the queue's policy, for the subscription)
+        observations = observations if observations is not None else observe(ctx)
+        refuse_unknown_ownership(ctx, observations)
+        for o in observations:
+            if o.ownership == "foreign":
+                raise ForeignResourceError(o.resource.kind, o.resource.name(ctx), ctx.config.name, o.owner)
+        return [UpStep(o.resource, o.observed, o.resource.plan(ctx, o.observed, o.vanishing)) for o in observations]
 
 
 def plan_down(ctx: Context, keep_data: bool = False, observations: list[Observation] | None = None) -> list[DownStep]:
@@ -124,5 +130,6 @@ def plan_down(ctx: Context, keep_data: bool = False, observations: list[Observat
             action = "keep"
         else:
             action = "delete"
-        steps.append(DownStep(o.resource, o.observed, action, o.resource.name(ctx)))
+        operations = tuple(o.resource.delete_operations(ctx, o.observed)) if o.observed and action == "delete" else ()
+        steps.append(DownStep(o.resource, o.observed, action, o.resource.name(ctx), operations))
     return steps

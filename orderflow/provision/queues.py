@@ -10,11 +10,10 @@ from botocore.exceptions import ClientError
 from orderflow.aws import is_not_found
 from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed, Resource, changed
-from orderflow.provision.waits import refused_with, retry_while
+from orderflow.provision.ops import Call, Operation, Transient
 
 # SQS blocks a deleted queue's name for 60 s (QueueDeletedRecently); `down` then `up` meets it every time.
 QUEUE_NAME_BLOCK_SECONDS = 60.0
-NAME_BLOCKED = refused_with("AWS.SimpleQueueService.QueueDeletedRecently")
 
 
 def redrive_policy(dlq_arn: str, max_receive_count: int) -> dict[str, Any]:
@@ -100,48 +99,46 @@ class _Queue(Resource):
     def _normalise(name: str, value: str | None) -> Any:
         return parse_redrive(value) if name == "RedrivePolicy" else value
 
-    def diff(self, ctx: Context, observed: Observed) -> list[str]:
-        lines: list[str] = []
-        current = observed.state["attributes"]
-        for name, value in self._attribute_diff(ctx, observed).items():
-            lines += changed(name, self._normalise(name, current.get(name)), self._normalise(name, value))
-        return lines
-
     def attributes_at_creation(self, ctx: Context) -> dict[str, str]:
         return self.desired_attributes(ctx)
 
-    def create(self, ctx: Context) -> None:
-        def blocked(error: ClientError) -> str | None:
-            if NAME_BLOCKED(error) is None:
-                return None
-            return f"SQS keeps the name {self.name(ctx)} for 60 s after a queue of that name was deleted"
-
-        retry_while(
-            ctx,
-            self.key,
-            lambda: ctx.client("sqs").create_queue(
-                QueueName=self.name(ctx), Attributes=self.attributes_at_creation(ctx), tags=ctx.config.tags
-            ),
-            blocked,
-            # the 60 s run from the deletion, which was at most 60 s ago; a little slack for clocks
-            limit=QUEUE_NAME_BLOCK_SECONDS + 15,
+    def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
+        params = {"QueueName": self.name(ctx), "Attributes": self.attributes_at_creation(ctx), "tags": ctx.config.tags}
+        blocked = Transient(
+            "AWS.SimpleQueueService.QueueDeletedRecently",
+            reason=f"SQS keeps the name {self.name(ctx)} for 60 s after a queue of that name was deleted",
         )
+        # the 60 s run from the deletion, which was at most 60 s ago; a little slack for clocks
+        return [
+            Call(
+                "sqs",
+                "CreateQueue",
+                params,
+                self.name(ctx),
+                retry=(blocked,),
+                retry_limit=QUEUE_NAME_BLOCK_SECONDS + 15,
+            )
+        ]
 
-    def update(self, ctx: Context, observed: Observed) -> None:
+    def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
         attributes = self._attribute_diff(ctx, observed)
-        policy = observed.state["attributes"].get("Policy")
-        if policy:
+        if not attributes:
+            return []
+        current = observed.state["attributes"]
+        reasons = [
+            line
+            for name, value in attributes.items()
+            for line in changed(name, self._normalise(name, current.get(name)), self._normalise(name, value))
+        ]
+        if current.get("Policy"):
             # moto (5.x) clears a queue's Policy on any SetQueueAttributes call that omits it; AWS keeps it.
             # Re-sending the unchanged policy is harmless on AWS and keeps the topic's permission on moto.
-            attributes["Policy"] = policy
-        ctx.client("sqs").set_queue_attributes(QueueUrl=observed.state["url"], Attributes=attributes)
+            attributes["Policy"] = current["Policy"]
+        params = {"QueueUrl": observed.state["url"], "Attributes": attributes}
+        return [Call("sqs", "SetQueueAttributes", params, self.name(ctx), tuple(reasons))]
 
-    def delete(self, ctx: Context, observed: Observed) -> None:
-        try:
-            ctx.client("sqs").delete_queue(QueueUrl=observed.state["url"])
-        except ClientError as e:
-            if not is_not_found(e):
-                raise
+    def delete_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        return [Call("sqs", "DeleteQueue", {"QueueUrl": observed.state["url"]}, self.name(ctx), gone_ok=True)]
 
 
 class DeadLetterQueue(_Queue):

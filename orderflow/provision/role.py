@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from orderflow.aws import is_not_found
 from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed, Resource, changed
+from orderflow.provision.ops import Call, Operation
 from orderflow.stack import tag_dict, tag_list
 
 
@@ -65,55 +66,60 @@ class Role(Resource):
             tags=tag_dict(role.get("Tags")),
         )
 
-    def diff(self, ctx: Context, observed: Observed) -> list[str]:
-        lines = changed("trust policy", observed.state["trust"], policies.lambda_trust_policy())
-        current = observed.state["inline"]
-        for name, document in self.desired_policies(ctx).items():
-            if name not in current:
-                lines.append(f"inline policy {name} is missing")
-            elif current[name] != document:
-                lines.append(f"inline policy {name} differs")
-        lines += [
-            f"inline policy {name} is not ours (least privilege: removed)"
-            for name in current
-            if name not in self.desired_policies(ctx)
-        ]
-        return lines
-
-    def create(self, ctx: Context) -> None:
-        ctx.client("iam").create_role(
-            RoleName=self.name(ctx),
-            AssumeRolePolicyDocument=json.dumps(policies.lambda_trust_policy()),
-            Description=f"orderflow stack {ctx.config.name}: lets {ctx.config.function_name} process orders",
-            Tags=tag_list(ctx.config.tags),
-        )
-        self.update(ctx, Observed(state={"trust": policies.lambda_trust_policy(), "inline": {}}))
-
-    def update(self, ctx: Context, observed: Observed) -> None:
-        iam = ctx.client("iam")
-        if observed.state["trust"] != policies.lambda_trust_policy():
-            iam.update_assume_role_policy(
-                RoleName=self.name(ctx), PolicyDocument=json.dumps(policies.lambda_trust_policy())
-            )
-        desired = self.desired_policies(ctx)
+    def _policy_operations(self, ctx: Context, inline: dict[str, dict]) -> list[Operation]:
+        """Put each inline policy that is missing or differs; delete the ones that are not ours."""
+        role, desired = self.name(ctx), self.desired_policies(ctx)
+        operations: list[Operation] = []
         for name, document in desired.items():
-            if observed.state["inline"].get(name) != document:
-                iam.put_role_policy(RoleName=self.name(ctx), PolicyName=name, PolicyDocument=json.dumps(document))
-        for name in observed.state["inline"]:
+            if inline.get(name) != document:
+                reason = f"inline policy {name} is missing" if name not in inline else f"inline policy {name} differs"
+                params = {"RoleName": role, "PolicyName": name, "PolicyDocument": json.dumps(document)}
+                operations.append(Call("iam", "PutRolePolicy", params, f"{role}/{name}", (reason,)))
+        for name in inline:
             if name not in desired:
-                iam.delete_role_policy(RoleName=self.name(ctx), PolicyName=name)
+                reason = f"inline policy {name} is not ours (least privilege: removed)"
+                params = {"RoleName": role, "PolicyName": name}
+                operations.append(Call("iam", "DeleteRolePolicy", params, f"{role}/{name}", (reason,)))
+        return operations
 
-    def delete(self, ctx: Context, observed: Observed) -> None:
-        iam = ctx.client("iam")
+    def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
+        params = {
+            "RoleName": self.name(ctx),
+            "AssumeRolePolicyDocument": json.dumps(policies.lambda_trust_policy()),
+            "Description": f"orderflow stack {ctx.config.name}: lets {ctx.config.function_name} process orders",
+            "Tags": tag_list(ctx.config.tags),
+        }
+        return [Call("iam", "CreateRole", params, self.name(ctx)), *self._policy_operations(ctx, {})]
+
+    def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        trust = policies.lambda_trust_policy()
+        reasons = changed("trust policy", observed.state["trust"], trust)
+        operations: list[Operation] = []
+        if reasons:
+            params = {"RoleName": self.name(ctx), "PolicyDocument": json.dumps(trust)}
+            operations.append(Call("iam", "UpdateAssumeRolePolicy", params, self.name(ctx), tuple(reasons)))
+        return operations + self._policy_operations(ctx, observed.state["inline"])
+
+    def delete_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
         role = self.name(ctx)
+        operations: list[Operation] = [
+            Call("iam", "DeleteRolePolicy", {"RoleName": role, "PolicyName": name}, f"{role}/{name}", gone_ok=True)
+            for name in observed.state.get("inline", {})
+        ]
+        # A role with attached managed policies cannot be deleted; someone may have attached one by hand.
+        operations += [
+            Call("iam", "DetachRolePolicy", {"RoleName": role, "PolicyArn": arn}, f"{role} {arn}", gone_ok=True)
+            for arn in self._attached(ctx)
+        ]
+        return [*operations, Call("iam", "DeleteRole", {"RoleName": role}, role, gone_ok=True)]
+
+    def _attached(self, ctx: Context) -> list[str]:
         try:
-            for name in observed.state.get("inline", {}):
-                iam.delete_role_policy(RoleName=role, PolicyName=name)
-            # A role with attached managed policies cannot be deleted; someone may have attached one by hand.
-            for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role):
-                for attached in page["AttachedPolicies"]:
-                    iam.detach_role_policy(RoleName=role, PolicyArn=attached["PolicyArn"])
-            iam.delete_role(RoleName=role)
+            pages = list(
+                ctx.client("iam").get_paginator("list_attached_role_policies").paginate(RoleName=self.name(ctx))
+            )
         except ClientError as e:
-            if not is_not_found(e):
-                raise
+            if is_not_found(e):
+                return []
+            raise
+        return [attached["PolicyArn"] for page in pages for attached in page["AttachedPolicies"]]

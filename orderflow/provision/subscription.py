@@ -11,9 +11,9 @@ import json
 from botocore.exceptions import ClientError
 
 from orderflow.aws import is_not_found
-from orderflow.errors import OrderflowError
 from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed, Resource
+from orderflow.provision.ops import Call, Operation, Pause
 from orderflow.provision.queues import find_queue
 
 # SQS API Reference, SetQueueAttributes: a change "can take up to 60 seconds" to propagate, and nothing signals when.
@@ -60,70 +60,61 @@ class Subscription(Resource):
             return None
         return Observed(state={"queue_url": url, "policy": policy, "subscription": subscription})
 
-    def diff(self, ctx: Context, observed: Observed) -> list[str]:
-        lines = []
-        if policies.our_statement(observed.state["policy"]) != self._statement(ctx):
-            lines.append("queue policy does not let the topic send to the queue")
+    def status_detail(self, observed: Observed) -> str | None:
         subscription = observed.state["subscription"]
-        if subscription is None:
-            lines.append("subscription is missing")
-        elif subscription.get("SubscriptionArn") in ("PendingConfirmation", None):
-            lines.append("subscription is pending confirmation")
-        return lines
+        if subscription is not None and not str(subscription.get("SubscriptionArn")).startswith("arn:"):
+            return "pending confirmation"
+        return None
 
-    def create(self, ctx: Context) -> None:
-        self.update(ctx, Observed(state={"queue_url": None, "policy": None, "subscription": None}))
+    def _operations(
+        self, ctx: Context, queue: tuple[str, dict | None] | None, subscribe: Call | None
+    ) -> list[Operation]:
+        """Add our statement to the queue policy when it lacks it, subscribe, then wait until SQS applies the changed
+        policy: SNS drops the orders published before (SQS API Reference, SetQueueAttributes: up to 60 s, and
+        nothing signals when). `queue` is (url, policy), or None for a queue this run creates with the statement."""
+        operations: list[Operation] = []
+        changed_policy = queue is not None and policies.our_statement(queue[1]) != self._statement(ctx)
+        if changed_policy:
+            document = policies.with_statement(queue[1], self._statement(ctx))
+            params = {"QueueUrl": queue[0], "Attributes": {"Policy": json.dumps(document)}}
+            reason = "queue policy does not let the topic send to the queue"
+            operations.append(Call("sqs", "SetQueueAttributes", params, ctx.config.queue_name, (reason,)))
+        if subscribe is not None:
+            operations.append(subscribe)
+        if changed_policy:
+            why = "SQS applies a changed queue policy within 60 s, so no order is dropped"
+            operations.append(Pause(QUEUE_POLICY_PROPAGATION_SECONDS, ctx.config.queue_name, why))
+        return operations
 
-    def update(self, ctx: Context, observed: Observed) -> None:
-        url = observed.state["queue_url"]
-        policy_changed = False
-        if url is None:
-            # `create`: the queue was made by this run, with the policy in it (OrderQueue.attributes_at_creation)
-            queue = find_queue(ctx, ctx.config.queue_name)
-            if queue is None:
-                raise OrderflowError(f"Queue {ctx.config.queue_name!r} does not exist: run `orderflow up` again")
-            url = queue[0]
-            observed = Observed(state={**observed.state, "policy": policies.parse_policy(queue[1].get("Policy"))})
-        if policies.our_statement(observed.state["policy"]) != self._statement(ctx):
-            policy = policies.with_statement(observed.state["policy"], self._statement(ctx))
-            ctx.client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
-            policy_changed = True
-        if observed.state["subscription"] is None:
-            ctx.client("sns").subscribe(
-                TopicArn=ctx.arns.topic(ctx.config.topic_name),
-                Protocol="sqs",
-                Endpoint=self._queue_arn(ctx),
-                ReturnSubscriptionArn=True,
-            )
-        if policy_changed:
-            self._wait_for_policy(ctx)
+    def _subscribe(self, ctx: Context, reasons: tuple[str, ...] = ()) -> Call:
+        params = {
+            "TopicArn": ctx.arns.topic(ctx.config.topic_name),
+            "Protocol": "sqs",
+            "Endpoint": self._queue_arn(ctx),
+            "ReturnSubscriptionArn": True,
+        }
+        return Call("sns", "Subscribe", params, self.name(ctx), reasons)
 
-    def _wait_for_policy(self, ctx: Context) -> None:
-        """Orders published before a changed policy applies are dropped by SNS; SQS gives no signal, so wait the
-        documented time (scaled to the target: 0 on an instant embedded AWS)."""
-        seconds = QUEUE_POLICY_PROPAGATION_SECONDS * ctx.propagation_scale
-        deadline = ctx.clock() + seconds
-        while (left := deadline - ctx.clock()) > 0:
-            ctx.on_wait(
-                self.key, f"SQS applies a changed queue policy within 60 s: {left:.0f}s left, so no order is dropped"
-            )
-            ctx.sleep(min(left, max(ctx.poll_interval, 1.0)))
+    def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
+        found = find_queue(ctx, ctx.config.queue_name)
+        queue = (found[0], policies.parse_policy(found[1].get("Policy"))) if found else None
+        return self._operations(ctx, queue, self._subscribe(ctx))
 
-    def delete(self, ctx: Context, observed: Observed) -> None:
+    def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        # A subscription PendingConfirmation (cross-account) is shown by `status`; only its endpoint can confirm it.
+        missing = observed.state["subscription"] is None
+        subscribe = self._subscribe(ctx, ("subscription is missing",)) if missing else None
+        return self._operations(ctx, (observed.state["queue_url"], observed.state["policy"]), subscribe)
+
+    def delete_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        operations: list[Operation] = []
         subscription = observed.state["subscription"]
         if subscription and subscription.get("SubscriptionArn", "").startswith("arn:"):
-            try:
-                ctx.client("sns").unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
-            except ClientError as e:
-                if not is_not_found(e):
-                    raise
+            params = {"SubscriptionArn": subscription["SubscriptionArn"]}
+            operations.append(Call("sns", "Unsubscribe", params, self.name(ctx), gone_ok=True))
         url = observed.state["queue_url"]
         if url and policies.our_statement(observed.state["policy"]) is not None:
             remaining = policies.without_our_statement(observed.state["policy"])
-            try:
-                ctx.client("sqs").set_queue_attributes(
-                    QueueUrl=url, Attributes={"Policy": json.dumps(remaining) if remaining else ""}
-                )
-            except ClientError as e:
-                if not is_not_found(e):
-                    raise
+            params = {"QueueUrl": url, "Attributes": {"Policy": json.dumps(remaining) if remaining else ""}}
+            operations.append(Call("sqs", "SetQueueAttributes", params, ctx.config.queue_name, gone_ok=True))
+        return operations

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from orderflow.aws import error_code, is_not_found
+from orderflow.aws import is_not_found
 from orderflow.errors import OrderflowError
 from orderflow.provision.base import Context, Observed, Resource, changed
-from orderflow.provision.waits import wait_with
+from orderflow.provision.ops import Call, Operation, Wait
 from orderflow.stack import tag_dict, tag_list
 
 KEY_SCHEMA = [{"AttributeName": "orderId", "KeyType": "HASH"}]
@@ -47,67 +47,76 @@ class Table(Resource):
     def vanishing(self, observed: Observed) -> bool:
         return observed.state["status"] == "DELETING"
 
-    def diff(self, ctx: Context, observed: Observed) -> list[str]:
-        status = (
-            [] if observed.state["status"] == "ACTIVE" else [f"table is {observed.state['status']}: wait until ACTIVE"]
+    def _wait(self, waiter: str, what: str, ctx: Context, reasons: tuple[str, ...] = ()) -> Wait:
+        return Wait(
+            "dynamodb", f"table {self.name(ctx)}", what, waiter, params={"TableName": self.name(ctx)}, reasons=reasons
         )
+
+    def _active(self, ctx: Context, reasons: tuple[str, ...] = ()) -> Wait:
+        return self._wait("table_exists", "to be ACTIVE", ctx, reasons)
+
+    def _gone(self, ctx: Context, reasons: tuple[str, ...] = ()) -> Wait:
+        return self._wait("table_not_exists", "to finish deleting", ctx, reasons)
+
+    def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
+        # A table of this name still DELETING (`down` then `up`): CreateTable is refused until it is gone. Only
+        # then: a table that exists in any other state is no reason to wait (it was made by someone else meanwhile).
+        before = [self._gone(ctx, ("a table of this name is still DELETING",))] if vanishing is not None else []
+        create = Call(
+            "dynamodb",
+            "CreateTable",
+            {
+                "TableName": self.name(ctx),
+                "KeySchema": KEY_SCHEMA,
+                "AttributeDefinitions": KEY_ATTRIBUTES,
+                "BillingMode": BILLING_MODE,
+                "Tags": tag_list(ctx.config.tags),
+            },
+            self.name(ctx),
+        )
+        return [*before, create, self._active(ctx)]
+
+    def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
         if observed.state["key_schema"] != KEY_SCHEMA:
             raise OrderflowError(
                 f"table {self.name(ctx)!r} has key schema {observed.state['key_schema']}, not orderId (HASH); "
                 "a key cannot be changed in place. Delete the table (orderflow down) and run up again"
             )
-        return status + changed("billing mode", observed.state["billing_mode"], BILLING_MODE)
-
-    def create(self, ctx: Context) -> None:
-        # A table of this name may still be DELETING (`down` then `up`): CreateTable is refused until it is gone.
-        self._wait_gone(ctx)
-        ctx.client("dynamodb").create_table(
-            TableName=self.name(ctx),
-            KeySchema=KEY_SCHEMA,
-            AttributeDefinitions=KEY_ATTRIBUTES,
-            BillingMode=BILLING_MODE,
-            Tags=tag_list(ctx.config.tags),
+        status = observed.state["status"]
+        # UpdateTable is refused while the table is CREATING or UPDATING
+        operations: list[Operation] = (
+            [] if status == "ACTIVE" else [self._active(ctx, (f"table is {status}: wait until ACTIVE",))]
         )
-        self._wait_active(ctx)
+        billing = changed("billing mode", observed.state["billing_mode"], BILLING_MODE)
+        if billing:
+            update = Call(
+                "dynamodb",
+                "UpdateTable",
+                {"TableName": self.name(ctx), "BillingMode": BILLING_MODE},
+                self.name(ctx),
+                tuple(billing),
+            )
+            operations += [update, self._active(ctx)]
+        return operations
 
-    def update(self, ctx: Context, observed: Observed) -> None:
-        self._wait_active(ctx)  # UpdateTable is refused while the table is CREATING or UPDATING
-        if observed.state["billing_mode"] != BILLING_MODE:
-            ctx.client("dynamodb").update_table(TableName=self.name(ctx), BillingMode=BILLING_MODE)
-            self._wait_active(ctx)
+    def delete_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        # DeleteTable is refused while the table is CREATING or UPDATING; a concurrent delete is as good as ours.
+        ready = [] if observed.state["status"] == "ACTIVE" else [self._active(ctx)]
+        delete = Call(
+            "dynamodb",
+            "DeleteTable",
+            {"TableName": self.name(ctx)},
+            self.name(ctx),
+            gone_ok=True,
+            also_ok=("ResourceInUseException",),
+        )
+        return [*ready, delete, self._gone(ctx)]
 
-    def delete(self, ctx: Context, observed: Observed) -> None:
-        if self._status(ctx) not in (None, "DELETING"):
-            self._wait_active(ctx)  # DeleteTable is refused while the table is CREATING or UPDATING
-            try:
-                ctx.client("dynamodb").delete_table(TableName=self.name(ctx))
-            except ClientError as e:
-                if not is_not_found(e) and error_code(e) != "ResourceInUseException":
-                    raise
-        self._wait_gone(ctx)
-
-    def _status(self, ctx: Context) -> str | None:
+    def explain(self, ctx: Context, wait: Wait) -> str | None:
         try:
-            return ctx.client("dynamodb").describe_table(TableName=self.name(ctx))["Table"]["TableStatus"]
+            status = ctx.client("dynamodb").describe_table(TableName=self.name(ctx))["Table"]["TableStatus"]
         except ClientError as e:
             if is_not_found(e):
-                return None
+                return "it does not exist"
             raise
-
-    def _wait_active(self, ctx: Context) -> None:
-        self._wait(ctx, "table_exists", "to be ACTIVE")
-
-    def _wait_gone(self, ctx: Context) -> None:
-        if self._status(ctx) is not None:
-            self._wait(ctx, "table_not_exists", "to finish deleting")
-
-    def _wait(self, ctx: Context, waiter: str, what: str) -> None:
-        wait_with(
-            ctx,
-            self.key,
-            f"table {self.name(ctx)} {what}",
-            ctx.client("dynamodb"),
-            waiter,
-            explain=lambda: f"its status is {self._status(ctx)}",
-            TableName=self.name(ctx),
-        )
+        return f"its status is {status}"

@@ -6,6 +6,7 @@ from botocore.exceptions import ClientError
 
 from orderflow.aws import is_not_found
 from orderflow.provision.base import Context, Observed, Resource
+from orderflow.provision.ops import Call, Operation
 from orderflow.stack import tag_dict, tag_list
 
 
@@ -32,15 +33,13 @@ class Topic(Resource):
             raise
         return Observed(state={}, tags=tag_dict(tags))
 
-    def diff(self, ctx: Context, observed: Observed) -> list[str]:
-        return []
+    def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
+        params = {"Name": self.name(ctx), "Tags": tag_list(ctx.config.tags)}
+        return [Call("sns", "CreateTopic", params, self.name(ctx))]
 
-    def create(self, ctx: Context) -> None:
-        ctx.client("sns").create_topic(Name=self.name(ctx), Tags=tag_list(ctx.config.tags))
+    def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        return []  # a topic has no setting of ours that can drift
 
-    def update(self, ctx: Context, observed: Observed) -> None:
-        """A topic has no setting of ours that can drift."""
-
-    def delete(self, ctx: Context, observed: Observed) -> None:
+    def delete_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
         # DeleteTopic is idempotent on AWS: deleting a missing topic succeeds. It deletes the topic's subscriptions.
-        ctx.client("sns").delete_topic(TopicArn=self.arn(ctx))
+        return [Call("sns", "DeleteTopic", {"TopicArn": self.arn(ctx)}, self.name(ctx), gone_ok=True)]

@@ -7,9 +7,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from orderflow.aws import is_not_found
-from orderflow.errors import OrderflowError
+from orderflow.errors import NotFoundError
 from orderflow.provision.base import Context, Observed, Resource, changed
-from orderflow.provision.waits import any_of, poll_until, refused_with, retry_while
+from orderflow.provision.ops import Call, Operation, Ref, Transient, Wait
 
 RESPONSE_TYPES = ["ReportBatchItemFailures"]
 # Lambda API Reference, EventSourceMappingConfiguration.State: the mapping polls only once Enabled; it cannot be
@@ -18,11 +18,11 @@ SETTLED = ("Enabled", "Disabled")
 # While the role's new policies propagate, Lambda refuses the mapping ("The provided execution role does not have
 # permissions to call ReceiveMessage on SQS"); while an older mapping of the same queue and function is still
 # Deleting, it refuses a new one (ResourceConflictException). Both pass with time.
-MAPPING_TRANSIENT = any_of(
-    refused_with("InvalidParameterValueException", "execution role does not have permissions", "cannot be assumed"),
-    refused_with("ResourceConflictException"),
+MAPPING_TRANSIENT = (
+    Transient("InvalidParameterValueException", ("execution role does not have permissions", "cannot be assumed")),
+    Transient("ResourceConflictException"),
 )
-IN_USE = refused_with("ResourceInUseException")
+IN_USE = (Transient("ResourceInUseException"),)
 
 
 def find_mapping(ctx: Context) -> dict[str, Any] | None:
@@ -104,65 +104,59 @@ class Trigger(Resource):
             line for key, value in self.desired(ctx).items() for line in changed(key, observed.state.get(key), value)
         ]
 
-    def diff(self, ctx: Context, observed: Observed) -> list[str]:
-        state = observed.state["State"]
-        waiting = [] if state in SETTLED else [f"mapping is {state}: wait until it is Enabled"]
-        return waiting + self._settings_diff(ctx, observed)
-
-    def create(self, ctx: Context) -> None:
-        created = retry_while(
-            ctx,
-            self.key,
-            lambda: ctx.client("lambda").create_event_source_mapping(
-                EventSourceArn=ctx.arns.queue(ctx.config.queue_name),
-                FunctionName=ctx.config.function_name,
-                **self.desired(ctx),
-            ),
-            MAPPING_TRANSIENT,
+    def _settled(self, ctx: Context, uuid: str | Ref, reasons: tuple[str, ...] = ()) -> Wait:
+        return Wait(
+            "lambda",
+            f"trigger {self.name(ctx)}",
+            "to be Enabled",
+            condition="settled",
+            params={"UUID": uuid},
+            reasons=reasons,
         )
-        self._wait_settled(ctx, created["UUID"])
 
-    def update(self, ctx: Context, observed: Observed) -> None:
+    def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
+        params = {
+            "EventSourceArn": ctx.arns.queue(ctx.config.queue_name),
+            "FunctionName": ctx.config.function_name,
+            **self.desired(ctx),
+        }
+        create = Call(
+            "lambda",
+            "CreateEventSourceMapping",
+            params,
+            self.name(ctx),
+            retry=MAPPING_TRANSIENT,
+            store=("uuid", "UUID"),
+        )
+        return [create, self._settled(ctx, Ref("uuid"))]
+
+    def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
+        uuid, state = observed.state["UUID"], observed.state["State"]
+        # a mapping between states can be neither updated nor deleted
+        operations: list[Operation] = (
+            [] if state in SETTLED else [self._settled(ctx, uuid, (f"mapping is {state}: wait until it is Enabled",))]
+        )
+        reasons = self._settings_diff(ctx, observed)
+        if reasons:
+            params = {"UUID": uuid, **self.desired(ctx)}
+            update = Call("lambda", "UpdateEventSourceMapping", params, self.name(ctx), tuple(reasons), retry=IN_USE)
+            operations += [update, self._settled(ctx, uuid)]
+        return operations
+
+    def delete_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
         uuid = observed.state["UUID"]
-        self._wait_settled(ctx, uuid)
-        if self._settings_diff(ctx, observed):
-            retry_while(
-                ctx,
-                self.key,
-                lambda: ctx.client("lambda").update_event_source_mapping(UUID=uuid, **self.desired(ctx)),
-                IN_USE,
-            )
-            self._wait_settled(ctx, uuid)
-
-    def delete(self, ctx: Context, observed: Observed) -> None:
-        uuid = observed.state["UUID"]
-        if observed.state["State"] != "Deleting":
-            self._wait_settled(ctx, uuid)
-
-            def delete() -> None:
-                try:
-                    ctx.client("lambda").delete_event_source_mapping(UUID=uuid)
-                except ClientError as e:
-                    if not is_not_found(e):
-                        raise
-
-            retry_while(ctx, self.key, delete, IN_USE)
+        ready = [] if observed.state["State"] in SETTLED else [self._settled(ctx, uuid)]
+        delete = Call("lambda", "DeleteEventSourceMapping", {"UUID": uuid}, self.name(ctx), retry=IN_USE, gone_ok=True)
         # Deleting is asynchronous: the mapping is only gone (and its name free for the next `up`) later.
-        poll_until(
-            ctx,
-            self.key,
-            f"the trigger {uuid} to be deleted",
-            lambda: mapping_state(ctx, uuid),
-            lambda state: state is None,
-        )
+        gone = Wait("lambda", f"trigger {self.name(ctx)}", "to be deleted", condition="gone", params={"UUID": uuid})
+        return [*ready, delete, gone]
 
-    def _wait_settled(self, ctx: Context, uuid: str) -> None:
-        state = poll_until(
-            ctx,
-            self.key,
-            f"the trigger {uuid} to be Enabled",
-            lambda: mapping_state(ctx, uuid),
-            lambda state: state in (*SETTLED, None),
-        )
+    def check(self, ctx: Context, wait: Wait, params: dict[str, Any]) -> tuple[bool, str]:
+        state = mapping_state(ctx, params["UUID"])
+        if wait.condition == "gone":
+            return state is None, str(state)
         if state is None:
-            raise OrderflowError(f"The trigger {uuid} disappeared while orderflow waited for it: run `orderflow up`")
+            raise NotFoundError(
+                f"The trigger {params['UUID']} disappeared while orderflow waited for it: run `orderflow up`"
+            )
+        return state in SETTLED, state

@@ -1,118 +1,122 @@
-"""Waiting on AWS's eventually consistent control plane: retry a call AWS refuses for a known, passing reason, and
-poll a resource until it reaches a state. Bounded, on the context's injectable clock, and reported (ctx.on_wait) so
-that a user sees what is being waited for and why."""
+"""Running one step's operations on AWS's eventually consistent control plane: a call AWS refuses for a known,
+passing reason is retried, a wait polls until the resource reaches its state, a pause waits out a documented
+propagation delay. Bounded, on the context's injectable clock, interruptible (the run's cancel token) and reported,
+so that a user sees what is being waited for and why."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any
 
 from botocore import xform_name
 from botocore.exceptions import ClientError
 
-from orderflow.aws import error_code
-from orderflow.errors import OrderflowError
-from orderflow.provision.base import Context
-
-T = TypeVar("T")
-
-# IAM is eventually consistent: a new role or policy can be refused by Lambda for seconds; Terraform retries its
-# Lambda calls for 2 minutes.
-IAM_PROPAGATION_LIMIT_SECONDS = 120.0
-# Lambda's and DynamoDB's own state changes: usually seconds, rarely minutes.
-STATE_LIMIT_SECONDS = 600.0
+from orderflow.aws import error_code, is_not_found
+from orderflow.errors import Cancelled, OrderflowError, TimedOut
+from orderflow.provision.base import Context, Resource
+from orderflow.provision.ops import Call, Operation, Pause, Wait, resolve
 
 
-def retry_while(
-    ctx: Context,
-    key: str,
-    call: Callable[[], T],
-    passing: Callable[[ClientError], str | None],
-    limit: float = IAM_PROPAGATION_LIMIT_SECONDS,
-) -> T:
-    """Run `call`; while AWS refuses it for a reason that passes with time (`passing` names it, else None), report
-    the reason and try again every poll interval, for at most `limit` seconds."""
+@dataclass
+class StepRun:
+    """One resource's operations being run: the context, where to report waits, and the run's cancel token."""
+
+    ctx: Context
+    resource: Resource
+    report: Callable[[str], None] = lambda text: None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    # What calls stored (`Call.store`) for later operations of the step (`Ref`).
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, or stop at once (Cancelled) when the run is cancelled."""
+        if self.ctx.sleep is time.sleep:
+            if self.cancelled.wait(seconds):
+                raise Cancelled()
+            return
+        if self.cancelled.is_set():
+            raise Cancelled()
+        self.ctx.sleep(seconds)  # an injected sleep (a test's fake clock) advances its own clock
+
+    def run(self, operation: Operation) -> None:
+        if isinstance(operation, Call):
+            call(self, operation)
+        elif isinstance(operation, Wait):
+            wait(self, operation)
+        else:
+            pause(self, operation)
+
+
+def call(step: StepRun, op: Call) -> Any:
+    """Make the call; while AWS refuses it for a reason that passes with time, report the reason and try again every
+    poll interval, for at most `op.retry_limit` seconds. "Already gone" counts as done where `op.gone_ok`."""
+    ctx = step.ctx
+    method = getattr(ctx.client(op.service), xform_name(op.operation))
     started = ctx.clock()
     while True:
         try:
-            return call()
+            response = method(**resolve(op.params, step.values))
+            break
         except ClientError as e:
-            reason = passing(e)
+            if (op.gone_ok and is_not_found(e)) or error_code(e) in op.also_ok:
+                return None
+            reason = next((r for t in op.retry if (r := t.matches(e)) is not None), None)
             waited = ctx.clock() - started
-            if reason is None or waited + ctx.poll_interval > limit:
+            if reason is None or waited + ctx.poll_interval > op.retry_limit:
                 raise
-            ctx.on_wait(key, f"{reason} (retrying, {waited:.0f}s of at most {limit:.0f}s)")
-        ctx.sleep(ctx.poll_interval)
+            step.report(f"{reason} (retrying, {waited:.0f}s of at most {op.retry_limit:.0f}s)")
+        step.sleep(ctx.poll_interval)
+    if op.store is not None:
+        name, key = op.store
+        step.values[name] = response[key]
+    return response
 
 
-def refused_with(code: str, *fragments: str) -> Callable[[ClientError], str | None]:
-    """A `passing` test: the error has this code and (if given) one of these message fragments."""
-
-    def test(error: ClientError) -> str | None:
-        message = error.response.get("Error", {}).get("Message", "")
-        if error_code(error) != code or (fragments and not any(f in message for f in fragments)):
-            return None
-        return f"{code}: {message}"
-
-    return test
-
-
-def any_of(*tests: Callable[[ClientError], str | None]) -> Callable[[ClientError], str | None]:
-    return lambda error: next((reason for test in tests if (reason := test(error)) is not None), None)
-
-
-def poll_until(
-    ctx: Context,
-    key: str,
-    what: str,
-    read: Callable[[], Any],
-    done: Callable[[Any], bool],
-    describe: Callable[[Any], str] = str,
-    limit: float = STATE_LIMIT_SECONDS,
-) -> Any:
-    """Read until `done(value)`; report `what` and the value meanwhile; give up after `limit` seconds naming the last
-    value seen."""
+def wait(step: StepRun, op: Wait) -> None:
+    """Poll until the state is reached: a botocore waiter's operation and acceptors, or the resource's named
+    condition. A failure state names the reason AWS gives; the limit names the last state seen."""
+    ctx = step.ctx
+    params = resolve(op.params, step.values)
+    poll = _waiter_poll(step, op, params) if op.waiter else (lambda: step.resource.check(ctx, op, params))
     started = ctx.clock()
     while True:
-        value = read()
-        if done(value):
-            return value
+        reached, seen = poll()
+        if reached:
+            return
         waited = ctx.clock() - started
-        if waited + ctx.poll_interval > limit:
-            raise OrderflowError(f"Gave up after {limit:.0f}s waiting for {what}: it is still {describe(value)}")
-        ctx.on_wait(key, f"waiting for {what} (now {describe(value)}, {waited:.0f}s)")
-        ctx.sleep(ctx.poll_interval)
+        if waited + ctx.poll_interval > op.limit:
+            raise TimedOut(f"Gave up after {op.limit:.0f}s waiting for {op.target} {op.what}: it is still {seen}")
+        step.report(f"waiting for {op.target} {op.what} (now {seen}, {waited:.0f}s)")
+        step.sleep(ctx.poll_interval)
 
 
-def wait_with(
-    ctx: Context,
-    key: str,
-    what: str,
-    client: Any,
-    waiter: str,
-    explain: Callable[[], str] | None = None,
-    limit: float = STATE_LIMIT_SECONDS,
-    **params: Any,
-) -> None:
-    """Wait for the service's own signal (TableStatus, State, LastUpdateStatus) as botocore's waiter defines it —
-    its operation and acceptors — but polled on the context's clock: reported while it waits, interruptible between
-    polls, bounded by `limit`. A failure state names the reason AWS gives (`explain`), not just "gave up"."""
-    config = client.get_waiter(waiter).config
+def _waiter_poll(step: StepRun, op: Wait, params: dict[str, Any]) -> Callable[[], tuple[bool, str]]:
+    """botocore's waiter definition (operation and acceptors), polled on the step's clock instead of its own."""
+    client = step.ctx.client(op.service)
+    config = client.get_waiter(op.waiter).config
     operation = getattr(client, xform_name(config.operation))
-    started = ctx.clock()
-    while True:
+
+    def poll() -> tuple[bool, str]:
         try:
             response = operation(**params)
         except ClientError as e:
             response = e.response  # some acceptors match an error code (ResourceNotFoundException: "gone")
         state = next((a.state for a in config.acceptors if a.matcher_func(response)), None)
-        if state == "success":
-            return
         if state == "failure" or (state is None and "Error" in response):
-            reason = explain() if explain is not None else str(response.get("Error", response))
-            raise OrderflowError(f"{what} did not happen: {reason}")
-        waited = ctx.clock() - started
-        if waited + ctx.poll_interval > limit:
-            raise OrderflowError(f"Gave up after {limit:.0f}s waiting for {what}")
-        ctx.on_wait(key, f"waiting for {what} ({waited:.0f}s)")
-        ctx.sleep(ctx.poll_interval)
+            reason = step.resource.explain(step.ctx, op) or str(response.get("Error", response))
+            raise OrderflowError(f"{op.target} {op.what} did not happen: {reason}")
+        return state == "success", "not there yet"
+
+    return poll
+
+
+def pause(step: StepRun, op: Pause) -> None:
+    """Wait out a documented delay nothing signals, scaled to the target (0 on an instant embedded AWS)."""
+    ctx = step.ctx
+    deadline = ctx.clock() + op.seconds * ctx.time_scale
+    while (left := deadline - ctx.clock()) > 0:
+        step.report(f"{op.why}: {left:.0f}s left")
+        step.sleep(min(left, max(ctx.poll_interval, 1.0)))

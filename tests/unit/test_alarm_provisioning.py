@@ -43,7 +43,7 @@ def test_up_creates_a_tagged_alarm_and_alerts_topic_and_down_removes_them(ctx):
     assert {"Key": STACK_TAG, "Value": "default"} in topic_tags["Tags"]
     assert _emails(ctx) == []
 
-    operations.teardown(ctx, operations.plan_teardown(ctx))
+    operations.teardown(ctx)
     assert ctx.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
     assert ctx.client("sns").list_topics()["Topics"] == []
 

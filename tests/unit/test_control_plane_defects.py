@@ -67,7 +67,7 @@ def test_a_function_whose_tags_cannot_be_read_is_neither_adopted_nor_left_runnin
     inject_error(ctx.aws, "before-call.lambda.ListTags", "AccessDeniedException", "not authorized", status=403)
     [function] = [o for o in observe(ctx) if o.resource.key == "function"]
     assert function.ownership == "unknown"  # not "foreign": nobody said it is someone else's
-    for attempt in (lambda: operations.converge(ctx), lambda: operations.plan_teardown(ctx)):
+    for attempt in (lambda: operations.converge(ctx), lambda: operations.plan_down(ctx)):
         with pytest.raises(OrderflowError, match="Cannot tell whether Lambda function 'ProcessOrderFunction'"):
             attempt()
     ctx.client("lambda").get_function(FunctionName=ctx.config.function_name)  # nothing was deleted

@@ -18,7 +18,7 @@ def _states(ctx) -> dict[str, str]:
 
 def test_down_removes_everything_the_stack_owns(ctx):
     operations.converge(ctx)
-    results = operations.teardown(ctx, operations.plan_teardown(ctx))
+    results = operations.teardown(ctx)
     assert [r.key for r in results] == [
         "trigger",
         "function",
@@ -40,8 +40,8 @@ def test_down_removes_everything_the_stack_owns(ctx):
 
 def test_down_twice_treats_already_gone_as_success(ctx):
     operations.converge(ctx)
-    operations.teardown(ctx, operations.plan_teardown(ctx))
-    results = operations.teardown(ctx, operations.plan_teardown(ctx))
+    operations.teardown(ctx)
+    results = operations.teardown(ctx)
     assert {r.outcome for r in results} == {"already gone"}
 
 
@@ -51,7 +51,7 @@ def test_down_after_an_interrupted_up_finishes_the_job(ctx):
         operations.converge(ctx)
     states = _states(ctx)
     assert states["log_group"] == "exists" and states["function"] == "missing"
-    results = {r.key: r.outcome for r in operations.teardown(ctx, operations.plan_teardown(ctx))}
+    results = {r.key: r.outcome for r in operations.teardown(ctx)}
     assert results["function"] == "already gone" and results["table"] == "deleted"
     assert set(_states(ctx).values()) == {"missing"}
 
@@ -60,9 +60,9 @@ def test_an_interrupted_down_is_finished_by_the_next_down(ctx):
     operations.converge(ctx)
     inject_error(ctx.aws, "before-call.sqs.DeleteQueue", "InternalError", "boom", times=1, status=400)
     with pytest.raises(ClientError):
-        operations.teardown(ctx, operations.plan_teardown(ctx))
+        operations.teardown(ctx)
     assert _states(ctx)["queue"] == "exists"
-    operations.teardown(ctx, operations.plan_teardown(ctx))
+    operations.teardown(ctx)
     assert set(_states(ctx).values()) == {"missing"}
 
 
@@ -78,7 +78,7 @@ def test_up_after_an_interrupted_up_converges(ctx):
 def test_keep_data_keeps_the_table_and_its_items(ctx):
     operations.converge(ctx)
     ctx.client("dynamodb").put_item(TableName="Orders", Item={"orderId": {"S": "O1"}})
-    results = {r.key: r.outcome for r in operations.teardown(ctx, operations.plan_teardown(ctx, keep_data=True))}
+    results = {r.key: r.outcome for r in operations.teardown(ctx, keep_data=True)}
     assert results["table"] == "kept"
     assert ctx.client("dynamodb").get_item(TableName="Orders", Key={"orderId": {"S": "O1"}})["Item"]
 
@@ -112,7 +112,7 @@ def test_down_never_touches_foreign_resources(ctx):
     topic_arn = ctx.arns.topic("OrderTopic")
     ctx.client("sns").untag_resource(ResourceArn=topic_arn, TagKeys=["orderflow:stack"])
 
-    results = {r.key: r.outcome for r in operations.teardown(ctx, operations.plan_teardown(ctx))}
+    results = {r.key: r.outcome for r in operations.teardown(ctx)}
     assert results["role"] == "not ours, left alone"
     assert results["topic"] == "not ours, left alone"
     assert results["subscription"] == "not ours, left alone"

@@ -262,3 +262,86 @@ def test_other_create_function_errors_are_not_retried(ctx, fake_time):
     with pytest.raises(ClientError, match="bad zip"):
         operations.converge(ctx)
     assert fake_time.sleeps == []
+
+
+def _drift_queue_redrive(ctx):
+    attributes, url = _queue_attributes(ctx, "OrderQueue")
+    redrive = json.loads(attributes["RedrivePolicy"]) | {"maxReceiveCount": 9}
+    ctx.client("sqs").set_queue_attributes(
+        QueueUrl=url, Attributes={"RedrivePolicy": json.dumps(redrive), "Policy": attributes["Policy"]}
+    )
+
+
+def _drift_queue_policy_and_inline_policy(ctx):
+    _, url = _queue_attributes(ctx, "OrderQueue")
+    ctx.client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": ""})
+    ctx.client("iam").put_role_policy(
+        RoleName="ProcessOrderFunction-role",
+        PolicyName="TooBroad",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        ),
+    )
+
+
+def _drift_function(ctx):
+    ctx.client("lambda").update_function_configuration(FunctionName="ProcessOrderFunction", Timeout=5, MemorySize=512)
+
+
+def _drift_mapping_disabled(ctx):
+    lam = ctx.client("lambda")
+    [mapping] = lam.list_event_source_mappings(FunctionName="ProcessOrderFunction")["EventSourceMappings"]
+    lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False, BatchSize=3)
+
+
+def _drift_subscription_and_log_retention(ctx):
+    sns = ctx.client("sns")
+    topic = ctx.arns.topic("OrderTopic")
+    for sub in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]:
+        sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+    ctx.client("logs").put_retention_policy(logGroupName=ctx.config.log_group_name, retentionInDays=3)
+
+
+def _drift_alarm(ctx):
+    from orderflow.provision.alarm import dlq_alarm_definition
+
+    definition = dlq_alarm_definition(ctx.config, ctx.arns.topic(ctx.config.alerts_topic_name))
+    ctx.client("cloudwatch").put_metric_alarm(**{**definition, "Threshold": 5.0})
+
+
+def _deleted_function_and_trigger(ctx):
+    lam = ctx.client("lambda")
+    for mapping in lam.list_event_source_mappings(FunctionName="ProcessOrderFunction")["EventSourceMappings"]:
+        lam.delete_event_source_mapping(UUID=mapping["UUID"])
+    lam.delete_function(FunctionName="ProcessOrderFunction")
+
+
+@pytest.mark.parametrize(
+    "drift",
+    [
+        _drift_queue_redrive,
+        _drift_queue_policy_and_inline_policy,
+        _drift_function,
+        _drift_mapping_disabled,
+        _drift_subscription_and_log_retention,
+        _drift_alarm,
+        _deleted_function_and_trigger,
+        None,
+    ],
+    ids=lambda d: d.__name__.strip("_") if d else "converged",
+)
+def test_the_dry_run_shows_exactly_the_operations_the_run_makes(ctx, make_ctx, drift):
+    operations.converge(ctx)
+    if drift is not None:
+        drift(ctx)
+    planned = operations.converge(ctx, dry_run=True).to_document()["plan"]
+    calls = count_calls(ctx.aws)
+    ran = operations.converge(ctx).to_document()
+    # The same operations, step by step, in the document `up --json` prints for a dry run and for a run …
+    assert [p["operations"] for p in planned] == [r["operations"] for r in ran["results"]]
+    assert [p["operations"] for p in planned] == [p["operations"] for p in ran["plan"]]
+    # … and the writes made are exactly the planned calls (no hidden call, none skipped).
+    planned_calls = sorted(op["call"].split(":")[1] for p in planned for op in p["operations"] if "call" in op)
+    assert sorted(calls.writes) == planned_calls
+    assert (drift is None) == (planned_calls == [])
+    assert all(s.change.action == "unchanged" for s in operations.converge(ctx, dry_run=True).steps)

@@ -41,7 +41,7 @@ class Recorded(Progress):
 @pytest.fixture
 def ctx(endpoint, request) -> Context:
     aws = connect(region=state.LOCAL_REGION, endpoint_url=endpoint, credentials=state.LOCAL_CREDENTIALS)
-    return Context(aws=aws, config=StackConfig(f"r{abs(hash(request.node.name)) % 10**6}"), propagation_scale=SCALE)
+    return Context(aws=aws, config=StackConfig(f"r{abs(hash(request.node.name)) % 10**6}"), time_scale=SCALE)
 
 
 def test_up_returns_once_everything_is_ready_and_down_then_up_at_once_succeeds(ctx):
@@ -55,7 +55,7 @@ def test_up_returns_once_everything_is_ready_and_down_then_up_at_once_succeeds(c
     # the function waited for IAM to let Lambda assume the new role
     assert any(key == "function" and "cannot be assumed" in text for key, text in progress.waits)
 
-    operations.teardown(ctx, operations.plan_teardown(ctx))
+    operations.teardown(ctx)
     assert [o.ownership for o in observe(ctx)] == ["missing"] * 11  # the mapping's asynchronous delete is over
     progress = Recorded()
     report = operations.converge(ctx, progress=progress)
@@ -79,7 +79,7 @@ def test_down_waits_out_a_mapping_that_is_still_creating(ctx):
         with contextlib.suppress(lam.exceptions.ResourceConflictException):
             new = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName=ctx.config.function_name)
     assert new["State"] == "Creating"
-    results = {r.key: r.outcome for r in operations.teardown(ctx, operations.plan_teardown(ctx))}
+    results = {r.key: r.outcome for r in operations.teardown(ctx)}
     assert results["trigger"] == "deleted"
     assert lam.list_event_source_mappings(FunctionName=ctx.config.function_name)["EventSourceMappings"] == []
 
