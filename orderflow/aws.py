@@ -16,7 +16,16 @@ import botocore.exceptions
 from botocore.config import Config
 
 from orderflow.arns import Arns
-from orderflow.errors import ConfigError, OrderflowError
+from orderflow.errors import (
+    AccessDeniedError,
+    AwsError,
+    ConfigError,
+    CredentialsError,
+    EndpointError,
+    NotConfigured,
+    NotFoundError,
+    TimedOut,
+)
 
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=70)
 # The embedded AWS is on this machine: an answer that takes seconds will not come (read_timeout still covers a
@@ -34,7 +43,7 @@ class Aws:
         self._clients: dict[str, Any] = {}
         self._account: str | None = None
         if not session.region_name:
-            raise OrderflowError(
+            raise NotConfigured(
                 "No AWS region configured: pass --region, set AWS_REGION, or set a region in your AWS profile"
             )
 
@@ -129,23 +138,23 @@ def aws_errors(endpoint_url: str | None = None) -> Iterator[None]:
     try:
         yield
     except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError) as e:
-        raise OrderflowError(
+        raise CredentialsError(
             "No AWS credentials found: run `aws configure`, set AWS_PROFILE or the AWS_ACCESS_KEY_ID/"
             "AWS_SECRET_ACCESS_KEY variables — or use --local to run against the embedded AWS"
         ) from e
     except botocore.exceptions.ProfileNotFound as e:
-        raise OrderflowError(f"{e}: check --profile / AWS_PROFILE against ~/.aws/config") from e
+        raise CredentialsError(f"{e}: check --profile / AWS_PROFILE against ~/.aws/config") from e
     except botocore.exceptions.NoRegionError as e:
-        raise OrderflowError("No AWS region configured: pass --region or set AWS_REGION") from e
+        raise NotConfigured("No AWS region configured: pass --region or set AWS_REGION") from e
     except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError) as e:
         where = endpoint_url or "AWS"
-        raise OrderflowError(f"Cannot reach {where}: {e}. Is the endpoint running and the network up?") from e
+        raise EndpointError(f"Cannot reach {where}: {e}. Is the endpoint running and the network up?") from e
     except botocore.exceptions.ClientError as e:
         code = error_code(e)
         message = e.response.get("Error", {}).get("Message", str(e))
         operation = getattr(e, "operation_name", "call")
         if code in ACCESS_DENIED_CODES:
-            raise OrderflowError(f"Access denied for {operation}: {message}") from e
+            raise AccessDeniedError(f"Access denied for {operation}: {message}") from e
         if code in {
             "ExpiredToken",
             "ExpiredTokenException",
@@ -153,9 +162,10 @@ def aws_errors(endpoint_url: str | None = None) -> Iterator[None]:
             "UnrecognizedClientException",
             "SignatureDoesNotMatch",
         }:
-            raise OrderflowError(f"Your AWS credentials were rejected ({code}): {message}") from e
-        raise OrderflowError(f"AWS {operation} failed: {code}: {message}") from e
+            raise CredentialsError(f"Your AWS credentials were rejected ({code}): {message}") from e
+        kind = NotFoundError if is_not_found(e) else AwsError
+        raise kind(f"AWS {operation} failed: {code}: {message}") from e
     except botocore.exceptions.WaiterError as e:
-        raise OrderflowError(f"Gave up waiting: {e}") from e
+        raise TimedOut(f"Gave up waiting: {e}") from e
     except botocore.exceptions.BotoCoreError as e:
-        raise OrderflowError(f"AWS client error: {e}") from e
+        raise AwsError(f"AWS client error: {e}") from e

@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from orderflow import __version__, settings_file
 from orderflow.aws import LOCAL_CONFIG, Aws, aws_errors, connect
-from orderflow.errors import ConfigError, OrderflowError
+from orderflow.errors import Cancelled, ConfigError, FileProblem, NeedsConfirmation, NotFoundError, OrderflowError
 from orderflow.flow import dlq as dlq_flow
 from orderflow.flow import logs as logs_flow
 from orderflow.flow import publish
@@ -121,7 +121,7 @@ class OrderflowGroup(click.Group):
         except click.UsageError as e:
             if _wants_json(arguments):
                 usage = e.ctx.get_usage() if e.ctx else None
-                Output(True).document({"ok": False, "error": e.format_message(), "usage": usage})
+                Output(True).document({"ok": False, "code": "usage", "error": e.format_message(), "usage": usage})
             else:
                 # one line, like every other error (click's own form takes four)
                 where = e.ctx.command_path if e.ctx else "orderflow"
@@ -130,13 +130,13 @@ class OrderflowGroup(click.Group):
             sys.exit(e.exit_code)
         except click.ClickException as e:
             if _wants_json(arguments):
-                Output(True).document({"ok": False, "error": e.format_message()})
+                code = "usage" if e.exit_code == 2 else "failed"
+                Output(True).document({"ok": False, "code": code, "error": e.format_message()})
             else:
                 click.echo(f"error: {e.format_message()}", err=True)
             sys.exit(e.exit_code)
         except click.exceptions.Abort:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+            _interrupted(arguments)
         # Without standalone mode click returns what `ctx.exit(code)` was given (--help and --version: 0).
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -147,13 +147,19 @@ class OrderflowGroup(click.Group):
         except OrderflowError as e:
             options = ctx.find_object(Options)
             output = options.output if options else Output(False)
-            output.document({"ok": False, "error": str(e)})
+            output.document({"ok": False, "code": e.code, "error": str(e)})
             output.error(str(e))
             sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        except (KeyboardInterrupt, Cancelled):
+            _interrupted(sys.argv[1:])
         return result
+
+
+def _interrupted(arguments: list[str]) -> None:
+    if _wants_json(arguments):
+        Output(True).document({"ok": False, "code": Cancelled.code, "error": "interrupted"})
+    click.echo("interrupted", err=True)
+    sys.exit(130)
 
 
 @click.group(cls=OrderflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -269,7 +275,7 @@ def _export(path: Path | None, render: Any) -> None:
     try:
         exported(render, path)
     except OSError as e:
-        raise OrderflowError(f"Cannot write {path}: {e.strerror or e}") from e
+        raise FileProblem(f"Cannot write {path}: {e.strerror or e}") from e
 
 
 @cli.command()
@@ -367,9 +373,9 @@ def down(options: Options, yes: bool, keep_data: bool) -> None:
         items = (table_step.observed.state.get("item_count") if table_step.observed else None) or 0
         question = f"Delete table {table_step.name!r} and its orders (about {items} item(s))?"
         if out.as_json or not sys.stdin.isatty():
-            raise OrderflowError(f"{question} Refusing without --yes (or keep it with --keep-data)")
+            raise NeedsConfirmation(f"{question} Refusing without --yes (or keep it with --keep-data)")
         if not click.confirm(question, default=False, err=True):
-            raise OrderflowError("Nothing was deleted. Use --keep-data to remove everything but the table")
+            raise NeedsConfirmation("Nothing was deleted. Use --keep-data to remove everything but the table")
     with out.progress() as progress:
         results = operations.teardown(ctx, steps, progress)
     for r in results:
@@ -480,6 +486,7 @@ def verify(options: Options, order_id: str | None, timeout: float, export_to: Pa
     out.document(
         {
             "ok": report.passed,
+            **({} if report.passed else {"code": "check-failed"}),
             "orderId": report.order_id,
             "seconds": round(report.seconds, 3),
             "checks": [
@@ -606,7 +613,7 @@ def trace(options: Options, order_id: str | None, message_id: str | None, since:
     with out.waiting("reading the order's story …"):
         story = trace_flow.trace(aws, config, order_id, message_id, start_ms)
     if not story.found:
-        raise OrderflowError(
+        raise NotFoundError(
             f"No trace of {'order ' + order_id if order_id else 'message ' + str(message_id)} on stack "
             f"{config.name} in the last {since}: not in the publish journal, not in {config.log_group_name}"
         )
@@ -773,6 +780,7 @@ def local_status(options: Options) -> None:
     options.output.document(
         {
             "ok": status.running,  # exit 1 when it is not running: `ok` says the same
+            **({} if status.running else {"code": "not-running"}),
             "running": status.running,
             "note": status.note,
             "endpoint": server.endpoint if status.running and server else None,
@@ -838,6 +846,7 @@ def demo(options: Options, timeout: float, realistic: bool, time_scale: float) -
     out.document(
         {
             "ok": ok,
+            **({} if ok else {"code": "check-failed"}),
             "orderId": published.order_id,
             "item": item,
             "checks": [{"hop": c.hop, "passed": c.passed, "evidence": c.evidence} for c in report.checks],

@@ -36,10 +36,52 @@ class CredentialsError(OrderflowError):
     code = "credentials"
 
 
+class NotConfigured(OrderflowError):
+    """No AWS region is configured where one is needed."""
+
+    code = "not-configured"
+
+
 class EndpointError(OrderflowError):
     """The endpoint cannot be reached, or the embedded AWS cannot listen or run."""
 
     code = "endpoint"
+
+
+class NotRunningError(EndpointError):
+    """No embedded AWS is running (or the one recorded is not answering)."""
+
+    code = "not-running"
+
+
+class PortInUse(EndpointError):
+    """The port the embedded AWS should listen on is taken."""
+
+    code = "port-in-use"
+
+
+class BadInput(OrderflowError):
+    """An order, an order file or a value given to a command cannot be used as it is."""
+
+    code = "bad-input"
+
+
+class FileProblem(OrderflowError):
+    """A file or folder orderflow reads or writes (its state folder, an export, the publish journal) is unusable."""
+
+    code = "file"
+
+
+class Conflict(OrderflowError):
+    """What exists conflicts with what was asked (a task already running, a table keyed otherwise)."""
+
+    code = "conflict"
+
+
+class NeedsConfirmation(OrderflowError):
+    """Deleting data needs a yes: given interactively or with --yes."""
+
+    code = "needs-confirmation"
 
 
 class TimedOut(OrderflowError):
@@ -89,7 +131,14 @@ ERROR_CODES: dict[str, str] = {
         NotFoundError,
         AccessDeniedError,
         CredentialsError,
+        NotConfigured,
         EndpointError,
+        NotRunningError,
+        PortInUse,
+        BadInput,
+        FileProblem,
+        Conflict,
+        NeedsConfirmation,
         TimedOut,
         AwsError,
         ForeignResourceError,
@@ -98,3 +147,5 @@ ERROR_CODES: dict[str, str] = {
         Cancelled,
     )
 }
+# Failures that are results, not exceptions: the document says what failed.
+ERROR_CODES["check-failed"] = "A hop or check did not pass (verify, demo): the document's checks say which."

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from orderflow.errors import OrderflowError
+from orderflow.errors import FileProblem
 
 
 def state_dir() -> Path:
@@ -26,9 +26,7 @@ def private_dir(path: Path) -> Path:
         if path.stat().st_mode & 0o077:
             path.chmod(0o700)
     except OSError as e:
-        raise OrderflowError(
-            f"Cannot use {path} as orderflow's state directory: {e.strerror} (see ORDERFLOW_HOME)"
-        ) from e
+        raise FileProblem(f"Cannot use {path} as orderflow's state directory: {e.strerror} (see ORDERFLOW_HOME)") from e
     return path
 
 
@@ -46,7 +44,7 @@ def write_private(path: Path, text: str, durable: bool = False) -> None:
                 os.fsync(handle.fileno())
         os.replace(temporary, path)
     except OSError as e:
-        raise OrderflowError(f"Cannot write {path}: {e.strerror} (see ORDERFLOW_HOME)") from e
+        raise FileProblem(f"Cannot write {path}: {e.strerror} (see ORDERFLOW_HOME)") from e
 
 
 def open_private_append(path: Path):  # type: ignore[no-untyped-def]

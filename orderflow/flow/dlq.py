@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from orderflow.aws import Aws
-from orderflow.errors import OrderflowError
+from orderflow.errors import AwsError, Conflict, NotFoundError, TimedOut
 from orderflow.lambda_code.index import InvalidOrder, unwrap
 from orderflow.provision.base import Context
 from orderflow.provision.queues import find_queue_url
@@ -31,7 +31,7 @@ class DeadLetter:
 def _queue_url(aws: Aws, config: StackConfig, name: str) -> str:
     url = find_queue_url(Context(aws=aws, config=config), name)
     if url is None:
-        raise OrderflowError(f"Queue {name!r} does not exist in {aws.region}: run `orderflow up` first")
+        raise NotFoundError(f"Queue {name!r} does not exist in {aws.region}: run `orderflow up` first")
     return url
 
 
@@ -160,7 +160,7 @@ def _move_task(
     running = [t for t in _move_tasks(sqs, dlq_arn) if t.get("Status") == "RUNNING"]
     if running:
         task = running[0]
-        raise OrderflowError(
+        raise Conflict(
             f"A message move task is already running on {config.dlq_name} "
             f"({task.get('ApproximateNumberOfMessagesMoved', 0)} of "
             f"{task.get('ApproximateNumberOfMessagesToMove', '?')} moved): wait for it to finish, or cancel it with "
@@ -175,14 +175,14 @@ def _move_task(
         task = _our_task(_move_tasks(sqs, dlq_arn), handle, started_ms)
         if task is not None and task.get("Status") in TERMINAL:
             if task["Status"] != "COMPLETED":
-                raise OrderflowError(
+                raise AwsError(
                     f"The message move task ended {task['Status']}: {task.get('FailureReason', 'no reason given')}; "
                     f"{task.get('ApproximateNumberOfMessagesMoved', 0)} message(s) were moved, the rest stay in the DLQ"
                 )
             return RedriveResult(int(task.get("ApproximateNumberOfMessagesMoved", 0)), "SQS message move task")
         if clock() >= deadline:
             moved = task.get("ApproximateNumberOfMessagesMoved", 0) if task else 0
-            raise OrderflowError(
+            raise TimedOut(
                 f"The message move task is still running after {limit / 60:.0f} minutes ({moved} moved so far); it "
                 f"goes on in SQS: follow it with `aws sqs list-message-move-tasks --source-arn {dlq_arn}`"
             )
@@ -237,7 +237,7 @@ def _send_then_delete(aws: Aws, config: StackConfig) -> RedriveResult:
             moved += len(sent_ids)
         if sent.get("Failed"):
             failure = sent["Failed"][0]
-            raise OrderflowError(
+            raise AwsError(
                 f"Moved {moved} letter(s), then SQS refused one ({failure.get('Code')}: {failure.get('Message')}); "
                 "the rest stay in the DLQ"
             )

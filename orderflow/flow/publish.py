@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from orderflow.aws import Aws, is_not_found
-from orderflow.errors import OrderflowError
+from orderflow.errors import AwsError, BadInput, FileProblem, NotFoundError, OrderflowError
 from orderflow.lambda_code.index import InvalidOrder, loads, validate
 from orderflow.paths import open_private_append, state_dir, write_private
 from orderflow.stack import StackConfig
@@ -49,7 +49,7 @@ def sample_order(order_id: str | None = None, now: datetime | None = None) -> di
     try:
         return validate(order)
     except InvalidOrder as e:
-        raise OrderflowError(f"--order-id: {e}") from None
+        raise BadInput(f"--order-id: {e}") from None
 
 
 def order_json(value: Any) -> str:
@@ -71,24 +71,24 @@ def read_order_file(path: Path) -> list[dict[str, Any]]:
         # NaN and Infinity are kept (as Decimal) only so that validation can name the order and field holding them
         data = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal, parse_constant=Decimal)
     except FileNotFoundError:
-        raise OrderflowError(f"{path}: no such file") from None
+        raise BadInput(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise OrderflowError(f"{path}: is a directory, not a JSON file") from None
+        raise BadInput(f"{path}: is a directory, not a JSON file") from None
     except PermissionError:
-        raise OrderflowError(f"{path}: permission denied") from None
+        raise BadInput(f"{path}: permission denied") from None
     except RecursionError:
-        raise OrderflowError(f"{path}: nested too deeply to be an order (DynamoDB allows 32 levels)") from None
+        raise BadInput(f"{path}: nested too deeply to be an order (DynamoDB allows 32 levels)") from None
     except (ValueError, UnicodeDecodeError) as e:
-        raise OrderflowError(f"{path}: not valid JSON ({e})") from None
+        raise BadInput(f"{path}: not valid JSON ({e})") from None
     orders = data if isinstance(data, list) else [data]
     if not orders:
-        raise OrderflowError(f"{path}: holds no order")
+        raise BadInput(f"{path}: holds no order")
     for position, order in enumerate(orders, 1):
         try:
             validate(order)
         except InvalidOrder as e:
             where = f"order {position}" if isinstance(data, list) else "order"
-            raise OrderflowError(f"{path}: {where} is invalid: {e}") from None
+            raise BadInput(f"{path}: {where} is invalid: {e}") from None
     return orders
 
 
@@ -124,7 +124,7 @@ def publish_orders(
                 failure = (response.get("Failed") or [None])[0]
         except ClientError as e:
             if is_not_found(e):
-                raise OrderflowError(
+                raise NotFoundError(
                     f"Topic {config.topic_name!r} does not exist in {aws.region}: run `orderflow up` first"
                 ) from e
             raise
@@ -132,7 +132,7 @@ def publish_orders(
             published += sent
             on_sent(sent)
         if failure is not None:
-            raise OrderflowError(f"SNS refused an order: {failure.get('Code')}: {failure.get('Message')}")
+            raise AwsError(f"SNS refused an order: {failure.get('Code')}: {failure.get('Message')}")
     return published
 
 
@@ -178,7 +178,7 @@ def _append(path: Path, line: dict[str, Any]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as e:
-        raise OrderflowError(f"Cannot write {path}: {e.strerror} (see ORDERFLOW_HOME)") from e
+        raise FileProblem(f"Cannot write {path}: {e.strerror} (see ORDERFLOW_HOME)") from e
 
 
 def recall(aws: Aws, config: StackConfig) -> list[Published]:
@@ -190,7 +190,7 @@ def recall(aws: Aws, config: StackConfig) -> list[Published]:
     except (FileNotFoundError, NotADirectoryError):
         return []
     except (OSError, ValueError, RecursionError) as e:
-        raise OrderflowError(f"{path} cannot be read as a publish record ({e}): delete it, or publish again") from None
+        raise FileProblem(f"{path} cannot be read as a publish record ({e}): delete it, or publish again") from None
     if not lines:
         return []
     try:
@@ -199,6 +199,6 @@ def recall(aws: Aws, config: StackConfig) -> list[Published]:
             return []
         return [Published(**p) for line in lines for p in line.get("orders", [])]
     except (AttributeError, TypeError) as e:
-        raise OrderflowError(
+        raise FileProblem(
             f"{path} is not a publish record orderflow wrote ({e}): delete it, or publish again"
         ) from None

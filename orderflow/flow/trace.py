@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from orderflow.aws import Aws
-from orderflow.errors import OrderflowError
+from orderflow.errors import ConfigError, NotFoundError
 from orderflow.flow import dlq as dlq_flow
 from orderflow.flow.logs import LogEvent, fetch_events, quoted
 from orderflow.flow.publish import recall
@@ -63,6 +63,7 @@ class Trace:
     def to_document(self) -> dict[str, Any]:
         return {
             "ok": self.found,
+            **({} if self.found else {"code": NotFoundError.code}),
             "orderId": self.order_id,
             "messageId": self.message_id,
             "events": [e.to_document() for e in self.events],
@@ -198,7 +199,7 @@ def _moved(
 
 def trace(aws: Aws, config: StackConfig, order_id: str | None, message_id: str | None, since_ms: int) -> Trace:
     if (order_id is None) == (message_id is None):
-        raise OrderflowError("trace needs an ORDER_ID or --message-id, not both")
+        raise ConfigError("trace needs an ORDER_ID or --message-id, not both")
     found = attempts(aws, config, order_id, message_id, since_ms)
     if order_id is None:
         order_id = next((a.record["orderId"] for a in found if a.record.get("orderId")), None)

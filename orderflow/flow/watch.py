@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from orderflow.aws import Aws
-from orderflow.errors import ConfigError, OrderflowError
+from orderflow.errors import ConfigError, NotFoundError
 from orderflow.flow.logs import fetch_events
 from orderflow.provision.alarm import metric_query
 from orderflow.provision.base import Context
@@ -83,7 +83,7 @@ def sparkline(counts: list[int]) -> str:
 def _depths(ctx: Context, name: str) -> tuple[int, int]:
     found = find_queue(ctx, name)
     if found is None:
-        raise OrderflowError(f"Queue {name!r} does not exist in {ctx.aws.region}: run `orderflow up` first")
+        raise NotFoundError(f"Queue {name!r} does not exist in {ctx.aws.region}: run `orderflow up` first")
     attributes = found[1]
     return int(attributes.get("ApproximateNumberOfMessages", 0)), int(
         attributes.get("ApproximateNumberOfMessagesNotVisible", 0)

@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from orderflow.errors import OrderflowError
+from orderflow.errors import Conflict, EndpointError, FileProblem, PortInUse
 from orderflow.local.server import LOOPBACK, _require_moto
 from orderflow.local.state import LocalServer, is_ours, is_stopped, log_file, pid_file, recorded_server, why_not_ours
 from orderflow.paths import open_private_append, private_dir, state_dir
@@ -51,11 +51,11 @@ def _check_port_free(port: int) -> None:
             probe.bind((LOOPBACK, port))
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                raise OrderflowError(
+                raise PortInUse(
                     f"Port {port} on {LOOPBACK} is already in use by another program: "
                     "choose another with `orderflow local start --port N`"
                 ) from e
-            raise OrderflowError(f"Cannot listen on {LOOPBACK}:{port}: {e.strerror}") from e
+            raise EndpointError(f"Cannot listen on {LOOPBACK}:{port}: {e.strerror}") from e
 
 
 def _check_state_writable() -> None:
@@ -63,9 +63,9 @@ def _check_state_writable() -> None:
     folder = private_dir(state_dir())
     for path in (pid_file(), log_file()):
         if path.exists() and not path.is_file():
-            raise OrderflowError(f"{path} is not a file (a directory?): remove it, or point ORDERFLOW_HOME elsewhere")
+            raise FileProblem(f"{path} is not a file (a directory?): remove it, or point ORDERFLOW_HOME elsewhere")
     if not os.access(folder, os.W_OK):
-        raise OrderflowError(f"Cannot write to {folder}: point ORDERFLOW_HOME at a folder you may write to")
+        raise FileProblem(f"Cannot write to {folder}: point ORDERFLOW_HOME at a folder you may write to")
 
 
 def _log_tail(lines: int = 5) -> str:
@@ -81,7 +81,7 @@ def start(port: int = DEFAULT_PORT, time_scale: float | None = None, minute_scal
     existing = recorded_server()
     if existing is not None:
         if is_ours(existing):
-            raise OrderflowError(
+            raise Conflict(
                 f"An embedded AWS is already running at {existing.endpoint} (pid {existing.pid}); "
                 "stop it first with `orderflow local stop`"
             )
@@ -110,13 +110,13 @@ def start(port: int = DEFAULT_PORT, time_scale: float | None = None, minute_scal
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise OrderflowError(f"The embedded AWS exited at start (status {process.returncode}): {_log_tail()}")
+            raise EndpointError(f"The embedded AWS exited at start (status {process.returncode}): {_log_tail()}")
         server = recorded_server()
         if server is not None and server.pid == process.pid and _answers(server.port):
             return LocalStatus(True, server, note)
         time.sleep(0.05)
     process.kill()
-    raise OrderflowError(f"The embedded AWS did not answer within {START_TIMEOUT_SECONDS:.0f}s: {_log_tail()}")
+    raise EndpointError(f"The embedded AWS did not answer within {START_TIMEOUT_SECONDS:.0f}s: {_log_tail()}")
 
 
 def _answers(port: int) -> bool:
@@ -130,7 +130,7 @@ def stop(timeout: float = 10.0) -> LocalStatus:
     if server is None:
         return LocalStatus(False, None, "no embedded AWS was running")
     if server.pid <= 1:
-        raise OrderflowError(f"Refusing to signal anything: {why_not_ours(server)}; delete the file")
+        raise Conflict(f"Refusing to signal anything: {why_not_ours(server)}; delete the file")
     if not is_ours(server):
         pid_file().unlink(missing_ok=True)
         return LocalStatus(

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orderflow.access import topic_may_send
-from orderflow.errors import OrderflowError
+from orderflow.errors import EndpointError
 
 log = logging.getLogger("orderflow.local")
 
@@ -114,7 +114,7 @@ def check_targets() -> None:
                 if absent:
                     problem = f"no longer has {', '.join(absent)}"
         if problem:
-            raise OrderflowError(
+            raise EndpointError(
                 f"The embedded AWS was tested with moto {TESTED_MOTO}.x; in moto {moto_version} "
                 f"{module_name}.{class_name}.{attribute} {problem}: pip install '{MOTO_REQUIREMENT}'"
             )

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from orderflow.errors import OrderflowError
+from orderflow.errors import EndpointError, PortInUse
 from orderflow.local.roles import RolePolicies
 
 LOOPBACK = "127.0.0.1"
@@ -20,7 +20,7 @@ def _require_moto() -> None:
         import moto.server  # noqa: F401
         import werkzeug  # noqa: F401
     except ImportError as e:
-        raise OrderflowError(
+        raise EndpointError(
             f"The embedded AWS needs moto's server ({e.name} is not installed): pip install 'orderflow[local]'"
         ) from e
 
@@ -124,10 +124,10 @@ class EmbeddedAws:
             )
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                raise OrderflowError(
+                raise PortInUse(
                     f"Port {self.requested_port} on {LOOPBACK} is already in use: choose another with --port"
                 ) from e
-            raise OrderflowError(f"Cannot listen on {LOOPBACK}:{self.requested_port}: {e.strerror}") from e
+            raise EndpointError(f"Cannot listen on {LOOPBACK}:{self.requested_port}: {e.strerror}") from e
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
         self._thread.start()
         if self.with_cloudwatch:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from orderflow.errors import OrderflowError
+from orderflow.errors import BadInput, NotRunningError
 from orderflow.paths import state_dir, write_private
 
 # Any key works against the embedded AWS; fixed dummy values keep real credentials out of it entirely.
@@ -113,7 +113,7 @@ def local_region(region: str | None) -> str:
         r for partition in session.get_available_partitions() for r in session.get_available_regions("sqs", partition)
     }
     if chosen not in known:
-        raise OrderflowError(
+        raise BadInput(
             f"Region {chosen!r} is not an AWS region the embedded AWS serves: use one such as {LOCAL_REGION}"
         )
     return chosen
@@ -123,11 +123,11 @@ def running_endpoint() -> str:
     """The endpoint of the running embedded AWS, or a one-line explanation of why there is none."""
     server = recorded_server()
     if server is None:
-        raise OrderflowError("No embedded AWS is running: start one with `orderflow local start`")
+        raise NotRunningError("No embedded AWS is running: start one with `orderflow local start`")
     if not is_ours(server):
-        raise OrderflowError(f"No embedded AWS is running ({why_not_ours(server)}): run `orderflow local start`")
+        raise NotRunningError(f"No embedded AWS is running ({why_not_ours(server)}): run `orderflow local start`")
     if is_stopped(server):
-        raise OrderflowError(
+        raise NotRunningError(
             f"The embedded AWS at {server.endpoint} is not answering: its process {server.pid} is stopped "
             "(resume it with `kill -CONT`, or `orderflow local stop` and start it again)"
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from orderflow.aws import is_not_found
-from orderflow.errors import OrderflowError
+from orderflow.errors import Conflict
 from orderflow.provision.base import Context, Observed, Resource, changed
 from orderflow.provision.ops import Call, Operation, Wait
 from orderflow.stack import tag_dict, tag_list
@@ -78,7 +78,7 @@ class Table(Resource):
 
     def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
         if observed.state["key_schema"] != KEY_SCHEMA:
-            raise OrderflowError(
+            raise Conflict(
                 f"table {self.name(ctx)!r} has key schema {observed.state['key_schema']}, not orderId (HASH); "
                 "a key cannot be changed in place. Delete the table (orderflow down) and run up again"
             )

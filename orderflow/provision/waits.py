@@ -15,7 +15,7 @@ from botocore import xform_name
 from botocore.exceptions import ClientError
 
 from orderflow.aws import error_code, is_not_found
-from orderflow.errors import Cancelled, OrderflowError, TimedOut
+from orderflow.errors import AwsError, Cancelled, TimedOut
 from orderflow.provision.base import Context, Resource
 from orderflow.provision.ops import Call, Operation, Pause, Wait, resolve
 
@@ -107,7 +107,7 @@ def _waiter_poll(step: StepRun, op: Wait, params: dict[str, Any]) -> Callable[[]
         state = next((a.state for a in config.acceptors if a.matcher_func(response)), None)
         if state == "failure" or (state is None and "Error" in response):
             reason = step.resource.explain(step.ctx, op) or str(response.get("Error", response))
-            raise OrderflowError(f"{op.target} {op.what} did not happen: {reason}")
+            raise AwsError(f"{op.target} {op.what} did not happen: {reason}")
         return state == "success", "not there yet"
 
     return poll

@@ -76,7 +76,11 @@ def test_foreign_resource_is_one_line_and_exit_1(run):
     boto3.client("sns", region_name="eu-west-3").create_topic(Name="OrderTopic")
     result = run("--json", "up")
     assert result.exit_code == 1
-    assert json.loads(result.stdout) == {"ok": False, "error": result.stderr.split("error: ", 1)[1].strip()}
+    assert json.loads(result.stdout) == {
+        "ok": False,
+        "code": "foreign",
+        "error": result.stderr.split("error: ", 1)[1].strip(),
+    }
     assert "SNS topic 'OrderTopic' already exists" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 

@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from orderflow.aws import connect
 from orderflow.cli import COMMAND_ORDER, cli
+from orderflow.errors import ERROR_CODES
 from orderflow.flow import publish
 from orderflow.lambda_code import index
 from orderflow.stack import StackConfig
@@ -180,6 +181,7 @@ def test_usage_errors_are_one_json_document_with_ok_false_and_exit_2(home, args)
     assert result.exit_code == 2
     document = json.loads(result.stdout)
     assert document["ok"] is False and document["error"]
+    assert document["code"] == "usage"
 
 
 @pytest.mark.parametrize("group", ["dlq", "local"])
@@ -192,6 +194,20 @@ def test_a_command_group_without_its_command_is_one_line(home, group):
 def test_json_local_status_says_ok_false_when_it_exits_1(home):
     result = run("--json", "local", "status")
     assert result.exit_code == 1 and json.loads(result.stdout)["ok"] is False
+    assert json.loads(result.stdout)["code"] == "not-running"
+
+
+def test_a_json_error_carries_the_code_of_its_type(home, pipeline):
+    # no stack here: the DLQ does not exist
+    document = json.loads(run("--json", "dlq", "show", env={"AWS_DEFAULT_REGION": REGION}).stdout)
+    assert document["ok"] is False
+    assert document["code"] == "not-found", document
+
+
+def test_without_a_region_the_json_error_says_not_configured(home):
+    result = run("--json", "status")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["code"] == "not-configured"
 
 
 # -- the CLI's other edges --------------------------------------------------------------------------------------------
@@ -340,6 +356,8 @@ def test_any_arguments_give_an_exit_code_of_0_1_or_2_and_at_most_three_lines_of_
     if "--json" in before_command and not {"--help", "-h", "--version"} & set(args):
         document = json.loads(result.stdout)
         assert document["ok"] is (result.exit_code == 0), (args, result.stdout)
+        # every failure says which kind, from the documented list
+        assert document["ok"] or document["code"] in ERROR_CODES, (args, result.stdout)
 
 
 def test_a_state_folder_the_daemon_could_not_record_itself_in_is_one_line_before_it_starts(home):
