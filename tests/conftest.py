@@ -33,6 +33,36 @@ def isolated_aws_env(monkeypatch, tmp_path):
     monkeypatch.setenv("ORDERFLOW_HOME", str(tmp_path / "orderflow-home"))
 
 
+def _moto_as_it_is() -> dict[tuple[type, str], object]:
+    from orderflow.local import moto_patches
+
+    return {(owner, name): owner.__dict__.get(name) for owner, name in moto_patches.patched_attributes()}
+
+
+MOTO_AS_IT_IS = _moto_as_it_is()  # taken at collection, before any embedded AWS has started
+
+
+def leaked_patches() -> list[str]:
+    """moto's attributes that are not moto's own while no embedded AWS runs: a patch outlived its embedded AWS."""
+    from orderflow.local import moto_patches
+
+    if moto_patches.PATCHES.applied:
+        return []
+    return [
+        f"{owner.__module__}.{owner.__name__}.{name}"
+        for (owner, name), original in MOTO_AS_IT_IS.items()
+        if owner.__dict__.get(name) is not original
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_moto_patch_leaks():
+    """Every test starts and ends with moto as it is, unless an embedded AWS (its own or its module's) runs."""
+    assert leaked_patches() == [], "a moto patch leaked past its embedded AWS before this test"
+    yield
+    assert leaked_patches() == [], "a moto patch leaked past its embedded AWS"
+
+
 @dataclass
 class CallLog:
     """Every AWS operation a session's clients call, split into reads and writes."""

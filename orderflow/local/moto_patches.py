@@ -1,9 +1,11 @@
 """Where moto differs from AWS in ways that matter to the pipeline, the embedded server behaves like AWS.
 
-Applied only inside the embedded AWS process; unit tests with mock_aws see moto as it is. Each patch is a debt on
-moto's internals: `check_targets()` proves at start-up that every target still has the shape the patch was written
-for (else one line names the moto version), `tests/unit/test_embedded_enforcement.py` tests each patched behaviour
-in-process, and pyproject.toml pins the minor version they were tested with (MOTO_REQUIREMENT).
+Applied while an embedded AWS runs (`PATCHES.active()`, one reversible set per feature) and undone when the last
+one stops, so unit tests with mock_aws see moto as it is, whatever ran before them. Each patch is a debt on moto's
+internals: `check_targets()` proves at start-up that every target still has the shape the patch was written for (else
+one line names the moto version), `tests/unit/test_embedded_enforcement.py` tests each patched behaviour in-process,
+`tests/unit/conftest.py` fails any test after which a patch outlived its embedded AWS, and pyproject.toml pins the
+minor version they were tested with (MOTO_REQUIREMENT).
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from typing import Any
 
 from orderflow.access import topic_may_send
 from orderflow.errors import EndpointError
+from orderflow.local.patching import Patch, Patches, PatchSet
 
 log = logging.getLogger("orderflow.local")
 
 TESTED_MOTO = "5.2"
 MOTO_REQUIREMENT = "moto[server]>=5.2.1,<5.3"  # as pinned in pyproject.toml
 
-_applied = False
 # The realistic control plane (realistic.RealisticAws), when `local start --realistic` runs; None: moto's instant one.
 _realistic: Any = None
 # LastProcessingResult of each event source mapping (by UUID), as orderflow's pollers last saw it.
@@ -45,6 +47,15 @@ _TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("moto.sqs.models", "Queue", "__init__", ("self._messages", "self.lambda_event_source_mappings")),
     ("moto.sqs.models", "Queue", "_set_attributes", ("self", "attributes", "now")),
     ("moto.sqs.models", "Queue", "delete_message", ("self", "receipt_handle")),
+    # Read by the copied delete_message (_make_queue_operations_scale):
+    (
+        "moto.sqs.models",
+        "Queue",
+        "__init__",
+        ("self.deleted_messages", "self._pending_messages", "self._messages_lock", "self._messages"),
+    ),
+    ("moto.sqs.models", "Queue", "pending_messages", ()),
+    ("moto.sqs.models", "Message", "all_receipt_handles", ()),
     ("moto.sqs.models", "Queue", "policy", ()),
     ("moto.sqs.models", "Message", "had_receipt_handle", ("self", "receipt_handle")),
     ("moto.sqs.models", "SQSBackend", "is_message_valid_based_on_retention_period", ("self", "queue_name", "message")),
@@ -70,13 +81,17 @@ _TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     # Read by the realistic control plane (realistic.py), which overlays AWS's transient states:
     ("moto.awslambda.models", "LambdaFunction", "get_configuration", ("self", "on_create")),
     ("moto.awslambda.models", "LambdaFunction", "__init__", ("self.region", "self.function_name")),
-    ("moto.awslambda.models", "EventSourceMapping", "__init__", ("self.uuid",)),
     ("moto.dynamodb.models.table", "Table", "describe", ("self", "base_key")),
     ("moto.dynamodb.models.table", "Table", "__init__", ("self.region_name", "self.name")),
     ("moto.dynamodb.models", "DynamoDBBackend", "delete_table", ("self", "name")),
     ("moto.awslambda.models", "LambdaBackend", "delete_event_source_mapping", ("self", "uuid")),
     ("moto.awslambda.models", "LambdaBackend", "__init__", ("self._event_source_mappings",)),
-    ("moto.awslambda.models", "EventSourceMapping", "__init__", ("self.event_source_arn", "self.function_arn")),
+    (
+        "moto.awslambda.models",
+        "EventSourceMapping",
+        "__init__",
+        ("self.uuid", "self.event_source_arn", "self.function_arn"),
+    ),
     ("moto.iam.models", "IAMBackend", "get_role_policy", ("self", "role_name", "policy_name")),
     ("moto.sts.models", "STSBackend", "get_assumed_role_from_access_key", ("self", "access_key_id")),
     ("moto.iam.models", "IAMBackend", "get_role_by_arn", ("self", "arn")),
@@ -135,17 +150,13 @@ def route_invocations_to(function_host: Callable[[], Any]) -> None:
     _function_host = function_host
 
 
-def apply() -> None:
-    global _applied
-    if _applied:
-        return
-    check_targets()
+def _sqs_as_aws() -> list[Patch]:
     from moto.sqs.models import Queue
 
     # moto invokes SQS-triggered functions itself, inside SendMessage/Publish: once, without retries, burning
     # receive counts (or deleting the messages unprocessed). orderflow's runtime polls instead, as AWS does, so the
     # queue never learns about mappings: reads give an empty dict and moto's own assignment is ignored.
-    Queue.lambda_event_source_mappings = property(lambda self: {}, lambda self, value: None)
+    no_mappings = property(lambda self: {}, lambda self, value: None)
 
     # moto clears a queue's Policy on any SetQueueAttributes call that omits it; AWS keeps it.
     original_set_attributes = Queue._set_attributes
@@ -156,17 +167,50 @@ def apply() -> None:
         if "Policy" not in attributes:
             self.policy = policy
 
-    Queue._set_attributes = set_attributes_keeping_policy
+    return [
+        Patch(Queue, "lambda_event_source_mappings", no_mappings),
+        Patch(Queue, "_set_attributes", set_attributes_keeping_policy),
+    ]
 
-    _make_queue_operations_scale(Queue)
-    _run_invocations_in_orderflows_runtime()
-    _deliver_only_what_the_queue_policy_allows()
-    _report_last_processing_result()
-    _report_transient_states()
-    _compute_percentiles()
-    _alarms_start_without_data()
-    _count_queue_messages()
-    _applied = True
+
+def _patch_sets() -> list[PatchSet]:
+    """One set per feature, in the order they apply (a later one may wrap an earlier one's function)."""
+    return [
+        PatchSet("sqs: as AWS", _sqs_as_aws),
+        PatchSet("sqs: operations that scale", _make_queue_operations_scale),
+        PatchSet("lambda: invocations in orderflow's runtime", _run_invocations_in_orderflows_runtime),
+        PatchSet("sns: only what the queue policy allows", _deliver_only_what_the_queue_policy_allows),
+        PatchSet("lambda: last processing result", _report_last_processing_result),
+        PatchSet("lambda, dynamodb: transient states", _report_transient_states),
+        PatchSet("cloudwatch: percentiles", _compute_percentiles),
+        PatchSet("cloudwatch: alarms start without data", _alarms_start_without_data),
+        PatchSet("sqs: message counters", _count_queue_messages),
+    ]
+
+
+def _forget() -> None:
+    """The last embedded AWS stopped: nothing of its state outlives it."""
+    use_realistic(None)
+    global _function_host
+    _function_host = None
+    _processing_results.clear()
+    failed_deliveries.clear()
+
+
+class _MotoPatches(Patches):
+    def leave(self) -> None:
+        super().leave()
+        if not self.applied:
+            _forget()
+
+
+def patched_attributes() -> list[tuple[type, str]]:
+    """Every (class, attribute) the patch sets replace (built, not applied): what a leak check compares."""
+    return [(p.owner, p.attribute) for patch_set in _patch_sets() for p in patch_set.build()]
+
+
+# Entered by each embedded AWS when it starts, left when it stops.
+PATCHES = _MotoPatches(_patch_sets, check_targets)
 
 
 def queue_policy_allows_topic(queue_arn: str, topic_arn: str) -> bool:
@@ -179,7 +223,7 @@ def queue_policy_allows_topic(queue_arn: str, topic_arn: str) -> bool:
     return topic_may_send(json.loads(policy or "{}"), queue_arn, topic_arn)
 
 
-def _deliver_only_what_the_queue_policy_allows() -> None:
+def _deliver_only_what_the_queue_policy_allows() -> list[Patch]:
     """moto delivers SNS messages to a queue whatever its policy says; AWS drops them (and does not retry: a
     permission refusal is a client-side error) unless the queue policy lets the topic send."""
     from moto.sns.models import Subscription
@@ -205,10 +249,10 @@ def _deliver_only_what_the_queue_policy_allows() -> None:
                 return None
         return original_publish(self, message, message_id, *args, **kwargs)
 
-    Subscription.publish = publish
+    return [Patch(Subscription, "publish", publish)]
 
 
-def _report_last_processing_result() -> None:
+def _report_last_processing_result() -> list[Patch]:
     """moto always answers LastProcessingResult null; AWS reports what the mapping's pollers last met."""
     from moto.awslambda.models import EventSourceMapping
 
@@ -224,10 +268,10 @@ def _report_last_processing_result() -> None:
             configuration["StateTransitionReason"] = "USER_INITIATED"
         return configuration
 
-    EventSourceMapping.get_configuration = get_configuration
+    return [Patch(EventSourceMapping, "get_configuration", get_configuration)]
 
 
-def _report_transient_states() -> None:
+def _report_transient_states() -> list[Patch]:
     """Under `--realistic`, functions and tables report AWS's transient states (moto's are always final)."""
     from moto.awslambda.models import LambdaFunction
     from moto.dynamodb.models.table import Table
@@ -246,7 +290,6 @@ def _report_transient_states() -> None:
             configuration.update(LastUpdateStatus="InProgress", LastUpdateStatusReason="The function is being updated.")
         return configuration
 
-    LambdaFunction.get_configuration = function_configuration
     original_describe = Table.describe
 
     def describe(self, base_key: str = "TableDescription"):  # type: ignore[no-untyped-def]
@@ -256,7 +299,7 @@ def _report_transient_states() -> None:
             description[base_key]["TableStatus"] = state
         return description
 
-    Table.describe = describe
+    return [Patch(LambdaFunction, "get_configuration", function_configuration), Patch(Table, "describe", describe)]
 
 
 class _VisibleMessages:
@@ -276,13 +319,12 @@ class _VisibleMessages:
         return any(True for _ in self)
 
 
-def _make_queue_operations_scale(queue_class: type) -> None:
+def _make_queue_operations_scale() -> list[Patch]:
     """With thousands of messages queued, moto's receive and delete scan the whole queue in Python (a receive
     even counts all messages once per message it returns): 10,000 orders took 7 minutes, mostly there. Same
     semantics, early exit."""
     from moto.sqs.exceptions import ReceiptHandleIsInvalid
-
-    queue_class.messages = property(lambda self: _VisibleMessages(self._messages))
+    from moto.sqs.models import Queue
 
     def delete_message(self, receipt_handle: str) -> None:  # type: ignore[no-untyped-def]
         if receipt_handle in self.deleted_messages:
@@ -296,8 +338,6 @@ def _make_queue_operations_scale(queue_class: type) -> None:
                     return
         raise ReceiptHandleIsInvalid()
 
-    queue_class.delete_message = delete_message
-
     from moto.core.utils import unix_time
     from moto.sqs.models import SQSBackend
 
@@ -306,10 +346,14 @@ def _make_queue_operations_scale(queue_class: type) -> None:
         retention = int(self.get_queue(queue_name).message_retention_period)
         return retention + message.sent_timestamp / 1000 > unix_time()
 
-    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+    return [
+        Patch(Queue, "messages", property(lambda self: _VisibleMessages(self._messages))),
+        Patch(Queue, "delete_message", delete_message),
+        Patch(SQSBackend, "is_message_valid_based_on_retention_period", is_message_valid_based_on_retention_period),
+    ]
 
 
-def _run_invocations_in_orderflows_runtime() -> None:
+def _run_invocations_in_orderflows_runtime() -> list[Patch]:
     """The Invoke API (`aws lambda invoke`) runs the deployed code in orderflow's runtime, as the SQS pollers do,
     instead of moto's Docker container or its canned "Simple Lambda happy path OK"."""
     from moto.awslambda.models import LambdaFunction
@@ -336,10 +380,10 @@ def _run_invocations_in_orderflows_runtime() -> None:
             return json.dumps(invocation.error).encode()
         return json.dumps(invocation.payload).encode()
 
-    LambdaFunction.invoke = invoke
+    return [Patch(LambdaFunction, "invoke", invoke)]
 
 
-def _compute_percentiles() -> None:
+def _compute_percentiles() -> list[Patch]:
     """moto answers no percentile (`p95`) in GetMetricData and no ExtendedStatistics in GetMetricStatistics;
     CloudWatch computes them from the published values (Lambda's Duration percentiles, for one)."""
     from moto.cloudwatch.models import Statistics
@@ -356,14 +400,12 @@ def _compute_percentiles() -> None:
             return original_statistic(self, stat)
         return percentile(self.metric_single_values_list, rank)
 
-    Statistics.get_statistics_for_type = get_statistics_for_type
     # Read by moto's serializer for each datapoint's ExtendedStatistics member.
-    Statistics.extended_statistics = property(
+    extended_statistics = property(
         lambda self: (
             {s: percentile(self.metric_single_values_list, percentile_of(s) or 0) for s in self.extended} or None
         )
     )
-    Statistics.extended = ()
     original_response = CloudWatchResponse.get_metric_statistics
 
     @functools.wraps(original_response)
@@ -374,10 +416,15 @@ def _compute_percentiles() -> None:
             datapoint.extended = extended
         return result
 
-    CloudWatchResponse.get_metric_statistics = get_metric_statistics
+    return [
+        Patch(Statistics, "get_statistics_for_type", get_statistics_for_type),
+        Patch(Statistics, "extended_statistics", extended_statistics),
+        Patch(Statistics, "extended", ()),
+        Patch(CloudWatchResponse, "get_metric_statistics", get_metric_statistics),
+    ]
 
 
-def _count_queue_messages() -> None:
+def _count_queue_messages() -> list[Patch]:
     """SQS's NumberOfMessagesSent / Received / Deleted and NumberOfEmptyReceives, which moto does not keep: sends
     through the API and from SNS count, a redrive policy's move to the DLQ does not (as on AWS)."""
     from moto.sqs.models import Queue, SQSBackend
@@ -411,12 +458,14 @@ def _count_queue_messages() -> None:
         if not already:
             COUNTERS.add(self.queue_arn, "NumberOfMessagesDeleted")
 
-    SQSBackend.send_message = send_message
-    SQSBackend.receive_message = receive_message
-    Queue.delete_message = delete_message
+    return [
+        Patch(SQSBackend, "send_message", send_message),
+        Patch(SQSBackend, "receive_message", receive_message),
+        Patch(Queue, "delete_message", delete_message),
+    ]
 
 
-def _alarms_start_without_data() -> None:
+def _alarms_start_without_data() -> list[Patch]:
     """A new alarm is INSUFFICIENT_DATA until its first evaluation, and updating an alarm keeps its state
     (CloudFormation User Guide, AWS::CloudWatch::Alarm); moto starts every alarm, new or replaced, at OK."""
     from moto.cloudwatch.models import CloudWatchBackend
@@ -436,4 +485,4 @@ def _alarms_start_without_data() -> None:
             alarm.state_value = "INSUFFICIENT_DATA"
         return alarm
 
-    CloudWatchBackend.put_metric_alarm = put_metric_alarm
+    return [Patch(CloudWatchBackend, "put_metric_alarm", put_metric_alarm)]

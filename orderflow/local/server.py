@@ -82,6 +82,7 @@ class EmbeddedAws:
         # False: no SQS metrics, no alarm evaluation, no Lambda metrics (the benchmark measures what they cost).
         self.with_cloudwatch = cloudwatch
         self.cloudwatch_minute: Any = None
+        self._patched = False
 
     @property
     def port(self) -> int:
@@ -101,7 +102,8 @@ class EmbeddedAws:
         from orderflow.local.enforcement import Enforcement
         from orderflow.local.mapping_rules import MappingRules
 
-        moto_patches.apply()
+        moto_patches.PATCHES.enter()  # left in stop(), whatever happens next
+        self._patched = True
         moto_patches.route_invocations_to(lambda: self.runtime.host if self.runtime else None)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app: Any = DomainDispatcherApplication(create_backend_app)
@@ -123,6 +125,7 @@ class EmbeddedAws:
                 LOOPBACK, self.requested_port, self.wrap_app(app) if self.wrap_app else app, threaded=True
             )
         except OSError as e:
+            self.stop()
             if e.errno == errno.EADDRINUSE:
                 raise PortInUse(
                     f"Port {self.requested_port} on {LOOPBACK} is already in use: choose another with --port"
@@ -182,6 +185,11 @@ class EmbeddedAws:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self._patched:
+            from orderflow.local import moto_patches
+
+            self._patched = False
+            moto_patches.PATCHES.leave()  # the last embedded AWS to stop gives moto back as it was
 
     def __enter__(self) -> EmbeddedAws:
         return self.start()
