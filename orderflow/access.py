@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+from orderflow.arns import parse_arn
+
 Decision = Literal["allow", "explicit-deny", "implicit-deny"]
 
 
@@ -191,5 +193,5 @@ def lambda_may_assume(trust: Mapping[str, Any] | None, role_arn: str) -> bool:
 def topic_may_send(policy: Mapping[str, Any] | None, queue_arn: str, topic_arn: str) -> bool:
     """Would SQS accept SNS's delivery from this topic? SNS sends as the service principal sns.amazonaws.com, with
     the topic as aws:SourceArn and its owner as aws:SourceAccount; only the queue policy can allow that."""
-    context = {"aws:SourceArn": topic_arn, "aws:SourceAccount": topic_arn.split(":")[4]}
+    context = {"aws:SourceArn": topic_arn, "aws:SourceAccount": parse_arn(topic_arn).account}
     return evaluate([policy], "sqs:SendMessage", queue_arn, SNS_SERVICE, context) == "allow"

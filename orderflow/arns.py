@@ -36,3 +36,30 @@ class Arns:
 
     def alarm(self, name: str) -> str:
         return f"arn:{self.partition}:cloudwatch:{self.region}:{self.account}:alarm:{name}"
+
+
+@dataclass(frozen=True)
+class Arn:
+    """An ARN's six colon-separated parts (the resource keeps its own colons: `function:name`, `log-group:/g:*`)."""
+
+    partition: str
+    service: str
+    region: str
+    account: str
+    resource: str
+
+    @property
+    def name(self) -> str:
+        """The resource's own name: the last part of `type:name` / `type/name`, or the resource itself."""
+        for separator in (":", "/"):
+            if separator in self.resource:
+                return self.resource.split(separator, 1)[1]
+        return self.resource
+
+
+def parse_arn(arn: str) -> Arn:
+    """The parts of an ARN; ValueError for anything that is not one."""
+    parts = str(arn).split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        raise ValueError(f"not an ARN: {arn!r}")
+    return Arn(*parts[1:])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import boto3
@@ -122,6 +122,19 @@ def is_not_found(error: botocore.exceptions.ClientError) -> bool:
         "AWS.SimpleQueueService.NonExistentQueue",
         "QueueDoesNotExist",
     }
+
+
+T = TypeVar("T")
+
+
+def or_none(read: Callable[[], T]) -> T | None:
+    """What `read` returns, or None when what it reads does not exist: the one place "already gone" is decided."""
+    try:
+        return read()
+    except botocore.exceptions.ClientError as e:
+        if is_not_found(e):
+            return None
+        raise
 
 
 ACCESS_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}

@@ -9,9 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from orderflow.aws import Aws, is_not_found
+from orderflow.aws import Aws, or_none
 from orderflow.errors import ConfigError
 from orderflow.stack import StackConfig
 
@@ -64,17 +62,13 @@ def fetch_events(
         kwargs["filterPattern"] = pattern
     if end_ms is not None:
         kwargs["endTime"] = end_ms
-    events = []
-    try:
-        for page in aws.client("logs").get_paginator("filter_log_events").paginate(**kwargs):
-            events += [
-                LogEvent(e["eventId"], e["timestamp"], e.get("logStreamName", ""), e["message"])
-                for e in page.get("events", [])
-            ]
-    except ClientError as e:
-        if is_not_found(e):
-            return []
-        raise
+    paginator = aws.client("logs").get_paginator("filter_log_events")
+    pages = or_none(lambda: list(paginator.paginate(**kwargs))) or []  # no log group yet: no events
+    events = [
+        LogEvent(e["eventId"], e["timestamp"], e.get("logStreamName", ""), e["message"])
+        for page in pages
+        for e in page.get("events", [])
+    ]
     return sorted(events, key=lambda e: (e.timestamp, e.event_id))
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from orderflow.arns import parse_arn
 from orderflow.local.roles import RolePolicies
 
 INVALID = "InvalidParameterValueException"
@@ -76,7 +77,7 @@ class MappingRules:
         if uuid and current is None:
             return None  # moto answers ResourceNotFoundException
         queue_arn = params.get("EventSourceArn") or (current.event_source_arn if current else "")
-        if not str(queue_arn).startswith("arn:") or str(queue_arn).split(":")[2] != "sqs":
+        if not str(queue_arn).startswith("arn:") or parse_arn(queue_arn).service != "sqs":
             return None
         batch_size = int(params.get("BatchSize", current.batch_size if current else 10) or 10)
         window = int(params.get("MaximumBatchingWindowInSeconds", current.max_batch_window if current else 0) or 0)
@@ -111,8 +112,8 @@ class MappingRules:
         from moto.sqs.exceptions import QueueDoesNotExist
         from moto.sqs.models import sqs_backends
 
-        _, _, _, region, account, name = queue_arn.split(":", 5)
+        arn = parse_arn(queue_arn)
         try:
-            return int(sqs_backends[account][region].get_queue(name).visibility_timeout)
+            return int(sqs_backends[arn.account][arn.region].get_queue(arn.resource).visibility_timeout)
         except QueueDoesNotExist:
             return None

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from orderflow.arns import parse_arn
 from orderflow.aws import connect
 from orderflow.local.alarms import (
     Series,
@@ -151,10 +152,11 @@ class CloudWatchMinute:
         self.calls += 1
         log.info("alarm %s: %s -> %s (%s)", alarm["AlarmName"], alarm["StateValue"], result.state, result.reason)
         for action in actions_for(alarm, result.state):
-            if action.split(":")[2:3] == ["sns"]:  # arn:<partition>:sns:…; other action kinds are not run here
+            target = parse_arn(action) if action.startswith("arn:") else None
+            if target is not None and target.service == "sns":  # other action kinds are not run here
                 subject, message = notification(alarm, alarm["StateValue"], result, account, region, now)
                 try:
-                    self._client("sns", action.split(":")[3]).publish(TopicArn=action, Subject=subject, Message=message)
+                    self._client("sns", target.region).publish(TopicArn=action, Subject=subject, Message=message)
                     self.calls += 1
                 except Exception as e:  # noqa: BLE001 - a deleted topic: CloudWatch records the failed action
                     log.warning("alarm %s: could not notify %s: %s", alarm["AlarmName"], action, e)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orderflow.access import topic_may_send
+from orderflow.arns import parse_arn
 from orderflow.errors import EndpointError
 from orderflow.local.patching import Patch, Patches, PatchSet
 
@@ -216,8 +217,8 @@ PATCHES = _MotoPatches(_patch_sets, check_targets)
 def queue_policy_allows_topic(queue_arn: str, topic_arn: str) -> bool:
     from moto.sqs.models import sqs_backends
 
-    _, _, _, region, account, name = queue_arn.split(":", 5)
-    policy = sqs_backends[account][region].get_queue(name).policy
+    arn = parse_arn(queue_arn)
+    policy = sqs_backends[arn.account][arn.region].get_queue(arn.resource).policy
     if _realistic is not None:
         policy = _realistic.queue_policy_in_effect(queue_arn, policy)
     return topic_may_send(json.loads(policy or "{}"), queue_arn, topic_arn)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from orderflow.arns import parse_arn
 from orderflow.local.wire import SignedRequest, error_response, parse_request
 
 log = logging.getLogger("orderflow.local.realistic")
@@ -220,8 +221,9 @@ _TABLE_DATA_OPERATIONS = {"PutItem", "GetItem", "UpdateItem", "DeleteItem", "Que
 
 def function_name(name_or_arn: str) -> str:
     """'arn:aws:lambda:r:a:function:Name[:qualifier]' or 'Name' -> 'Name'."""
-    parts = name_or_arn.split(":")
-    return parts[6] if len(parts) >= 7 and parts[5] == "function" else parts[0]
+    if not name_or_arn.startswith("arn:"):
+        return name_or_arn.split(":")[0]  # Name[:qualifier]
+    return parse_arn(name_or_arn).name.split(":")[0]
 
 
 @dataclass

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orderflow.access import Decision, evaluate, lambda_may_assume
+from orderflow.arns import parse_arn
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Caller:
 
     @property
     def arn(self) -> str:
-        partition = self.role_arn.split(":")[1]
+        partition = parse_arn(self.role_arn).partition
         return (
             f"arn:{partition}:sts::{self.account}:assumed-role/{self.role_arn.rsplit('/', 1)[-1]}/{self.session_name}"
         )
@@ -81,8 +82,8 @@ class RolePolicies:
     def _role(role_arn: str) -> Any:
         from moto.iam.models import iam_backends
 
-        _, partition, _, _, account, _ = role_arn.split(":", 5)
-        backend = iam_backends[account][partition]
+        arn = parse_arn(role_arn)
+        backend = iam_backends[arn.account][arn.partition]
         return backend, backend.get_role_by_arn(role_arn)
 
     def policies(self, role_arn: str) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from orderflow.arns import parse_arn
 from orderflow.errors import EndpointError, PortInUse
 from orderflow.local.roles import RolePolicies
 
@@ -29,8 +30,8 @@ def deployed_code(function_arn: str) -> bytes:
     """The zip bytes moto stored for a function (GetFunction offers no download link for ZipFile uploads)."""
     from moto.awslambda.models import lambda_backends
 
-    _, _, _, region, account, _, name = function_arn.split(":")[:7]
-    return lambda_backends[account][region].get_function(name).code_bytes
+    arn = parse_arn(function_arn)
+    return lambda_backends[arn.account][arn.region].get_function(arn.name.split(":")[0]).code_bytes
 
 
 def regions_with_mappings() -> Iterator[str]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from orderflow.aws import is_not_found
+from orderflow.aws import or_none
 from orderflow.provision.base import Context, Observed, Resource
 from orderflow.provision.ops import Call, Operation
 from orderflow.provision.topic import Topic
@@ -114,11 +112,8 @@ class DlqAlarm(Resource):
         alarms = cloudwatch.describe_alarms(AlarmNames=[self.name(ctx)], AlarmTypes=["MetricAlarm"])["MetricAlarms"]
         if not alarms:
             return None
-        try:
-            tags = cloudwatch.list_tags_for_resource(ResourceARN=alarms[0]["AlarmArn"]).get("Tags", [])
-        except ClientError as e:
-            if not is_not_found(e):
-                raise
+        tags = or_none(lambda: cloudwatch.list_tags_for_resource(ResourceARN=alarms[0]["AlarmArn"]).get("Tags", []))
+        if tags is None:
             return None  # deleted between the two reads
         return Observed(state={"alarm": alarms[0]}, tags=tag_dict(tags))
 
@@ -157,12 +152,9 @@ class AlertsTopic(Topic):
         if observed is None:
             return None
         paginator = ctx.client("sns").get_paginator("list_subscriptions_by_topic")
-        try:
-            pages = list(paginator.paginate(TopicArn=self.arn(ctx)))
-        except ClientError as e:
-            if is_not_found(e):
-                return None  # deleted between the two reads
-            raise
+        pages = or_none(lambda: list(paginator.paginate(TopicArn=self.arn(ctx))))
+        if pages is None:
+            return None  # deleted between the two reads
         emails = [s for page in pages for s in page.get("Subscriptions", []) if s.get("Protocol") == "email"]
         return Observed(state={"emails": emails}, tags=observed.tags)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from orderflow.aws import is_access_denied, is_not_found
+from orderflow.aws import is_access_denied, or_none
 from orderflow.provision.base import Context, Observed, Resource, changed
 from orderflow.provision.ops import Call, Operation, Transient, Wait
 from orderflow.provision.package import LambdaPackage
@@ -43,12 +43,9 @@ class Function(Resource):
         }
 
     def read(self, ctx: Context) -> Observed | None:
-        try:
-            response = ctx.client("lambda").get_function(FunctionName=self.name(ctx))
-        except ClientError as e:
-            if is_not_found(e):
-                return None
-            raise
+        response = or_none(lambda: ctx.client("lambda").get_function(FunctionName=self.name(ctx)))
+        if response is None:
+            return None
         config = response["Configuration"]
         tags, unreadable = self._tags(ctx, response)
         return Observed(

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from orderflow.arns import Arns
+from orderflow.arns import Arns, parse_arn
 from orderflow.stack import StackConfig
 
 VERSION = "2012-10-17"
@@ -58,7 +58,7 @@ class Permission:
     @property
     def short_resource(self) -> str:
         """`table/Orders`, `OrderQueue`, `log-group:/aws/lambda/…`: the part a reader recognises."""
-        return self.resource.split(":", 5)[-1].split(":log-stream:")[0]
+        return parse_arn(self.resource).resource.split(":log-stream:")[0]
 
 
 def required_permissions(config: StackConfig, arns: Arns) -> list[Permission]:

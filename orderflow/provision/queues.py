@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from orderflow.aws import is_not_found
+from orderflow.aws import or_none
 from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed, Resource, changed
 from orderflow.provision.ops import Call, Operation, Transient
@@ -31,31 +29,19 @@ def parse_redrive(text: str | None) -> dict[str, Any] | None:
     }
 
 
-def _queue_url(ctx: Context, name: str) -> str | None:
-    try:
-        return ctx.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
-    except ClientError as e:
-        if is_not_found(e):
-            return None
-        raise
-
-
 def find_queue(ctx: Context, name: str) -> tuple[str, dict[str, str]] | None:
     """The queue's URL and all its attributes (Policy and RedrivePolicy included), read once per observation; None
     when it does not exist. For up to 60 s after DeleteQueue, GetQueueUrl may still answer for the dying queue: a
     queue whose attributes cannot be read is missing."""
 
     def read() -> tuple[str, dict[str, str]] | None:
-        url = _queue_url(ctx, name)
-        if url is None:
+        sqs = ctx.client("sqs")
+        found = or_none(lambda: sqs.get_queue_url(QueueName=name))
+        if found is None:
             return None
-        try:
-            attributes = ctx.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        except ClientError as e:
-            if is_not_found(e):
-                return None
-            raise
-        return url, attributes
+        url = found["QueueUrl"]
+        attributes = or_none(lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]))
+        return None if attributes is None else (url, attributes["Attributes"])
 
     return ctx.cached(("queue", name), read)
 
@@ -78,12 +64,9 @@ class _Queue(Resource):
         if found is None:
             return None
         url, attributes = found
-        try:
-            tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
-        except ClientError as e:
-            if is_not_found(e):
-                return None
-            raise
+        tags = or_none(lambda: sqs.list_queue_tags(QueueUrl=url).get("Tags", {}))
+        if tags is None:
+            return None
         return Observed(state={"url": url, "attributes": attributes}, tags=tags)
 
     def _attribute_diff(self, ctx: Context, observed: Observed) -> dict[str, str]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-from botocore.exceptions import ClientError
-
-from orderflow.aws import is_not_found
+from orderflow.aws import or_none
 from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed, Resource, changed
 from orderflow.provision.ops import Call, Operation
@@ -47,7 +45,8 @@ class Role(Resource):
 
     def read(self, ctx: Context) -> Observed | None:
         iam = ctx.client("iam")
-        try:
+
+        def read() -> tuple[dict, dict[str, dict]]:
             role = iam.get_role(RoleName=self.name(ctx))["Role"]
             names = [
                 n
@@ -57,10 +56,12 @@ class Role(Resource):
             inline = {
                 n: _as_dict(iam.get_role_policy(RoleName=self.name(ctx), PolicyName=n)["PolicyDocument"]) for n in names
             }
-        except ClientError as e:
-            if is_not_found(e):
-                return None
-            raise
+            return role, inline
+
+        found = or_none(read)
+        if found is None:
+            return None
+        role, inline = found
         return Observed(
             state={"arn": role["Arn"], "trust": _as_dict(role["AssumeRolePolicyDocument"]), "inline": inline},
             tags=tag_dict(role.get("Tags")),
@@ -114,12 +115,6 @@ class Role(Resource):
         return [*operations, Call("iam", "DeleteRole", {"RoleName": role}, role, gone_ok=True)]
 
     def _attached(self, ctx: Context) -> list[str]:
-        try:
-            pages = list(
-                ctx.client("iam").get_paginator("list_attached_role_policies").paginate(RoleName=self.name(ctx))
-            )
-        except ClientError as e:
-            if is_not_found(e):
-                return []
-            raise
+        paginator = ctx.client("iam").get_paginator("list_attached_role_policies")
+        pages = or_none(lambda: list(paginator.paginate(RoleName=self.name(ctx)))) or []
         return [attached["PolicyArn"] for page in pages for attached in page["AttachedPolicies"]]

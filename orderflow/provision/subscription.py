@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 
-from botocore.exceptions import ClientError
-
-from orderflow.aws import is_not_found
+from orderflow.aws import or_none
 from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed, Resource
 from orderflow.provision.ops import Call, Operation, Pause
@@ -40,16 +38,12 @@ class Subscription(Resource):
 
     def find_subscription(self, ctx: Context) -> dict | None:
         paginator = ctx.client("sns").get_paginator("list_subscriptions_by_topic")
-        try:
-            for page in paginator.paginate(TopicArn=ctx.arns.topic(ctx.config.topic_name)):
-                for sub in page.get("Subscriptions", []):
-                    if sub.get("Protocol") == "sqs" and sub.get("Endpoint") == self._queue_arn(ctx):
-                        return sub
-        except ClientError as e:
-            if is_not_found(e):
-                return None
-            raise
-        return None
+        pages = or_none(lambda: list(paginator.paginate(TopicArn=ctx.arns.topic(ctx.config.topic_name)))) or []
+        subscriptions = (sub for page in pages for sub in page.get("Subscriptions", []))
+        return next(
+            (s for s in subscriptions if s.get("Protocol") == "sqs" and s.get("Endpoint") == self._queue_arn(ctx)),
+            None,
+        )
 
     def read(self, ctx: Context) -> Observed | None:
         queue = find_queue(ctx, ctx.config.queue_name)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
-from orderflow.aws import is_not_found
+from orderflow.aws import or_none
 from orderflow.errors import Conflict
 from orderflow.provision.base import Context, Observed, Resource, changed
 from orderflow.provision.ops import Call, Operation, Wait
@@ -27,12 +25,9 @@ class Table(Resource):
 
     def read(self, ctx: Context) -> Observed | None:
         ddb = ctx.client("dynamodb")
-        try:
-            table = ddb.describe_table(TableName=self.name(ctx))["Table"]
-        except ClientError as e:
-            if is_not_found(e):
-                return None
-            raise
+        table = self._describe(ctx)
+        if table is None:
+            return None
         tags = ddb.list_tags_of_resource(ResourceArn=table["TableArn"]).get("Tags", [])
         return Observed(
             state={
@@ -112,11 +107,10 @@ class Table(Resource):
         )
         return [*ready, delete, self._gone(ctx)]
 
+    def _describe(self, ctx: Context) -> dict | None:
+        found = or_none(lambda: ctx.client("dynamodb").describe_table(TableName=self.name(ctx)))
+        return None if found is None else found["Table"]
+
     def explain(self, ctx: Context, wait: Wait) -> str | None:
-        try:
-            status = ctx.client("dynamodb").describe_table(TableName=self.name(ctx))["Table"]["TableStatus"]
-        except ClientError as e:
-            if is_not_found(e):
-                return "it does not exist"
-            raise
-        return f"its status is {status}"
+        table = self._describe(ctx)
+        return "it does not exist" if table is None else f"its status is {table['TableStatus']}"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
-from orderflow.aws import is_not_found
+from orderflow.aws import or_none
 from orderflow.provision.base import Context, Observed, Resource
 from orderflow.provision.ops import Call, Operation
 from orderflow.stack import tag_dict, tag_list
@@ -24,14 +22,13 @@ class Topic(Resource):
         # Existence first, from the topic itself: some endpoints answer ListTagsForResource with an empty list for a
         # topic that does not exist, which would make a missing topic look like someone else's.
         sns = ctx.client("sns")
-        try:
+
+        def read() -> list[dict[str, str]]:
             sns.get_topic_attributes(TopicArn=self.arn(ctx))
-            tags = sns.list_tags_for_resource(ResourceArn=self.arn(ctx)).get("Tags", [])
-        except ClientError as e:
-            if is_not_found(e):
-                return None
-            raise
-        return Observed(state={}, tags=tag_dict(tags))
+            return sns.list_tags_for_resource(ResourceArn=self.arn(ctx)).get("Tags", [])
+
+        tags = or_none(read)
+        return None if tags is None else Observed(state={}, tags=tag_dict(tags))
 
     def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
         params = {"Name": self.name(ctx), "Tags": tag_list(ctx.config.tags)}

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from orderflow.aws import is_not_found
+from orderflow.aws import or_none
 from orderflow.errors import NotFoundError
 from orderflow.provision.base import Context, Observed, Resource, changed
 from orderflow.provision.ops import Call, Operation, Ref, Transient, Wait
@@ -28,28 +26,22 @@ IN_USE = (Transient("ResourceInUseException"),)
 def find_mapping(ctx: Context) -> dict[str, Any] | None:
     """The mapping from this stack's queue to its function, if any; a live one before one that is Deleting."""
     paginator = ctx.client("lambda").get_paginator("list_event_source_mappings")
-    found = []
-    try:
-        for page in paginator.paginate(
-            EventSourceArn=ctx.arns.queue(ctx.config.queue_name), FunctionName=ctx.config.function_name
-        ):
-            found += page.get("EventSourceMappings", [])
-    except ClientError as e:
-        if is_not_found(e):
-            return None
-        raise
+    pages = or_none(
+        lambda: list(
+            paginator.paginate(
+                EventSourceArn=ctx.arns.queue(ctx.config.queue_name), FunctionName=ctx.config.function_name
+            )
+        )
+    )
+    found = [m for page in pages or [] for m in page.get("EventSourceMappings", [])]
     found.sort(key=lambda m: m.get("State") == "Deleting")
     return found[0] if found else None
 
 
 def mapping_state(ctx: Context, uuid: str) -> str | None:
     """The mapping's State, or None once it is gone."""
-    try:
-        return ctx.client("lambda").get_event_source_mapping(UUID=uuid).get("State")
-    except ClientError as e:
-        if is_not_found(e):
-            return None
-        raise
+    mapping = or_none(lambda: ctx.client("lambda").get_event_source_mapping(UUID=uuid))
+    return None if mapping is None else mapping.get("State")
 
 
 class Trigger(Resource):

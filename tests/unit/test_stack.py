@@ -89,3 +89,22 @@ def test_package_is_reproducible_and_holds_only_the_handler():
     assert first.zip_bytes == second.zip_bytes
     names = zipfile.ZipFile(BytesIO(first.zip_bytes)).namelist()
     assert names == ["index.py"]
+
+
+def test_an_arn_parses_into_its_six_parts_and_the_resource_keeps_its_colons():
+    from orderflow.arns import Arns, parse_arn
+
+    arns = Arns("aws-cn", "cn-north-1", "111122223333")
+    function = parse_arn(arns.function("shop-ProcessOrderFunction"))
+    assert (function.partition, function.service, function.region, function.account) == (
+        "aws-cn",
+        "lambda",
+        "cn-north-1",
+        "111122223333",
+    )
+    assert function.resource == "function:shop-ProcessOrderFunction" and function.name == "shop-ProcessOrderFunction"
+    assert parse_arn(arns.queue("q")).name == "q" and parse_arn(arns.role("r")).name == "r"
+    assert parse_arn(arns.log_streams("/aws/lambda/f")).resource == "log-group:/aws/lambda/f:*"
+    assert parse_arn(arns.role("r")).region == ""
+    with pytest.raises(ValueError):
+        parse_arn("OrderQueue")

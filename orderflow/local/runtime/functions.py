@@ -15,9 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from orderflow.aws import is_not_found
+from orderflow.arns import parse_arn
+from orderflow.aws import or_none
 from orderflow.local.runtime.cloudwatch import LogWriter
 from orderflow.local.runtime.credentials import ExecutionRoles, RoleCredentials
 from orderflow.local.runtime.metrics import LambdaMetrics
@@ -30,7 +29,7 @@ CONFIG_TTL_SECONDS = 1.0
 
 
 def region_of(arn: str) -> str:
-    return arn.split(":")[3]
+    return parse_arn(arn).region
 
 
 class FunctionHost:
@@ -167,11 +166,8 @@ class FunctionHost:
         with self._lock:
             arns = [arn for arn, pool in self._idle.items() if pool]
         for arn in arns:
-            try:
-                current = self.spec(arn)
-            except ClientError as e:
-                if not is_not_found(e):
-                    raise
+            current = or_none(lambda arn=arn: self.spec(arn))
+            if current is None:
                 self.forget(arn)
                 continue
             with self._lock:

@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from orderflow.arns import parse_arn
 from orderflow.aws import error_code, is_access_denied, is_not_found
 from orderflow.local.events import sqs_event
 from orderflow.local.runtime.batch import failed_message_ids
@@ -40,8 +41,8 @@ def receive_problem(function_name: str) -> str:
 def queue_url(endpoint: str, queue_arn: str) -> str:
     """A queue's URL from its ARN, as Lambda's poller knows it without calling GetQueueUrl (which the execution
     role need not allow): the embedded AWS serves queues at <endpoint>/<account>/<name>."""
-    _, _, _, _, account, name = queue_arn.split(":", 5)
-    return f"{endpoint}/{account}/{name}"
+    arn = parse_arn(queue_arn)
+    return f"{endpoint}/{arn.account}/{arn.resource}"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 import psutil
 
+from orderflow.arns import parse_arn
 from orderflow.aws import connect
 from orderflow.local.runtime.cloudwatch import LogWriter
 from orderflow.local.runtime.credentials import ExecutionRoles, RoleCredentials
@@ -167,7 +168,7 @@ class LambdaRuntime:
 
     def _start_mapping(self, config: MappingConfig) -> None:
         mapping = _Mapping(config)
-        region = config.queue_arn.split(":")[3]
+        region = parse_arn(config.queue_arn).region
         for _ in range(config.concurrency):
             # One client per poller (over HTTP, each holds its own connection for its long polls), as the role.
             poller = QueuePoller(
