@@ -17,9 +17,9 @@ sys.path.insert(0, str(ROOT))
 
 from orderflow.aws import Aws, connect  # noqa: E402
 from orderflow.local.runtime.worker import memory_mb  # noqa: E402
-from orderflow.local.server import EmbeddedAws  # noqa: E402
-from orderflow.local.state import LOCAL_CREDENTIALS  # noqa: E402
-from orderflow.local.wire import is_read, operation_of  # noqa: E402
+from orderflow.local.server.embedded import EmbeddedAws  # noqa: E402
+from orderflow.local.server.state import LOCAL_CREDENTIALS  # noqa: E402
+from orderflow.local.server.wire import is_read, operation_of  # noqa: E402
 from orderflow.provision import operations  # noqa: E402
 from orderflow.provision.base import Context  # noqa: E402
 from orderflow.stack import StackConfig  # noqa: E402

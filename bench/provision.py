@@ -32,14 +32,14 @@ RESOURCES = len(planner.RESOURCES)  # table, topics, queues, alarm, subscription
 def realistic(args: argparse.Namespace) -> int:
     """`orderflow up` (the CLI, independent steps side by side) and the same plan step by step (in-process), on
     fresh stacks of one realistic embedded AWS, alternating."""
-    from orderflow.local.realistic import critical_path
-    from orderflow.local.server import EmbeddedAws
-    from orderflow.local.state import LOCAL_CREDENTIALS
+    from orderflow.local.realism.control_plane import critical_path
+    from orderflow.local.server.embedded import EmbeddedAws
+    from orderflow.local.server.state import LOCAL_CREDENTIALS
     from orderflow.provision.base import Context
 
     scale = args.time_scale or (0.25 if args.quick else 1.0)
     rounds = args.rounds or (1 if args.quick else 2)
-    embedded = EmbeddedAws(port=0, runtime=False, time_scale=scale).start()
+    embedded = EmbeddedAws(port=0, runtime=False, time_scale=scale, realistic=True).start()
     orderflow = [sys.executable, "-m", "orderflow", "--endpoint-url", embedded.endpoint, "--region", REGION]
     aws = connect(REGION, endpoint_url=embedded.endpoint, credentials=LOCAL_CREDENTIALS)
     concurrent: list[float] = []

@@ -26,7 +26,7 @@ from orderflow.flow import publish
 from orderflow.flow import trace as trace_flow
 from orderflow.flow import verify as verify_flow
 from orderflow.flow import watch as watch_flow
-from orderflow.local import control, state
+from orderflow.local.server import control, state
 from orderflow.provision import operations
 from orderflow.provision.base import Context
 from orderflow.settings_file import DEFAULT_SOURCE
@@ -61,7 +61,7 @@ class Options:
         if self.local:
             # The embedded AWS runs AWS's delays at its time scale (none at all unless started --realistic).
             server = state.recorded_server()
-            ctx.time_scale = (server.time_scale or 0.0) if server else 0.0
+            ctx.time_scale = server.delay_scale if server else 0.0
         return ctx
 
 
@@ -718,10 +718,6 @@ def realistic_options(command: Any) -> Any:
     )(command)
 
 
-def time_scale_of(realistic: bool, time_scale: float) -> float | None:
-    return time_scale if realistic else None
-
-
 @local.command("start")
 @click.option(
     "--port",
@@ -736,17 +732,17 @@ def local_start(options: Options, port: int, realistic: bool, time_scale: float)
     """Start the embedded AWS in the background and wait until it answers."""
     out = options.output
     with out.waiting("starting the embedded AWS …"):
-        status = control.start(port, time_scale_of(realistic, time_scale), minute_scale=time_scale)
+        status = control.start(port, time_scale, realistic)
     if status.note:
         out.warn(status.note)
     assert status.server is not None
     out.line(
         f"embedded AWS running at [bold]{status.server.endpoint}[/] (pid {status.server.pid}); log: {state.log_file()}"
     )
-    if status.server.time_scale is not None:
+    if status.server.realistic:
         out.line(f"realistic control plane: AWS's delays x{status.server.time_scale:g} (docs/fidelity.md)")
-    if status.server.minute_scale != 1.0:
-        out.line(f"CloudWatch's minute (metrics, alarms) lasts {60 * status.server.minute_scale:g} s")
+    if status.server.time_scale != 1.0:
+        out.line(f"CloudWatch's minute (metrics, alarms) lasts {60 * status.server.time_scale:g} s")
     out.line("use it with `orderflow --local …`; stop it with `orderflow local stop`")
     out.document(
         {
@@ -755,7 +751,7 @@ def local_start(options: Options, port: int, realistic: bool, time_scale: float)
             "pid": status.server.pid,
             "log": str(state.log_file()),
             "time_scale": status.server.time_scale,
-            "minute_scale": status.server.minute_scale,
+            "realistic": status.server.realistic,
         }
     )
 
@@ -803,19 +799,18 @@ def local_status(options: Options) -> None:
 @click.pass_obj
 def demo(options: Options, timeout: float, realistic: bool, time_scale: float) -> None:
     """The whole guide on an embedded AWS, start to finish: up, publish, verify, show, down."""
-    from orderflow.local.server import EmbeddedAws
+    from orderflow.local.server.embedded import EmbeddedAws
 
     out = options.output
     config = StackConfig(options.stack)
-    scale = time_scale_of(realistic, time_scale)
     out.line("[bold]orderflow demo[/]: the seed guide's ten steps on an embedded AWS (no account, no Docker)")
     with out.waiting("starting the embedded AWS …"):
-        embedded = EmbeddedAws(port=0, time_scale=scale, minute_scale=time_scale).start()
+        embedded = EmbeddedAws(port=0, time_scale=time_scale, realistic=realistic).start()
     try:
-        pace = "" if scale is None else f" (realistic control plane, AWS's delays x{scale:g})"
+        pace = f" (realistic control plane, AWS's delays x{time_scale:g})" if realistic else ""
         out.line(f"[bold]0.[/] embedded AWS listening on {embedded.endpoint}{pace}")
         aws = connect(region=state.LOCAL_REGION, endpoint_url=embedded.endpoint, credentials=state.LOCAL_CREDENTIALS)
-        ctx = Context(aws=aws, config=config, time_scale=scale or 0.0)
+        ctx = Context(aws=aws, config=config, time_scale=time_scale if realistic else 0.0)
         out.line(
             "[bold]1-8.[/] orderflow up: table, topic, queues, subscription + queue policy, role, function, trigger"
         )

@@ -34,7 +34,7 @@ def isolated_aws_env(monkeypatch, tmp_path):
 
 
 def _moto_as_it_is() -> dict[tuple[type, str], object]:
-    from orderflow.local import moto_patches
+    from orderflow.local.patches import moto as moto_patches
 
     return {(owner, name): owner.__dict__.get(name) for owner, name in moto_patches.patched_attributes()}
 
@@ -44,7 +44,7 @@ MOTO_AS_IT_IS = _moto_as_it_is()  # taken at collection, before any embedded AWS
 
 def leaked_patches() -> list[str]:
     """moto's attributes that are not moto's own while no embedded AWS runs: a patch outlived its embedded AWS."""
-    from orderflow.local import moto_patches
+    from orderflow.local.patches import moto as moto_patches
 
     if moto_patches.PATCHES.applied:
         return []

@@ -9,33 +9,33 @@ import signal
 import threading
 
 from orderflow.errors import OrderflowError
-from orderflow.local.server import EmbeddedAws
-from orderflow.local.state import LocalServer, pid_file, recorded_server
+from orderflow.local.server.embedded import EmbeddedAws
+from orderflow.local.server.state import LocalServer, pid_file, recorded_server
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="orderflow-local-daemon")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--time-scale", type=float, default=None, help="--realistic: AWS's delays times this")
-    parser.add_argument("--minute-scale", type=float, default=None, help="CloudWatch's minute times this")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="AWS's durations times this")
+    parser.add_argument("--realistic", action="store_true", help="AWS's control plane, with its delays and states")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        aws = EmbeddedAws(port=args.port, time_scale=args.time_scale, minute_scale=args.minute_scale).start()
+        aws = EmbeddedAws(port=args.port, time_scale=args.time_scale, realistic=args.realistic).start()
     except OrderflowError as e:
         logging.error("%s", e)
         return 1
-    LocalServer.of_this_process(aws.endpoint, aws.port, args.time_scale, aws.minute_scale).save()
-    pace = "instant control plane" if args.time_scale is None else f"realistic control plane x{args.time_scale:g}"
+    LocalServer.of_this_process(aws.endpoint, aws.port, args.time_scale, args.realistic).save()
+    pace = f"realistic control plane x{args.time_scale:g}" if args.realistic else "instant control plane"
     logging.info(
         "embedded AWS ready at %s (pid %d, %s, CloudWatch minute %gs)",
         aws.endpoint,
         os.getpid(),
         pace,
-        60 * aws.minute_scale,
+        60 * aws.time_scale,
     )
     stop.wait()
     logging.info("stopping")

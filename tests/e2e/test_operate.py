@@ -24,7 +24,7 @@ def fast_minute(tmp_path_factory):
     """A second embedded AWS (instant control plane) whose CloudWatch minute lasts 60 s x 0.05."""
     cli = Cli(tmp_path_factory.mktemp("orderflow-operate"))
     started = cli.json("local", "start", "--port", str(free_port()), "--time-scale", SCALE)
-    assert started["minute_scale"] == float(SCALE) and started["time_scale"] is None
+    assert started["time_scale"] == float(SCALE) and started["realistic"] is False
     yield cli, Aws(started["endpoint"])
     cli("local", "stop", check=False)
 

@@ -20,7 +20,7 @@ def realistic(tmp_path_factory):
     """A second embedded AWS, realistic, with its own state folder (so its own pid file)."""
     cli = Cli(tmp_path_factory.mktemp("orderflow-realistic"))
     started = cli.json("local", "start", "--port", str(free_port()), "--realistic", "--time-scale", SCALE)
-    assert started["time_scale"] == float(SCALE)
+    assert started["time_scale"] == float(SCALE) and started["realistic"] is True
     yield cli
     cli("local", "stop", check=False)
 

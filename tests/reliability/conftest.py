@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from orderflow.local.server import EmbeddedAws
-from orderflow.local.wire import error_response, is_read, operation_of
+from orderflow.local.server.embedded import EmbeddedAws
+from orderflow.local.server.wire import error_response, is_read, operation_of
 from tests.e2e.conftest import Aws, Cli
 
 # What the runtime and the handler do while messages flow; everything else a CLI command writes is provisioning.

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from orderflow.local.alarms import (
+from orderflow.local.cloudwatch.alarms import (
     UnsupportedAlarm,
     actions_for,
     alarm_series,
@@ -16,9 +16,9 @@ from orderflow.local.alarms import (
     expression_series,
     notification,
 )
-from orderflow.local.queue_metrics import QueueCounters, queue_datums
+from orderflow.local.cloudwatch.queue_metrics import QueueCounters, queue_datums
+from orderflow.local.cloudwatch.statistics import percentile, percentile_of, statistic
 from orderflow.local.runtime.metrics import _FunctionMinute, function_datums
-from orderflow.local.statistics import percentile, percentile_of, statistic
 from orderflow.provision.alarm import dlq_alarm_definition
 from orderflow.stack import StackConfig
 
@@ -130,11 +130,11 @@ def test_the_notification_is_cloudwatchs_message_to_the_alarm_actions():
 @pytest.fixture(scope="module")
 def embedded():
     from orderflow.aws import connect
-    from orderflow.local.server import EmbeddedAws
-    from orderflow.local.state import LOCAL_CREDENTIALS
+    from orderflow.local.server.embedded import EmbeddedAws
+    from orderflow.local.server.state import LOCAL_CREDENTIALS
 
     # A minute of 10 hours: the test ticks it by hand, never the clock.
-    with EmbeddedAws(runtime=False, minute_scale=600) as aws:
+    with EmbeddedAws(runtime=False, time_scale=600) as aws:
         yield aws, connect("eu-west-2", endpoint_url=aws.endpoint, credentials=LOCAL_CREDENTIALS)
 
 

@@ -11,11 +11,11 @@ import pytest
 
 from orderflow.arns import Arns
 from orderflow.errors import OrderflowError
-from orderflow.local import moto_patches
-from orderflow.local.enforcement import iam_action, resource_arn
-from orderflow.local.mapping_rules import MappingRequest, refusal
-from orderflow.local.server import EmbeddedAws
-from orderflow.local.wire import SignedRequest
+from orderflow.local.iam.enforcement import iam_action, resource_arn
+from orderflow.local.iam.mapping_rules import MappingRequest, refusal
+from orderflow.local.patches import moto as moto_patches
+from orderflow.local.server.embedded import EmbeddedAws
+from orderflow.local.server.wire import SignedRequest
 from orderflow.provision.policies import function_inline_policies, lambda_trust_policy, topic_send_statement
 from orderflow.stack import StackConfig
 
@@ -259,8 +259,8 @@ def test_the_scaled_receive_and_delete_keep_sqs_semantics(endpoint, stack):
 
 
 def test_the_pollers_in_process_client_answers_as_sqs_does_and_checks_the_role(endpoint, stack):
-    from orderflow.local.queue_access import InProcessQueues
-    from orderflow.local.roles import RolePolicies
+    from orderflow.local.iam.queue_access import InProcessQueues
+    from orderflow.local.iam.roles import RolePolicies
 
     config, arns, queue_url = stack
     issued = admin(endpoint, "sts").assume_role(RoleArn=arns.role(config.role_name), RoleSessionName="poller")
@@ -311,7 +311,7 @@ def test_the_pollers_in_process_client_answers_as_sqs_does_and_checks_the_role(e
 
 
 def test_a_decision_read_before_an_iam_change_is_never_cached_after_it(monkeypatch):
-    from orderflow.local.roles import RolePolicies
+    from orderflow.local.iam.roles import RolePolicies
 
     roles = RolePolicies()
     role = "arn:aws:iam::111122223333:role/r"

@@ -67,7 +67,7 @@ def test_access_denied_becomes_one_line():
 
 
 def test_local_start_without_moto_names_the_extra(monkeypatch):
-    from orderflow.local import control
+    from orderflow.local.server import control
 
     real_import = builtins.__import__
 

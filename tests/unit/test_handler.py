@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from orderflow.lambda_code import index
-from orderflow.local.events import sqs_event
+from orderflow.local.runtime.events import sqs_event
 from orderflow.provision.policies import topic_send_statement
 from tests.conftest import _HttpStatus
 

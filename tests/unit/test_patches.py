@@ -8,7 +8,7 @@ import json
 import boto3
 import pytest
 
-from orderflow.local.patching import Patch, Patches, PatchSet
+from orderflow.local.patches.patching import Patch, Patches, PatchSet
 
 
 def test_a_plain_mock_aws_test_after_an_embedded_aws_sees_moto_unpatched():
@@ -16,7 +16,7 @@ def test_a_plain_mock_aws_test_after_an_embedded_aws_sees_moto_unpatched():
     from moto import mock_aws
     from moto.sqs.models import Queue
 
-    from orderflow.local.server import EmbeddedAws
+    from orderflow.local.server.embedded import EmbeddedAws
     from tests.conftest import leaked_patches
 
     own_delete = Queue.__dict__["delete_message"]
@@ -32,8 +32,8 @@ def test_a_plain_mock_aws_test_after_an_embedded_aws_sees_moto_unpatched():
 
 
 def test_two_embedded_aws_side_by_side_keep_the_patches_until_the_last_stops():
-    from orderflow.local import moto_patches
-    from orderflow.local.server import EmbeddedAws
+    from orderflow.local.patches import moto as moto_patches
+    from orderflow.local.server.embedded import EmbeddedAws
 
     first = EmbeddedAws(runtime=False, cloudwatch=False).start()
     second = EmbeddedAws(runtime=False, cloudwatch=False).start()

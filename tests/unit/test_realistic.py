@@ -10,8 +10,8 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from orderflow.local.realistic import DELAYS, ControlPlane, critical_path, function_name
-from orderflow.local.server import EmbeddedAws
+from orderflow.local.realism.control_plane import DELAYS, ControlPlane, critical_path, function_name
+from orderflow.local.server.embedded import EmbeddedAws
 from orderflow.provision.package import build_package
 from orderflow.provision.policies import lambda_trust_policy
 

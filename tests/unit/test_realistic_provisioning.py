@@ -12,8 +12,8 @@ import pytest
 
 from orderflow.aws import connect
 from orderflow.flow import dlq
-from orderflow.local import state
-from orderflow.local.server import EmbeddedAws
+from orderflow.local.server import state
+from orderflow.local.server.embedded import EmbeddedAws
 from orderflow.provision import operations
 from orderflow.provision.base import Context
 from orderflow.provision.executor import Progress
@@ -26,7 +26,7 @@ SCALE = 0.1
 
 @pytest.fixture(scope="module")
 def endpoint():
-    with EmbeddedAws(runtime=False, time_scale=SCALE) as aws:
+    with EmbeddedAws(runtime=False, time_scale=SCALE, realistic=True) as aws:
         yield aws.endpoint
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from orderflow.arns import parse_arn
 from orderflow.aws import or_none
-from orderflow.local.runtime.cloudwatch import LogWriter
 from orderflow.local.runtime.credentials import ExecutionRoles, RoleCredentials
+from orderflow.local.runtime.logs import LogWriter
 from orderflow.local.runtime.metrics import LambdaMetrics
 from orderflow.local.runtime.worker import FunctionSpec, Invocation, WorkerProcess
 

@@ -17,9 +17,9 @@ from botocore.exceptions import ClientError
 
 from orderflow.arns import parse_arn
 from orderflow.aws import error_code, is_access_denied, is_not_found
-from orderflow.local.events import sqs_event
 from orderflow.local.runtime.batch import failed_message_ids
 from orderflow.local.runtime.credentials import RoleCredentials, RoleNotAssumable
+from orderflow.local.runtime.events import sqs_event
 from orderflow.local.runtime.functions import FunctionHost, region_of
 
 log = logging.getLogger("orderflow.local.runtime")
@@ -89,6 +89,13 @@ class QueuePoller(threading.Thread):
         self._stopping = stop
         self._report = report
         self._client: tuple[RoleCredentials, Any] | None = None
+        # Clear while a receive is under way: once stopped, a poller outside one never receives again.
+        self._not_receiving = threading.Event()
+        self._not_receiving.set()
+
+    def join_receiving(self, timeout: float) -> bool:
+        """Wait (at most `timeout`) until no receive of this poller is under way; after its stop, none starts."""
+        return self._not_receiving.wait(timeout)
 
     def _url(self, queue_arn: str) -> str:
         return queue_url(self._host.endpoint, queue_arn)
@@ -157,7 +164,11 @@ class QueuePoller(threading.Thread):
         config = self._config()
         try:
             self._use_role(config.function_arn)
-            messages = self._gather(config)
+            self._not_receiving.clear()
+            try:
+                messages = self._gather(config)
+            finally:
+                self._not_receiving.set()
         except RoleNotAssumable as e:
             self._refused(config.uuid, f"PROBLEM: {e}")
             return

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +21,12 @@ import psutil
 
 from orderflow.arns import parse_arn
 from orderflow.aws import connect
-from orderflow.local.runtime.cloudwatch import LogWriter
 from orderflow.local.runtime.credentials import ExecutionRoles, RoleCredentials
 from orderflow.local.runtime.functions import CodeSource, FunctionHost
+from orderflow.local.runtime.logs import LogWriter
 from orderflow.local.runtime.metrics import LambdaMetrics
 from orderflow.local.runtime.poller import MappingConfig, QueuePoller, mapping_config
-from orderflow.local.state import LOCAL_CREDENTIALS
+from orderflow.local.server.state import LOCAL_CREDENTIALS
 
 log = logging.getLogger("orderflow.local.runtime")
 
@@ -34,6 +35,9 @@ log = logging.getLogger("orderflow.local.runtime")
 ACTIVE_STATES = ("Enabled", "Updating")
 # AWS starts SQS pollers at five concurrent batches per mapping.
 DEFAULT_POLLERS_PER_MAPPING = 5
+# How long a stopped mapping's pollers may take to finish the receive each may be in (LONG_POLL_SECONDS each, slower
+# on a busy machine) before "stopped" is logged anyway.
+STOP_RECEIVING_SECONDS = 10.0
 
 
 WORK_DIR_PREFIX = "orderflow-lambda-"
@@ -190,14 +194,27 @@ class LambdaRuntime:
         )
 
     def _stop_mapping(self, uuid: str, wait: bool = True) -> _Mapping:
-        """Stop a mapping's pollers; with `wait`, "stopped" is logged once none of them can receive any more."""
+        """Stop a mapping's pollers; with `wait`, "stopped" is logged (from a thread of its own, so that the watcher
+        goes on following the other mappings) once none of them can receive any more. A poller may still be
+        finishing an invocation then: it receives nothing after it."""
         mapping = self._mappings.pop(uuid)
         mapping.stop.set()
         if wait:
-            for poller in mapping.pollers:
-                poller.join(timeout=5)
-        log.info("mapping %s stopped", uuid)
+            threading.Thread(
+                target=self._report_stopped, args=(uuid, mapping), name="mapping-stop", daemon=True
+            ).start()
+        else:
+            log.info("mapping %s stopped", uuid)
         return mapping
+
+    @staticmethod
+    def _report_stopped(uuid: str, mapping: _Mapping) -> None:
+        # A poller checks its stop flag between receives (each at most LONG_POLL_SECONDS): within a few seconds none
+        # is receiving, even while one still runs a long invocation (which once held the watcher for 20 s).
+        deadline = time.monotonic() + STOP_RECEIVING_SECONDS
+        for poller in mapping.pollers:
+            poller.join_receiving(max(0.0, deadline - time.monotonic()))
+        log.info("mapping %s stopped", uuid)
 
     def stop(self) -> None:
         self._stopped.set()

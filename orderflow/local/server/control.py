@@ -13,8 +13,16 @@ import time
 from dataclasses import dataclass
 
 from orderflow.errors import Conflict, EndpointError, FileProblem, PortInUse
-from orderflow.local.server import LOOPBACK, _require_moto
-from orderflow.local.state import LocalServer, is_ours, is_stopped, log_file, pid_file, recorded_server, why_not_ours
+from orderflow.local.server.embedded import LOOPBACK, _require_moto
+from orderflow.local.server.state import (
+    LocalServer,
+    is_ours,
+    is_stopped,
+    log_file,
+    pid_file,
+    recorded_server,
+    why_not_ours,
+)
 from orderflow.paths import open_private_append, private_dir, state_dir
 
 DEFAULT_PORT = 4599
@@ -75,7 +83,7 @@ def _log_tail(lines: int = 5) -> str:
         return "(no log)"
 
 
-def start(port: int = DEFAULT_PORT, time_scale: float | None = None, minute_scale: float | None = None) -> LocalStatus:
+def start(port: int = DEFAULT_PORT, time_scale: float = 1.0, realistic: bool = False) -> LocalStatus:
     """Start the background server and wait until it answers. Refuses a second one and a busy port."""
     note = ""
     existing = recorded_server()
@@ -98,8 +106,9 @@ def start(port: int = DEFAULT_PORT, time_scale: float | None = None, minute_scal
                 "orderflow.local.daemon",
                 "--port",
                 str(port),
-                *(["--time-scale", repr(time_scale)] if time_scale is not None else []),
-                *(["--minute-scale", repr(minute_scale)] if minute_scale is not None else []),
+                "--time-scale",
+                repr(time_scale),
+                *(["--realistic"] if realistic else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

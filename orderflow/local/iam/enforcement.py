@@ -16,8 +16,15 @@ from typing import Any
 from urllib.parse import urlparse
 
 from orderflow.access import denial_message
-from orderflow.local.roles import RolePolicies
-from orderflow.local.wire import SignedRequest, credential_scope, error_response, is_read, operation_of, parse_request
+from orderflow.local.iam.roles import RolePolicies
+from orderflow.local.server.wire import (
+    SignedRequest,
+    credential_scope,
+    error_response,
+    is_read,
+    operation_of,
+    parse_request,
+)
 
 log = logging.getLogger("orderflow.local.enforcement")
 

@@ -39,17 +39,20 @@ class LocalServer:
     port: int
     started_at: float = 0.0  # the process's start time (seconds since the epoch, as the kernel reports it)
     command: list[str] = field(default_factory=list)
-    # `--realistic`: the control plane's time scale (1.0 = AWS's pace); None: moto's instant control plane.
-    time_scale: float | None = None
-    # CloudWatch's minute (SQS metrics, alarm evaluation) is 60 s times this.
-    minute_scale: float = 1.0
+    # AWS's durations times this (CloudWatch's minute; with `realistic`, the control plane's delays too).
+    time_scale: float = 1.0
+    # `--realistic`: AWS's control plane with its delays and states; else moto's instant one.
+    realistic: bool = False
 
     @classmethod
-    def of_this_process(
-        cls, endpoint: str, port: int, time_scale: float | None = None, minute_scale: float = 1.0
-    ) -> LocalServer:
+    def of_this_process(cls, endpoint: str, port: int, time_scale: float = 1.0, realistic: bool = False) -> LocalServer:
         me = psutil.Process()
-        return cls(os.getpid(), endpoint, port, me.create_time(), me.cmdline(), time_scale, minute_scale)
+        return cls(os.getpid(), endpoint, port, me.create_time(), me.cmdline(), time_scale, realistic)
+
+    @property
+    def delay_scale(self) -> float:
+        """How this server's control-plane delays compare to AWS's: its time scale, or 0 when instant."""
+        return self.time_scale if self.realistic else 0.0
 
     def save(self) -> None:
         write_private(pid_file(), json.dumps(asdict(self)))
@@ -86,8 +89,8 @@ def recorded_server() -> LocalServer | None:
             port=int(data["port"]),
             started_at=float(data.get("started_at", 0.0)),
             command=[str(c) for c in data.get("command", [])],
-            time_scale=float(data["time_scale"]) if data.get("time_scale") is not None else None,
-            minute_scale=float(data.get("minute_scale") or 1.0),
+            time_scale=float(data.get("time_scale") or 1.0),
+            realistic=bool(data.get("realistic", False)),
         )
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError, KeyError, TypeError):
         return None

@@ -17,7 +17,7 @@ from typing import Any
 
 from orderflow.arns import parse_arn
 from orderflow.aws import connect
-from orderflow.local.alarms import (
+from orderflow.local.cloudwatch.alarms import (
     Series,
     UnsupportedAlarm,
     actions_for,
@@ -25,10 +25,10 @@ from orderflow.local.alarms import (
     evaluate,
     notification,
 )
-from orderflow.local.queue_metrics import sample_queues
+from orderflow.local.cloudwatch.queue_metrics import sample_queues
+from orderflow.local.cloudwatch.statistics import statistic
 from orderflow.local.runtime.metrics import put_datums
-from orderflow.local.state import LOCAL_CREDENTIALS
-from orderflow.local.statistics import statistic
+from orderflow.local.server.state import LOCAL_CREDENTIALS
 
 log = logging.getLogger("orderflow.local")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from orderflow.arns import parse_arn
 from orderflow.errors import EndpointError, PortInUse
-from orderflow.local.roles import RolePolicies
+from orderflow.local.iam.roles import RolePolicies
 
 LOOPBACK = "127.0.0.1"
 
@@ -56,9 +56,9 @@ class EmbeddedAws:
         pollers_per_mapping: int | None = None,
         wrap_app: Callable[[Any], Any] | None = None,
         in_process_pollers: bool = True,
-        time_scale: float | None = None,
+        time_scale: float = 1.0,
+        realistic: bool = False,
         control_plane: Any = None,
-        minute_scale: float | None = None,
         cloudwatch: bool = True,
     ) -> None:
         self.requested_port = port
@@ -73,13 +73,13 @@ class EmbeddedAws:
         self.runtime: Any = None
         self.roles = RolePolicies()
         self.enforcement: Any = None
-        # None: moto's instant control plane. A number: AWS's delays (realistic.DELAYS) times this scale.
+        # AWS's durations times this: CloudWatch's minute (SQS metrics, alarm evaluation) always, and with
+        # `realistic` the control plane's delays (control_plane.DELAYS). One concept, one number.
         self.time_scale = time_scale
-        # A realistic.ControlPlane made by the caller (a test's, on its own clock); else one is made from time_scale.
+        # A ControlPlane made by the caller (a test's, on its own clock); else one is made when `realistic`.
         self.control_plane = control_plane
+        self.is_realistic = realistic or control_plane is not None
         self.realistic: Any = None
-        # CloudWatch's minute (SQS metrics, alarm evaluation) is 60 s times this: the time scale unless given.
-        self.minute_scale = minute_scale or time_scale or 1.0
         # False: no SQS metrics, no alarm evaluation, no Lambda metrics (the benchmark measures what they cost).
         self.with_cloudwatch = cloudwatch
         self.cloudwatch_minute: Any = None
@@ -99,17 +99,17 @@ class EmbeddedAws:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
 
-        from orderflow.local import moto_patches
-        from orderflow.local.enforcement import Enforcement
-        from orderflow.local.mapping_rules import MappingRules
+        from orderflow.local.iam.enforcement import Enforcement
+        from orderflow.local.iam.mapping_rules import MappingRules
+        from orderflow.local.patches import moto as moto_patches
 
         moto_patches.PATCHES.enter()  # left in stop(), whatever happens next
         self._patched = True
         moto_patches.route_invocations_to(lambda: self.runtime.host if self.runtime else None)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app: Any = DomainDispatcherApplication(create_backend_app)
-        if self.time_scale is not None or self.control_plane is not None:
-            from orderflow.local.realistic import ControlPlane, RealisticAws
+        if self.is_realistic:
+            from orderflow.local.realism.control_plane import ControlPlane, RealisticAws
 
             plane = self.control_plane or ControlPlane(self.time_scale)
             app = self.realistic = RealisticAws(app, plane, account=lambda: DEFAULT_ACCOUNT_ID)
@@ -135,9 +135,9 @@ class EmbeddedAws:
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
         self._thread.start()
         if self.with_cloudwatch:
-            from orderflow.local.monitoring import CloudWatchMinute
+            from orderflow.local.cloudwatch.minute import CloudWatchMinute
 
-            self.cloudwatch_minute = CloudWatchMinute(self.endpoint, self.minute_scale).start()
+            self.cloudwatch_minute = CloudWatchMinute(self.endpoint, self.time_scale).start()
         if self.with_runtime:
             self.start_runtime()
         return self
@@ -148,8 +148,8 @@ class EmbeddedAws:
         from orderflow.local.runtime.service import LambdaRuntime
 
         if self.runtime is None:
-            from orderflow.local import moto_patches
-            from orderflow.local.queue_access import InProcessQueues
+            from orderflow.local.iam.queue_access import InProcessQueues
+            from orderflow.local.patches import moto as moto_patches
 
             self.runtime = LambdaRuntime(
                 self.endpoint,
@@ -178,7 +178,7 @@ class EmbeddedAws:
             self.cloudwatch_minute.stop()
             self.cloudwatch_minute = None
         if self.realistic is not None:
-            from orderflow.local import moto_patches
+            from orderflow.local.patches import moto as moto_patches
 
             self.realistic.plane.stop()
             moto_patches.use_realistic(None)
@@ -187,7 +187,7 @@ class EmbeddedAws:
             self._server.server_close()
             self._server = None
         if self._patched:
-            from orderflow.local import moto_patches
+            from orderflow.local.patches import moto as moto_patches
 
             self._patched = False
             moto_patches.PATCHES.leave()  # the last embedded AWS to stop gives moto back as it was

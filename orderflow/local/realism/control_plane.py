@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from orderflow.arns import parse_arn
-from orderflow.local.wire import SignedRequest, error_response, parse_request
+from orderflow.local.server.wire import SignedRequest, error_response, parse_request
 
 log = logging.getLogger("orderflow.local.realistic")
 

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from botocore.exceptions import ClientError
 
 from orderflow.access import denial_message
-from orderflow.local.roles import RolePolicies
+from orderflow.local.iam.roles import RolePolicies
 
 NON_EXISTENT_QUEUE = "AWS.SimpleQueueService.NonExistentQueue"
 

@@ -24,7 +24,7 @@ from typing import Any
 from orderflow.access import topic_may_send
 from orderflow.arns import parse_arn
 from orderflow.errors import EndpointError
-from orderflow.local.patching import Patch, Patches, PatchSet
+from orderflow.local.patches.patching import Patch, Patches, PatchSet
 
 log = logging.getLogger("orderflow.local")
 
@@ -359,7 +359,7 @@ def _run_invocations_in_orderflows_runtime() -> list[Patch]:
     instead of moto's Docker container or its canned "Simple Lambda happy path OK"."""
     from moto.awslambda.models import LambdaFunction
 
-    from orderflow.local.runtime.cloudwatch import report_lines
+    from orderflow.local.runtime.logs import report_lines
 
     def invoke(self, body, request_headers, response_headers):  # type: ignore[no-untyped-def]
         host = _function_host() if _function_host else None
@@ -390,7 +390,7 @@ def _compute_percentiles() -> list[Patch]:
     from moto.cloudwatch.models import Statistics
     from moto.cloudwatch.responses import CloudWatchResponse
 
-    from orderflow.local.statistics import percentile, percentile_of
+    from orderflow.local.cloudwatch.statistics import percentile, percentile_of
 
     original_statistic = Statistics.get_statistics_for_type
 
@@ -430,7 +430,7 @@ def _count_queue_messages() -> list[Patch]:
     through the API and from SNS count, a redrive policy's move to the DLQ does not (as on AWS)."""
     from moto.sqs.models import Queue, SQSBackend
 
-    from orderflow.local.queue_metrics import COUNTERS
+    from orderflow.local.cloudwatch.queue_metrics import COUNTERS
 
     original_send = SQSBackend.send_message
     original_receive = SQSBackend.receive_message

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orderflow.arns import parse_arn
-from orderflow.local.roles import RolePolicies
+from orderflow.local.iam.roles import RolePolicies
 
 INVALID = "InvalidParameterValueException"
 # The permissions Lambda checks on the execution role for an SQS source, in the order it names them.
