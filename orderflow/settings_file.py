@@ -86,6 +86,9 @@ class Resolved:
             if source != DEFAULT_SOURCE
         }
 
+    def to_document(self) -> dict[str, dict[str, Any]]:
+        return {name: {"value": getattr(self.settings, name), "source": s} for name, s in self.sources.items()}
+
 
 def resolve(given: dict[str, tuple[Any, str]], file: SettingsFile | None) -> Resolved:
     """`given`: the settings set on the command line or by variable, name -> (value, source label)."""

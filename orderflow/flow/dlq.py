@@ -70,6 +70,24 @@ class DeadLetters:
     def unread(self) -> int:
         return max(0, self.counted - len(self.letters))
 
+    def to_document(self, queue: str) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "queue": queue,
+            "counted": self.counted,
+            "inFlight": self.in_flight,
+            "letters": [
+                {
+                    "messageId": lt.message_id,
+                    "orderId": lt.order_id,
+                    "receiveCount": lt.receive_count,
+                    "firstReceived": lt.first_received,
+                    "excerpt": lt.excerpt,
+                }
+                for lt in self.letters
+            ],
+        }
+
 
 # A long poll asks every SQS server (a short poll only a sample, and can answer nothing while letters exist);
 # 1 s keeps each empty answer short.

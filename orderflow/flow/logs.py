@@ -24,6 +24,14 @@ class LogEvent:
     stream: str
     message: str
 
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "timestamp": self.timestamp,
+            "stream": self.stream,
+            "message": self.message,
+            "record": self.handler_record,
+        }
+
     @property
     def handler_record(self) -> dict[str, Any] | None:
         """The handler's per-record JSON line, or None for any other line (START, END, REPORT, prints)."""

@@ -33,6 +33,14 @@ class Published:
     order: dict[str, Any]
 
 
+def to_document(config: StackConfig, published: list[Published]) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "stack": config.name,
+        "published": [{"orderId": p.order_id, "messageId": p.message_id} for p in published],
+    }
+
+
 def new_order_id() -> str:
     return f"O-{secrets.token_hex(6)}"
 

@@ -66,6 +66,24 @@ class VerifyReport:
     def first_failure(self) -> Check | None:
         return next((c for c in self.checks if c.passed is False), None)
 
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "ok": self.passed,
+            **({} if self.passed else {"code": "check-failed"}),
+            "orderId": self.order_id,
+            "seconds": round(self.seconds, 3),
+            "checks": [
+                {
+                    "hop": c.hop,
+                    "passed": c.passed,
+                    "evidence": c.evidence,
+                    "hint": c.hint,
+                    "seconds": None if c.seconds is None else round(c.seconds, 3),
+                }
+                for c in self.checks
+            ],
+        }
+
 
 def _plain(value: Any) -> Any:
     """DynamoDB's Decimals back to the JSON numbers they were published as."""

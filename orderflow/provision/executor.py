@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from orderflow.provision.base import Context, Resource
 from orderflow.provision.ops import Operation
@@ -46,6 +47,15 @@ class StepResult:
     details: tuple[str, ...] = ()
     # The operations the step ran: the same objects the plan (and `--dry-run`) shows.
     operations: tuple[Operation, ...] = ()
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "resource": self.key,
+            "name": self.name,
+            "outcome": self.outcome.value,
+            "seconds": round(self.seconds, 3),
+            "operations": [op.to_document() for op in self.operations],
+        }
 
 
 class Progress:

@@ -9,6 +9,7 @@ from orderflow.provision.base import Context
 from orderflow.provision.executor import NO_PROGRESS, Progress, StepResult, apply_down, apply_up
 from orderflow.provision.package import build_package
 from orderflow.provision.planner import DownStep, UpStep, observe, plan_down, plan_up
+from orderflow.settings_file import DEFAULT_SOURCE
 from orderflow.stack import StackSettings
 
 
@@ -37,17 +38,12 @@ class UpReport:
                 }
                 for s in self.steps
             ],
-            "results": [
-                {
-                    "resource": r.key,
-                    "name": r.name,
-                    "outcome": r.outcome.value,
-                    "seconds": round(r.seconds, 3),
-                    "operations": [op.to_document() for op in r.operations],
-                }
-                for r in self.results
-            ],
+            "results": [r.to_document() for r in self.results],
         }
+
+    def reverting(self, sources: dict[str, str]) -> dict[str, tuple[Any, Any]]:
+        """Settings the stack holds that `up` puts back to their default because nobody asked for them."""
+        return {name: change for name, change in self.setting_changes.items() if sources[name] == DEFAULT_SOURCE}
 
 
 def setting_changes(steps: list[UpStep], settings: StackSettings) -> dict[str, tuple[Any, Any]]:
@@ -83,6 +79,15 @@ def converge(
     if not dry_run:
         report.results = apply_up(ctx, steps, progress, concurrent)
     return report
+
+
+def data_question(steps: list[DownStep]) -> str | None:
+    """What `down` must ask before it runs: deleting the table deletes the orders in it (None: no data at stake)."""
+    table = next((s for s in steps if s.resource.key == "table"), None)
+    if table is None or table.action != "delete":
+        return None
+    items = (table.observed.state.get("item_count") if table.observed else None) or 0
+    return f"Delete table {table.name!r} and its orders (about {items} item(s))?"
 
 
 def teardown(

@@ -189,4 +189,5 @@ _IDENTIFYING = {
     "Name",
     "SubscriptionArn",
     "ResourceArn",
+    "PolicyName",
 }

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from orderflow.errors import Conflict, EndpointError, FileProblem, PortInUse
 from orderflow.local.server.embedded import LOOPBACK, _require_moto
@@ -48,6 +49,21 @@ class LocalStatus:
     running: bool
     server: LocalServer | None
     note: str = ""
+
+    def to_document(self) -> dict[str, Any]:
+        """`ok` is whether it runs (`local status` exits 1 when it does not: `ok` says the same)."""
+        server = self.server if self.running else None
+        return {
+            "ok": self.running,
+            **({} if self.running else {"code": "not-running"}),
+            "running": self.running,
+            "note": self.note,
+            "endpoint": server.endpoint if server else None,
+            "pid": server.pid if server else None,
+            "log": str(log_file()),
+            "time_scale": server.time_scale if server else None,
+            "realistic": server.realistic if server else None,
+        }
 
 
 def _check_port_free(port: int) -> None:
