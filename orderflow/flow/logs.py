@@ -11,6 +11,7 @@ from typing import Any
 
 from orderflow.aws import Aws, or_none
 from orderflow.errors import ConfigError
+from orderflow.lambda_code.index import LOG_EVENT, LOG_FIELDS
 from orderflow.stack import StackConfig
 
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")
@@ -29,20 +30,70 @@ class LogEvent:
             "timestamp": self.timestamp,
             "stream": self.stream,
             "message": self.message,
-            "record": self.handler_record,
+            "record": record.to_document() if (record := self.handler_record) else None,
         }
 
     @property
-    def handler_record(self) -> dict[str, Any] | None:
-        """The handler's per-record JSON line, or None for any other line (START, END, REPORT, prints)."""
-        text = self.message.strip()
+    def handler_record(self) -> HandlerRecord | None:
+        """The handler's per-record line, or None for any other line (START, END, REPORT, prints)."""
+        return HandlerRecord.parse(self.message)
+
+
+# The handler's JSON names -> HandlerRecord's attributes: built from the handler's own list, so they cannot drift.
+_ATTRIBUTES = {name: re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower() for name in LOG_FIELDS}
+
+
+@dataclass(frozen=True)
+class HandlerRecord:
+    """The handler's log line for one SQS record, parsed once (lambda_code/index.py writes it)."""
+
+    outcome: str = "?"
+    order_id: str | None = None
+    sqs_message_id: str | None = None
+    sns_message_id: str | None = None
+    attempt: int = 0  # SQS's ApproximateReceiveCount; 0 when unknown
+    sent_at: int = 0  # SQS's SentTimestamp (ms); 0 when unknown
+    reason: str | None = None
+    request_id: str | None = None
+
+    @classmethod
+    def parse(cls, message: str) -> HandlerRecord | None:
+        text = message.strip()
         if not text.startswith("{"):
             return None
         try:
             data = json.loads(text)
         except ValueError:
             return None
-        return data if isinstance(data, dict) and data.get("event") == "order" else None
+        if not isinstance(data, dict) or data.get("event") != LOG_EVENT:
+            return None
+        values = {_ATTRIBUTES[k]: v for k, v in data.items() if k in _ATTRIBUTES and v is not None}
+        for number in ("attempt", "sent_at"):
+            values[number] = _whole(values.get(number))
+        for text_field in ("outcome", "order_id", "sqs_message_id", "sns_message_id", "reason", "request_id"):
+            if text_field in values:
+                values[text_field] = str(values[text_field])
+        return cls(**values)
+
+    @property
+    def done(self) -> bool:
+        """Written, or stale (an equal or newer version is stored): the record needs no retry."""
+        return self.outcome in ("written", "stale")
+
+    def to_document(self) -> dict[str, Any]:
+        """The line as the handler wrote it."""
+        return {"event": LOG_EVENT} | {
+            name: getattr(self, attribute)
+            for name, attribute in _ATTRIBUTES.items()
+            if getattr(self, attribute) not in (None, 0)
+        }
+
+
+def _whole(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 # CloudWatch Logs keeps events for at most 10 years (PutRetentionPolicy's longest retention is 3653 days).
@@ -112,12 +163,11 @@ def render(event: LogEvent) -> str:
     record = event.handler_record
     if record is None:
         return event.message.rstrip()
-    parts = [record.get("outcome", "?").upper(), record.get("orderId", "<no orderId>")]
-    parts.append(f"sqs={record.get('sqsMessageId')}")
-    if record.get("snsMessageId"):
-        parts.append(f"sns={record['snsMessageId']}")
-    if record.get("attempt"):
-        parts.append(f"attempt={record['attempt']}")
-    if record.get("reason"):
-        parts.append(f"— {record['reason']}")
+    parts = [record.outcome.upper(), record.order_id or "<no orderId>", f"sqs={record.sqs_message_id}"]
+    if record.sns_message_id:
+        parts.append(f"sns={record.sns_message_id}")
+    if record.attempt:
+        parts.append(f"attempt={record.attempt}")
+    if record.reason:
+        parts.append(f"— {record.reason}")
     return " ".join(parts)

@@ -18,7 +18,7 @@ from typing import Any
 from orderflow.aws import Aws
 from orderflow.errors import ConfigError, NotFoundError
 from orderflow.flow import dlq as dlq_flow
-from orderflow.flow.logs import LogEvent, fetch_events, quoted
+from orderflow.flow.logs import HandlerRecord, LogEvent, fetch_events, quoted
 from orderflow.flow.publish import recall
 from orderflow.flow.verify import stored_order
 from orderflow.provision.base import Context
@@ -75,16 +75,16 @@ class Trace:
 class Attempt:
     """One handler log line for the order, with the invocation it ran in."""
 
-    record: dict[str, Any]
+    record: HandlerRecord
     logged_ms: int
     started_ms: int
     duration_ms: float | None
 
 
-def _matches(record: dict[str, Any], order_id: str | None, message_id: str | None) -> bool:
-    if order_id is not None and record.get("orderId") == order_id:
+def _matches(record: HandlerRecord, order_id: str | None, message_id: str | None) -> bool:
+    if order_id is not None and record.order_id == order_id:
         return True
-    return message_id is not None and message_id in (record.get("sqsMessageId"), record.get("snsMessageId"))
+    return message_id is not None and message_id in (record.sqs_message_id, record.sns_message_id)
 
 
 def _invocation(aws: Aws, config: StackConfig, request_id: str, around_ms: int) -> tuple[int, float | None]:
@@ -103,17 +103,16 @@ def attempts(
 ) -> list[Attempt]:
     term = order_id if order_id is not None else message_id
     assert term is not None
-    lines: list[LogEvent] = [
-        e
+    lines: list[tuple[LogEvent, HandlerRecord]] = [
+        (e, record)
         for e in fetch_events(aws, config, since_ms, pattern=quoted(term))
-        if e.handler_record and _matches(e.handler_record, order_id, message_id)
+        if (record := e.handler_record) and _matches(record, order_id, message_id)
     ]
     found = []
-    for event in lines:
-        record = event.handler_record or {}
+    for event, record in lines:
         started, duration = (
-            _invocation(aws, config, record["requestId"], event.timestamp)
-            if record.get("requestId")
+            _invocation(aws, config, record.request_id, event.timestamp)
+            if record.request_id
             else (event.timestamp, None)
         )
         found.append(Attempt(record, event.timestamp, started, duration))
@@ -132,49 +131,49 @@ def timeline(
     events: list[TraceEvent] = []
     if published is not None:
         events.append(TraceEvent(published[1], "sns", "published", {"snsMessageId": published[0]}))
-    seen_sqs: set[str] = set()
+    seen_sqs: set[str | None] = set()
     previous: Attempt | None = None
     for attempt in attempts_found:
         record = attempt.record
-        sqs_id = record.get("sqsMessageId")
-        count = int(record.get("attempt") or 0)
+        sqs_id = record.sqs_message_id
+        count = record.attempt
         if (
             previous is not None
-            and previous.record.get("outcome") in FAILED
-            and int(previous.record.get("attempt") or 0) >= max_receive_count > 0
+            and previous.record.outcome in FAILED
+            and previous.record.attempt >= max_receive_count > 0
             and count == 1
         ):
             # The last allowed receive failed and the order came back from the start: it went to the DLQ and was
             # redriven since (the same order published again after a success is not mistaken for one). A redrive
             # that sends the letter anew (a new message id) stamps when; otherwise the new attempt bounds it.
-            sent_anew = int(record.get("sentAt") or 0) if sqs_id not in seen_sqs else 0
+            sent_anew = record.sent_at if sqs_id not in seen_sqs else 0
             redriven_at = sent_anew or attempt.started_ms
             moved = _moved(previous, visibility_timeout_s, dlq_name)
             events.append(replace(moved, at_ms=min(moved.at_ms, redriven_at)))
             events.append(TraceEvent(redriven_at, "sqs", "redriven to the queue", {}, estimated=not sent_anew))
         if sqs_id not in seen_sqs:
             seen_sqs.add(sqs_id)
-            if published is None and record.get("snsMessageId") and not events:
+            if published is None and record.sns_message_id and not events:
                 events.append(
                     TraceEvent(
-                        int(record.get("sentAt") or attempt.started_ms),
+                        record.sent_at or attempt.started_ms,
                         "sns",
                         "published",
-                        {"snsMessageId": record["snsMessageId"]},
-                        estimated=not record.get("sentAt"),
+                        {"snsMessageId": record.sns_message_id},
+                        estimated=not record.sent_at,
                     )
                 )
-            sent = int(record.get("sentAt") or attempt.started_ms)
+            sent = record.sent_at or attempt.started_ms
             events.append(TraceEvent(sent, "sqs", "queued", {"sqsMessageId": sqs_id}))
-        outcome = record.get("outcome", "?")
+        outcome = record.outcome
         details = {
             "sqsMessageId": sqs_id,
             "receiveCount": count or None,
-            "requestId": record.get("requestId"),
+            "requestId": record.request_id,
             "outcome": outcome,
         }
-        if record.get("reason"):
-            details["reason"] = record["reason"]
+        if record.reason:
+            details.reason = record.reason
         events.append(
             TraceEvent(attempt.started_ms, "lambda", f"attempt {count or '?'}: {outcome}", details, attempt.duration_ms)
         )
@@ -191,7 +190,7 @@ def _moved(
     last: Attempt, visibility_timeout_s: int, dlq_name: str, letter: dlq_flow.DeadLetter | None = None
 ) -> TraceEvent:
     ended = last.started_ms + int(last.duration_ms or 0)
-    details: dict[str, Any] = {"queue": dlq_name, "afterReceives": int(last.record.get("attempt") or 0) or None}
+    details: dict[str, Any] = {"queue": dlq_name, "afterReceives": last.record.attempt or None}
     if letter is not None:
         details["sqsMessageId"] = letter.message_id
     return TraceEvent(ended + visibility_timeout_s * 1000, "dlq", f"moved to {dlq_name}", details, estimated=True)
@@ -202,14 +201,14 @@ def trace(aws: Aws, config: StackConfig, order_id: str | None, message_id: str |
         raise ConfigError("trace needs an ORDER_ID or --message-id, not both")
     found = attempts(aws, config, order_id, message_id, since_ms)
     if order_id is None:
-        order_id = next((a.record["orderId"] for a in found if a.record.get("orderId")), None)
+        order_id = next((a.record.order_id for a in found if a.record.order_id), None)
     journal = {p.order_id: p for p in recall(aws, config)}
     published = journal.get(order_id) if order_id else None
     if published is None and message_id is not None:
         published = next((p for p in journal.values() if p.message_id == message_id), None)
     dead_letter = None
-    if found and found[-1].record.get("outcome") in FAILED:
-        sqs_ids = {a.record.get("sqsMessageId") for a in found}
+    if found and found[-1].record.outcome in FAILED:
+        sqs_ids = {a.record.sqs_message_id for a in found}
         letters = dlq_flow.show(aws, config).letters
         dead_letter = next((letter for letter in letters if letter.message_id in sqs_ids), None)
     queue = find_queue(Context(aws=aws, config=config), config.queue_name)

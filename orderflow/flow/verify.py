@@ -16,7 +16,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from orderflow.access import topic_may_send
 from orderflow.aws import Aws
 from orderflow.flow import dlq, permissions
-from orderflow.flow.logs import LogEvent, fetch_events, quoted
+from orderflow.flow.logs import HandlerRecord, LogEvent, fetch_events, quoted
 from orderflow.flow.publish import Published
 from orderflow.provision.base import Context
 from orderflow.provision.queues import OrderQueue, parse_redrive
@@ -169,33 +169,33 @@ class _Evidence:
     order_id: str
     published: Published | None
     events: list[LogEvent]  # log lines naming the order
-    records: list[dict[str, Any]]  # the handler's lines for this order (for this publish, when known)
+    records: list[HandlerRecord]  # the handler's lines for this order (for this publish, when known)
     invocation: list[LogEvent] = field(default_factory=list)  # the lines of the invocation that processed it
 
     @property
-    def done(self) -> list[dict[str, Any]]:
-        return [r for r in self.records if r.get("outcome") in ("written", "stale")]
+    def done(self) -> list[HandlerRecord]:
+        return [r for r in self.records if r.done]
 
     @property
-    def rejected(self) -> list[dict[str, Any]]:
-        return [r for r in self.records if r.get("outcome") in ("invalid", "error")]
+    def rejected(self) -> list[HandlerRecord]:
+        return [r for r in self.records if r.outcome in ("invalid", "error")]
 
     @property
-    def refused_writes(self) -> list[dict[str, Any]]:
+    def refused_writes(self) -> list[HandlerRecord]:
         """Records the handler could not write because DynamoDB refused (AccessDenied, throttling, …): the
         invocation ran; the DynamoDB hop is the broken one."""
-        return [r for r in self.rejected if str(r.get("reason", "")).startswith("DynamoDB:")]
+        return [r for r in self.rejected if (r.reason or "").startswith("DynamoDB:")]
 
 
 def _gather(aws: Aws, config: StackConfig, order_id: str, published: Published | None) -> _Evidence:
     start_ms = (published.published_ms if published else int(time.time() * 1000) - 3_600_000) - CLOCK_SKEW_MS
     events = fetch_events(aws, config, start_ms, pattern=quoted(order_id))
-    records = [r for e in events if (r := e.handler_record) and r.get("orderId") == order_id]
+    records = [r for e in events if (r := e.handler_record) and r.order_id == order_id]
     if published:
-        records = [r for r in records if r.get("snsMessageId") == published.message_id]
+        records = [r for r in records if r.sns_message_id == published.message_id]
     evidence = _Evidence(order_id, published, events, records)
     ran = evidence.done or evidence.refused_writes
-    request_id = ran[0].get("requestId") if ran else None
+    request_id = ran[0].request_id if ran else None
     if request_id:
         evidence.invocation = fetch_events(aws, config, start_ms, pattern=quoted(request_id))
     return evidence
@@ -205,8 +205,8 @@ def _check_sqs(ev: _Evidence, blocked: str | None, ctx: Context) -> Check:
     """The handler's line ties the SNS MessageId to an SQS messageId."""
     if ev.records:
         r = (ev.done or ev.records)[0]
-        via = f"SNS message {r['snsMessageId']} arrived as " if r.get("snsMessageId") else ""
-        return Check("sqs", True, f"{via}SQS message {r.get('sqsMessageId')} (attempt {r.get('attempt', '?')})")
+        via = f"SNS message {r.sns_message_id} arrived as " if r.sns_message_id else ""
+        return Check("sqs", True, f"{via}SQS message {r.sqs_message_id} (attempt {r.attempt or '?'})")
     if blocked:
         waiting = queue_depth(ctx)
         return Check("sqs", None, f"unproven: {waiting} message(s) in {ctx.config.queue_name}; {blocked}")
@@ -220,9 +220,9 @@ def _check_sqs(ev: _Evidence, blocked: str | None, ctx: Context) -> Check:
     return Check("sqs", None, UNCHECKED)
 
 
-def _invocation_check(ev: _Evidence, record: dict[str, Any]) -> Check:
+def _invocation_check(ev: _Evidence, record: HandlerRecord) -> Check:
     """START and END around the handler's line for this order."""
-    request_id, outcome = record.get("requestId", ""), record["outcome"]
+    request_id, outcome = record.request_id or "", record.outcome
     lines = [e.message for e in ev.invocation]
     started = any(m.startswith(f"START RequestId: {request_id}") for m in lines)
     ended = any(m.startswith(f"END RequestId: {request_id}") for m in lines)
@@ -250,7 +250,7 @@ def _check_lambda(
         return Check(
             "lambda",
             False,
-            f"the handler rejected it ({r['outcome']}, attempt {r.get('attempt', '?')}): {r.get('reason', '')}",
+            f"the handler rejected it ({r.outcome}, attempt {r.attempt or '?'}): {r.reason or ''}",
             "it is retried and moves to the DLQ after maxReceiveCount (`orderflow dlq show`)",
         )
     if not_consumed:

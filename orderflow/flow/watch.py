@@ -124,7 +124,7 @@ def _written(aws: Aws, config: StackConfig, window_s: int, interval_s: int, now:
     buckets = [0] * max(1, math.ceil(window_s / interval_s))
     for event in fetch_events(aws, config, start_ms, pattern='"written"', end_ms=end_ms):
         record = event.handler_record
-        if record and record.get("outcome") == "written":
+        if record and record.outcome == "written":
             index = min(len(buckets) - 1, (event.timestamp - start_ms) // (interval_s * 1000))
             buckets[max(0, index)] += 1
     return buckets

@@ -194,8 +194,18 @@ def write(order: dict[str, Any]) -> str:
     return "written"
 
 
+# The handler's log line, one per record, is read by orderflow's verify, trace, watch and logs (flow/logs.py's
+# HandlerRecord): its event name and fields are defined here once, and the reader is built from this list.
+LOG_EVENT = "order"
+LOG_FIELDS = ("outcome", "orderId", "sqsMessageId", "snsMessageId", "attempt", "sentAt", "reason", "requestId")
+
+
 def _log(**fields: Any) -> None:
-    print(json.dumps({"event": "order", **{k: v for k, v in fields.items() if v is not None}}, default=str), flush=True)
+    unknown = set(fields) - set(LOG_FIELDS)
+    if unknown:  # a programming error, caught by the tests: the reader would not see the field
+        raise TypeError(f"not a log field: {sorted(unknown)}")
+    line = {"event": LOG_EVENT, **{k: v for k, v in fields.items() if v is not None}}
+    print(json.dumps(line, default=str), flush=True)
 
 
 def process_record(record: dict[str, Any], request_id: str | None) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 import time
 
 import pytest
@@ -79,3 +80,28 @@ def test_local_start_without_moto_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_moto)
     with pytest.raises(OrderflowError, match=r"pip install 'orderflow\[local\]'"):
         control.start(port=1)
+
+
+def test_the_handlers_log_line_is_read_back_as_the_handler_wrote_it(capsys):
+    """The handler's fields and HandlerRecord's attributes come from one list: a line round-trips."""
+    from orderflow.flow.logs import HandlerRecord
+    from orderflow.lambda_code import index
+
+    index._log(
+        outcome="invalid",
+        orderId="o-1",
+        sqsMessageId="m-1",
+        snsMessageId="s-1",
+        attempt="3",
+        sentAt="1700000000000",
+        reason="quantity must be an integer ≥ 1",
+        requestId="r-1",
+    )
+    line = capsys.readouterr().out.strip()
+    record = HandlerRecord.parse(line)
+    assert record == HandlerRecord("invalid", "o-1", "m-1", "s-1", 3, 1_700_000_000_000, record.reason, "r-1")
+    assert record.to_document() == json.loads(line) | {"attempt": 3, "sentAt": 1_700_000_000_000}
+    assert HandlerRecord.parse('{"event": "init", "outcome": "x"}') is None
+    assert HandlerRecord.parse("START RequestId: r") is None
+    with pytest.raises(TypeError):
+        index._log(outcom="typo")  # a field the reader would not know

@@ -11,22 +11,28 @@ from click.testing import CliRunner
 from orderflow.cli import cli
 from orderflow.flow import watch as watch_flow
 from orderflow.flow.dlq import DeadLetter
+from orderflow.flow.logs import HandlerRecord
 from orderflow.flow.trace import Attempt, timeline
 from orderflow.provision import operations
 from orderflow.ui import sparkline, waterfall_bar
 
 
 def _attempt(count: int, started_ms: int, outcome: str = "invalid", sqs_id: str = "m-1") -> Attempt:
-    record = {
-        "event": "order",
-        "orderId": "o-1",
-        "sqsMessageId": sqs_id,
-        "snsMessageId": "s-1",
-        "attempt": str(count),
-        "outcome": outcome,
-        "requestId": f"r-{count}-{started_ms}",
-        "sentAt": "1000",
-    }
+    record = HandlerRecord.parse(
+        json.dumps(
+            {
+                "event": "order",
+                "orderId": "o-1",
+                "sqsMessageId": sqs_id,
+                "snsMessageId": "s-1",
+                "attempt": str(count),
+                "outcome": outcome,
+                "requestId": f"r-{count}-{started_ms}",
+                "sentAt": "1000",
+            }
+        )
+    )
+    assert record is not None
     return Attempt(record, started_ms + 5, started_ms, 5.0)
 
 
