@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 
 from common import (
+    ApiCounter,
+    cold_starts,
     function_processes_rss_mb,
     median,
     peak_rss_mb,
@@ -20,11 +22,16 @@ from common import (
     stacks_on,
     start_embedded,
     table,
+    thread_cpu_seconds,
 )  # also puts the project on sys.path
 
 from orderflow.flow.logs import fetch_events
 from orderflow.flow.publish import sample_order
 from orderflow.stack import StackConfig
+
+# What the metrics and the alarm evaluation call (botocore's CloudWatch client may speak a REST-like protocol, whose
+# operation is the path's last part).
+CLOUDWATCH_CALLS = {"PutMetricData", "GetMetricData", "DescribeAlarms", "SetAlarmState"}
 
 
 def publish_all(aws, topic_arn: str, orders: list[dict]) -> dict[str, float]:
@@ -123,7 +130,8 @@ class Measured:
 
 def measure(count: int, paced: int, http_pollers: bool, cloudwatch: bool) -> Measured:
     started = time.monotonic()
-    embedded = start_embedded(runtime=True, http_pollers=http_pollers, cloudwatch=cloudwatch)
+    counter = ApiCounter()
+    embedded = start_embedded(runtime=True, counter=counter, http_pollers=http_pollers, cloudwatch=cloudwatch)
     try:
         aws, [pipeline, floor] = stacks_on(embedded, "bench", "floor")
         lam = aws.client("lambda")
@@ -145,12 +153,15 @@ def measure(count: int, paced: int, http_pollers: bool, cloudwatch: bool) -> Mea
             peak_rss_mb(os.getpid()),
             workers,
             worker_rss,
-            embedded.runtime.host.cold_starts,
+            cold_starts(aws, pipeline.log_group_name),
         )
         if cloudwatch:
-            lambda_metrics, minute = embedded.runtime.metrics, embedded.cloudwatch_minute
-            measured.metric_calls = lambda_metrics.calls + minute.calls
-            measured.metric_cpu = lambda_metrics.cpu_seconds + minute.cpu_seconds
+            # Counted from outside: the calls that reached CloudWatch (the benchmark makes none itself), and the
+            # CPU time of the metrics' two threads.
+            measured.metric_calls = sum(
+                n for op, n in counter.snapshot().items() if op.rsplit("/", 1)[-1] in CLOUDWATCH_CALLS
+            )
+            measured.metric_cpu = thread_cpu_seconds("lambda-metrics", "cloudwatch-minute")
         measured.seconds = time.monotonic() - started
     finally:
         embedded.stop()

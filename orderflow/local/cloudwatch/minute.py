@@ -71,9 +71,6 @@ class CloudWatchMinute:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cloudwatch-minute", daemon=True)
         self._clients: dict[tuple[str, str], Any] = {}
-        # The minute's own cost, reported by bench/pipeline.py.
-        self.calls = 0
-        self.cpu_seconds = 0.0
 
     @property
     def interval(self) -> float:
@@ -99,12 +96,10 @@ class CloudWatchMinute:
         next_tick = time.monotonic() + self.interval
         while not self._stop.wait(max(0.0, next_tick - time.monotonic())):
             next_tick += self.interval
-            started = time.thread_time()
             try:
                 self.tick()
             except Exception:  # the next minute tries again, as CloudWatch would
                 log.exception("CloudWatch's minute failed")
-            self.cpu_seconds += time.thread_time() - started
 
     def tick(self, now: datetime | None = None) -> None:
         """One minute: publish, then evaluate (`now`: the minute's end, for a test that moves time itself)."""
@@ -114,7 +109,7 @@ class CloudWatchMinute:
 
     def publish_queue_metrics(self, now: datetime) -> None:
         for (_account, region), datums in sample_queues(now).items():
-            self.calls += put_datums(self._client("cloudwatch", region), "AWS/SQS", datums)
+            put_datums(self._client("cloudwatch", region), "AWS/SQS", datums)
 
     def evaluate_alarms(self, now: datetime) -> None:
         from moto.cloudwatch.models import cloudwatch_backends
@@ -125,7 +120,6 @@ class CloudWatchMinute:
                     continue
                 datapoints = list(backend.get_all_metrics())
                 cloudwatch = self._client("cloudwatch", region)
-                self.calls += 1
                 for alarm in cloudwatch.describe_alarms(AlarmTypes=["MetricAlarm"])["MetricAlarms"]:
                     self._evaluate_one(cloudwatch, alarm, datapoints, account, region, now)
 
@@ -149,7 +143,6 @@ class CloudWatchMinute:
         cloudwatch.set_alarm_state(
             AlarmName=alarm["AlarmName"], StateValue=result.state, StateReason=result.reason[:1023]
         )
-        self.calls += 1
         log.info("alarm %s: %s -> %s (%s)", alarm["AlarmName"], alarm["StateValue"], result.state, result.reason)
         for action in actions_for(alarm, result.state):
             target = parse_arn(action) if action.startswith("arn:") else None
@@ -157,7 +150,6 @@ class CloudWatchMinute:
                 subject, message = notification(alarm, alarm["StateValue"], result, account, region, now)
                 try:
                     self._client("sns", target.region).publish(TopicArn=action, Subject=subject, Message=message)
-                    self.calls += 1
                 except Exception as e:  # noqa: BLE001 - a deleted topic: CloudWatch records the failed action
                     log.warning("alarm %s: could not notify %s: %s", alarm["AlarmName"], action, e)
 

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 # "p95", "p99.9": CloudWatch's percentile statistics (CloudWatch User Guide, "Statistics definitions").
 _PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?|100)$")
-BASIC = ("SampleCount", "Sum", "Average", "Minimum", "Maximum")
 
 
 def percentile_of(stat: str) -> float | None:

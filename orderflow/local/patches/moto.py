@@ -17,7 +17,6 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -35,8 +34,6 @@ MOTO_REQUIREMENT = "moto[server]>=5.2.1,<5.3"  # as pinned in pyproject.toml
 _realistic: Any = None
 # LastProcessingResult of each event source mapping (by UUID), as orderflow's pollers last saw it.
 _processing_results: dict[str, str] = {}
-# Deliveries SNS dropped because the queue policy refused them, by topic ARN (AWS: NumberOfNotificationsFailed).
-failed_deliveries: Counter[str] = Counter()
 
 
 def report_processing_result(uuid: str, result: str) -> None:
@@ -195,7 +192,6 @@ def _forget() -> None:
     global _function_host
     _function_host = None
     _processing_results.clear()
-    failed_deliveries.clear()
 
 
 class _MotoPatches(Patches):
@@ -239,7 +235,6 @@ def _deliver_only_what_the_queue_policy_allows() -> list[Patch]:
             except QueueDoesNotExist:
                 allowed = True  # moto's own handling of a missing queue applies
             if not allowed:
-                failed_deliveries[self.topic.arn] += 1
                 log.warning(
                     "SNS dropped message %s from %s to %s: the queue policy does not allow sns.amazonaws.com to "
                     "call sqs:SendMessage for this topic",

@@ -56,7 +56,6 @@ class FunctionHost:
         self._idle: dict[str, list[WorkerProcess]] = {}
         self._busy: set[WorkerProcess] = set()
         self._specs: dict[str, tuple[float, FunctionSpec]] = {}
-        self.cold_starts = 0
         self._closed = False
 
     def spec(self, function_arn: str) -> FunctionSpec:
@@ -127,7 +126,6 @@ class FunctionHost:
         cold = worker is None
         if worker is None:
             worker = WorkerProcess(spec, self.endpoint, credentials)
-            self.cold_starts += 1
         with self._lock:
             self._busy.add(worker)
         return worker, cold

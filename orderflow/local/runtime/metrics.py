@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,9 +92,6 @@ class LambdaMetrics:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], _FunctionMinute] = {}
         self._closed = threading.Event()
-        # The metrics' own cost, reported by bench/pipeline.py.
-        self.calls = 0
-        self.cpu_seconds = 0.0
         self._thread = threading.Thread(target=self._deliver, name="lambda-metrics", daemon=True)
         self._thread.start()
 
@@ -109,12 +105,10 @@ class LambdaMetrics:
 
     def _deliver(self) -> None:
         while not self._closed.wait(self._interval):
-            started = time.thread_time()
             try:
                 self.flush()
             except Exception:  # keep delivering; this round's datapoints are lost, as a failed agent's would be
                 log.exception("could not deliver Lambda metrics")
-            self.cpu_seconds += time.thread_time() - started
 
     def flush(self) -> None:
         with self._lock:
@@ -124,7 +118,7 @@ class LambdaMetrics:
         for (region, name), minute in pending.items():
             by_region.setdefault(region, []).extend(function_datums(name, minute, now))
         for region, datums in by_region.items():
-            self.calls += put_datums(self._cloudwatch(region), "AWS/Lambda", datums)
+            put_datums(self._cloudwatch(region), "AWS/Lambda", datums)
 
     def close(self) -> None:
         """Deliver what is pending, then stop."""

@@ -72,7 +72,6 @@ class EmbeddedAws:
         self._thread: threading.Thread | None = None
         self.runtime: Any = None
         self.roles = RolePolicies()
-        self.enforcement: Any = None
         # AWS's durations times this: CloudWatch's minute (SQS metrics, alarm evaluation) always, and with
         # `realistic` the control plane's delays (control_plane.DELAYS). One concept, one number.
         self.time_scale = time_scale
@@ -116,7 +115,7 @@ class EmbeddedAws:
             self.roles.plane = plane
         moto_patches.use_realistic(self.realistic)
         try:
-            app = self.enforcement = Enforcement(
+            app = Enforcement(
                 app,
                 self.roles,
                 MappingRules(self.roles, default_account=lambda: DEFAULT_ACCOUNT_ID),
