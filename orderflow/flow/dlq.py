@@ -12,7 +12,7 @@ from orderflow.aws import Aws
 from orderflow.errors import AwsError, Conflict, NotFoundError, TimedOut
 from orderflow.lambda_code.index import InvalidOrder, unwrap
 from orderflow.provision.base import Context
-from orderflow.provision.queues import find_queue_url
+from orderflow.provision.resources.queues import find_queue_url
 from orderflow.stack import StackConfig
 
 # Long enough to read and send a batch; short enough that an interrupted command returns letters soon.

@@ -13,9 +13,9 @@ from botocore.exceptions import ClientError
 from orderflow.access import evaluate, lambda_may_assume
 from orderflow.aws import is_access_denied
 from orderflow.provision.base import Context
-from orderflow.provision.function import HANDLER, Function
 from orderflow.provision.policies import required_permissions
-from orderflow.provision.role import Role, attached_policy_documents
+from orderflow.provision.resources.function import HANDLER, Function
+from orderflow.provision.resources.role import Role, attached_policy_documents
 
 RESTORE = "run `orderflow up` to restore it"
 POLICIES = "run `orderflow up` to restore the role's policies"

@@ -22,7 +22,7 @@ from orderflow.flow.logs import HandlerRecord, LogEvent, fetch_events, quoted
 from orderflow.flow.publish import recall
 from orderflow.flow.verify import stored_order
 from orderflow.provision.base import Context
-from orderflow.provision.queues import find_queue
+from orderflow.provision.resources.queues import find_queue
 from orderflow.stack import StackConfig
 
 Hop = str  # "sns" | "sqs" | "lambda" | "dynamodb" | "dlq"
@@ -135,55 +135,69 @@ def timeline(
     previous: Attempt | None = None
     for attempt in attempts_found:
         record = attempt.record
-        sqs_id = record.sqs_message_id
-        count = record.attempt
-        if (
-            previous is not None
-            and previous.record.outcome in FAILED
-            and previous.record.attempt >= max_receive_count > 0
-            and count == 1
-        ):
-            # The last allowed receive failed and the order came back from the start: it went to the DLQ and was
-            # redriven since (the same order published again after a success is not mistaken for one). A redrive
-            # that sends the letter anew (a new message id) stamps when; otherwise the new attempt bounds it.
-            sent_anew = record.sent_at if sqs_id not in seen_sqs else 0
-            redriven_at = sent_anew or attempt.started_ms
-            moved = _moved(previous, visibility_timeout_s, dlq_name)
-            events.append(replace(moved, at_ms=min(moved.at_ms, redriven_at)))
-            events.append(TraceEvent(redriven_at, "sqs", "redriven to the queue", {}, estimated=not sent_anew))
-        if sqs_id not in seen_sqs:
-            seen_sqs.add(sqs_id)
-            if published is None and record.sns_message_id and not events:
-                events.append(
-                    TraceEvent(
-                        record.sent_at or attempt.started_ms,
-                        "sns",
-                        "published",
-                        {"snsMessageId": record.sns_message_id},
-                        estimated=not record.sent_at,
-                    )
-                )
-            sent = record.sent_at or attempt.started_ms
-            events.append(TraceEvent(sent, "sqs", "queued", {"sqsMessageId": sqs_id}))
-        outcome = record.outcome
-        details = {
-            "sqsMessageId": sqs_id,
-            "receiveCount": count or None,
-            "requestId": record.request_id,
-            "outcome": outcome,
-        }
-        if record.reason:
-            details.reason = record.reason
-        events.append(
-            TraceEvent(attempt.started_ms, "lambda", f"attempt {count or '?'}: {outcome}", details, attempt.duration_ms)
-        )
-        if outcome in ("written", "stale"):
-            what = "written" if outcome == "written" else "stale: an equal or newer version is stored"
-            events.append(TraceEvent(attempt.logged_ms, "dynamodb", what, {}))
+        if previous is not None and _came_back(previous, record, max_receive_count):
+            events += _redriven(
+                previous, attempt, attempt.record.sqs_message_id not in seen_sqs, visibility_timeout_s, dlq_name
+            )
+        if record.sqs_message_id not in seen_sqs:
+            seen_sqs.add(record.sqs_message_id)
+            events += _queued(attempt, first=published is None and not events)
+        events += _attempted(attempt)
         previous = attempt
     if dead_letter is not None and previous is not None:
         events.append(_moved(previous, visibility_timeout_s, dlq_name, dead_letter))
     return sorted(events, key=lambda e: e.at_ms)
+
+
+def _came_back(previous: Attempt, record: HandlerRecord, max_receive_count: int) -> bool:
+    """The last allowed receive failed and the order came back from the start: it went to the DLQ and was
+    redriven since (the same order published again after a success is not mistaken for one)."""
+    last = previous.record
+    return last.outcome in FAILED and last.attempt >= max_receive_count > 0 and record.attempt == 1
+
+
+def _redriven(
+    previous: Attempt, attempt: Attempt, new_message: bool, visibility_timeout_s: int, dlq_name: str
+) -> list[TraceEvent]:
+    """The move to the DLQ and the redrive. A redrive that sends the letter anew (a new message id) stamps when;
+    otherwise the new attempt bounds it."""
+    sent_anew = attempt.record.sent_at if new_message else 0
+    redriven_at = sent_anew or attempt.started_ms
+    moved = _moved(previous, visibility_timeout_s, dlq_name)
+    return [
+        replace(moved, at_ms=min(moved.at_ms, redriven_at)),
+        TraceEvent(redriven_at, "sqs", "redriven to the queue", {}, estimated=not sent_anew),
+    ]
+
+
+def _queued(attempt: Attempt, first: bool) -> list[TraceEvent]:
+    """A message's arrival in the queue; `first` with no publish recorded: its publish too, from the handler's line."""
+    record = attempt.record
+    sent = record.sent_at or attempt.started_ms
+    events = []
+    if first and record.sns_message_id:
+        details = {"snsMessageId": record.sns_message_id}
+        events.append(TraceEvent(sent, "sns", "published", details, estimated=not record.sent_at))
+    return [*events, TraceEvent(sent, "sqs", "queued", {"sqsMessageId": record.sqs_message_id})]
+
+
+def _attempted(attempt: Attempt) -> list[TraceEvent]:
+    """One invocation of the order, and its write when it wrote."""
+    record = attempt.record
+    details = {
+        "sqsMessageId": record.sqs_message_id,
+        "receiveCount": record.attempt or None,
+        "requestId": record.request_id,
+        "outcome": record.outcome,
+    }
+    if record.reason:
+        details["reason"] = record.reason
+    what = f"attempt {record.attempt or '?'}: {record.outcome}"
+    events = [TraceEvent(attempt.started_ms, "lambda", what, details, attempt.duration_ms)]
+    if record.done:
+        written = "written" if record.outcome == "written" else "stale: an equal or newer version is stored"
+        events.append(TraceEvent(attempt.logged_ms, "dynamodb", written, {}))
+    return events
 
 
 def _moved(

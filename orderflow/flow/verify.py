@@ -19,10 +19,10 @@ from orderflow.flow import dlq, permissions
 from orderflow.flow.logs import HandlerRecord, LogEvent, fetch_events, quoted
 from orderflow.flow.publish import Published
 from orderflow.provision.base import Context
-from orderflow.provision.queues import OrderQueue, parse_redrive
-from orderflow.provision.subscription import Subscription
-from orderflow.provision.topic import Topic
-from orderflow.provision.trigger import Trigger
+from orderflow.provision.resources.queues import OrderQueue, parse_redrive
+from orderflow.provision.resources.subscription import Subscription
+from orderflow.provision.resources.topic import Topic
+from orderflow.provision.resources.trigger import Trigger
 from orderflow.stack import StackConfig
 
 # What each hop proves (for the report) — in the order the message travels.

@@ -15,9 +15,9 @@ from typing import Any
 from orderflow.aws import Aws
 from orderflow.errors import ConfigError, NotFoundError
 from orderflow.flow.logs import fetch_events
-from orderflow.provision.alarm import metric_query
 from orderflow.provision.base import Context
-from orderflow.provision.queues import find_queue
+from orderflow.provision.resources.alarm import metric_query
+from orderflow.provision.resources.queues import find_queue
 from orderflow.stack import StackConfig
 
 # CloudWatch keeps one-minute datapoints for 15 days (CloudWatch User Guide, "Metrics retention").

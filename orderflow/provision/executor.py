@@ -115,14 +115,7 @@ def run_graph(
                 if pending and not errors:
                     raise RuntimeError(f"steps {pending} depend on each other or on a step that is not planned")
                 break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                key = running.pop(future)
-                error = future.exception()
-                if error is None:
-                    done.add(key)
-                else:
-                    errors.append(error)
+            _collect(running, done, errors)
     except BaseException:
         if cancelled is not None:
             cancelled.set()
@@ -131,6 +124,18 @@ def run_graph(
     pool.shutdown(wait=True)
     if errors:
         raise errors[0]
+
+
+def _collect(running: dict[Future[None], str], done: set[str], errors: list[BaseException]) -> None:
+    """Wait for at least one running step to end; record it as done, or its error."""
+    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+    for future in finished:
+        key = running.pop(future)
+        error = future.exception()
+        if error is None:
+            done.add(key)
+        else:
+            errors.append(error)
 
 
 @dataclass

@@ -9,17 +9,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from orderflow.errors import ForeignResourceError, OwnershipUnknownError
-from orderflow.provision.alarm import AlertsTopic, DlqAlarm
 from orderflow.provision.base import Change, Context, Observed, Resource
-from orderflow.provision.function import Function
-from orderflow.provision.log_group import LogGroup
 from orderflow.provision.ops import Operation
-from orderflow.provision.queues import DeadLetterQueue, OrderQueue
-from orderflow.provision.role import Role
-from orderflow.provision.subscription import Subscription
-from orderflow.provision.table import Table
-from orderflow.provision.topic import Topic
-from orderflow.provision.trigger import Trigger
+from orderflow.provision.resources.alarm import AlertsTopic, DlqAlarm
+from orderflow.provision.resources.function import Function
+from orderflow.provision.resources.log_group import LogGroup
+from orderflow.provision.resources.queues import DeadLetterQueue, OrderQueue
+from orderflow.provision.resources.role import Role
+from orderflow.provision.resources.subscription import Subscription
+from orderflow.provision.resources.table import Table
+from orderflow.provision.resources.topic import Topic
+from orderflow.provision.resources.trigger import Trigger
 from orderflow.stack import STACK_TAG
 
 # Dependency order: each resource only refers to resources above it (`depends_on` says which; the executor runs

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orderflow.provision import operations
-from orderflow.provision.alarm import dlq_alarm_definition
+from orderflow.provision.resources.alarm import dlq_alarm_definition
 from orderflow.stack import STACK_TAG, StackConfig, StackSettings
 
 
@@ -81,8 +81,8 @@ def test_an_address_nobody_asks_for_is_reported_as_a_setting_going_back(make_ctx
 
 
 def test_status_says_an_address_is_pending_until_it_confirms():
-    from orderflow.provision.alarm import AlertsTopic
     from orderflow.provision.base import Observed
+    from orderflow.provision.resources.alarm import AlertsTopic
 
     topic = AlertsTopic()
     pending = {"Protocol": "email", "Endpoint": "ops@example.com", "SubscriptionArn": "PendingConfirmation"}

@@ -19,7 +19,7 @@ from orderflow.local.cloudwatch.alarms import (
 from orderflow.local.cloudwatch.queue_metrics import QueueCounters, queue_datums
 from orderflow.local.cloudwatch.statistics import percentile, percentile_of, statistic
 from orderflow.local.runtime.metrics import _FunctionMinute, function_datums
-from orderflow.provision.alarm import dlq_alarm_definition
+from orderflow.provision.resources.alarm import dlq_alarm_definition
 from orderflow.stack import StackConfig
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)

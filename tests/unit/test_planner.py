@@ -9,18 +9,18 @@ import pytest
 
 from orderflow.arns import Arns
 from orderflow.provision import policies
-from orderflow.provision.alarm import AlertsTopic, DlqAlarm, dlq_alarm_definition
 from orderflow.provision.base import Context, Observed
-from orderflow.provision.function import Function
-from orderflow.provision.log_group import LogGroup
 from orderflow.provision.ops import Call, Pause, Ref, Wait
 from orderflow.provision.package import build_package
-from orderflow.provision.queues import DeadLetterQueue, OrderQueue, redrive_policy
-from orderflow.provision.role import Role
-from orderflow.provision.subscription import Subscription
-from orderflow.provision.table import KEY_SCHEMA, Table
-from orderflow.provision.topic import Topic
-from orderflow.provision.trigger import Trigger
+from orderflow.provision.resources.alarm import AlertsTopic, DlqAlarm, dlq_alarm_definition
+from orderflow.provision.resources.function import Function
+from orderflow.provision.resources.log_group import LogGroup
+from orderflow.provision.resources.queues import DeadLetterQueue, OrderQueue, redrive_policy
+from orderflow.provision.resources.role import Role
+from orderflow.provision.resources.subscription import Subscription
+from orderflow.provision.resources.table import KEY_SCHEMA, Table
+from orderflow.provision.resources.topic import Topic
+from orderflow.provision.resources.trigger import Trigger
 from orderflow.stack import StackConfig, StackSettings
 
 # Made-up coordinates: nothing here reaches AWS, and nothing may assume the guide's region.

@@ -303,7 +303,7 @@ def _drift_subscription_and_log_retention(ctx):
 
 
 def _drift_alarm(ctx):
-    from orderflow.provision.alarm import dlq_alarm_definition
+    from orderflow.provision.resources.alarm import dlq_alarm_definition
 
     definition = dlq_alarm_definition(ctx.config, ctx.arns.topic(ctx.config.alerts_topic_name))
     ctx.client("cloudwatch").put_metric_alarm(**{**definition, "Threshold": 5.0})

@@ -162,35 +162,11 @@ class QueuePoller(threading.Thread):
 
     def poll_once(self) -> None:
         config = self._config()
-        try:
-            self._use_role(config.function_arn)
-            self._not_receiving.clear()
-            try:
-                messages = self._gather(config)
-            finally:
-                self._not_receiving.set()
-        except RoleNotAssumable as e:
-            self._refused(config.uuid, f"PROBLEM: {e}")
-            return
-        except ClientError as e:
-            if not is_access_denied(e):
-                raise
-            self._refused(config.uuid, receive_problem(config.function_arn.rsplit(":", 1)[-1]))
-            return
+        messages = self._receive(config)
         if not messages:
             return
         if self._stopping.is_set():
-            # Stopped while receiving: hand the messages straight back rather than after the visibility timeout.
-            try:
-                self._sqs.change_message_visibility_batch(
-                    QueueUrl=self._url(config.queue_arn),
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                        for i, m in enumerate(messages)
-                    ],
-                )
-            except ClientError as e:  # a role without sqs:ChangeMessageVisibility: they return after the timeout
-                log.info("poller %s: could not hand back %d message(s): %s", self.name, len(messages), e)
+            self._hand_back(config, messages)  # stopped while receiving: not after the visibility timeout
             return
         event = sqs_event(messages, config.queue_arn, region_of(config.queue_arn))
         try:
@@ -200,7 +176,38 @@ class QueuePoller(threading.Thread):
             return
         ids = [m["MessageId"] for m in messages]
         failed = failed_message_ids(invocation.succeeded, invocation.payload, ids, config.report_item_failures)
-        done = [m for m in messages if m["MessageId"] not in failed]
+        self._delete(config, [m for m in messages if m["MessageId"] not in failed])
+
+    def _receive(self, config: MappingConfig) -> list[dict[str, Any]]:
+        """A batch, received with the function's role; a refusal is reported (LastProcessingResult), not raised."""
+        try:
+            self._use_role(config.function_arn)
+            self._not_receiving.clear()
+            try:
+                return self._gather(config)
+            finally:
+                self._not_receiving.set()
+        except RoleNotAssumable as e:
+            self._refused(config.uuid, f"PROBLEM: {e}")
+        except ClientError as e:
+            if not is_access_denied(e):
+                raise
+            self._refused(config.uuid, receive_problem(parse_arn(config.function_arn).name))
+        return []
+
+    def _hand_back(self, config: MappingConfig, messages: list[dict[str, Any]]) -> None:
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(messages)
+        ]
+        try:
+            self._sqs.change_message_visibility_batch(QueueUrl=self._url(config.queue_arn), Entries=entries)
+        except ClientError as e:  # a role without sqs:ChangeMessageVisibility: they return after the timeout
+            log.info("poller %s: could not hand back %d message(s): %s", self.name, len(messages), e)
+
+    def _delete(self, config: MappingConfig, done: list[dict[str, Any]]) -> None:
+        """Delete what the function processed, then report OK. Processed but refused deletion, the messages come back
+        after the visibility timeout and SQS's redrive finally moves them to the DLQ — what AWS does to a role
+        without sqs:DeleteMessage."""
         try:
             for start in range(0, len(done), 10):
                 chunk = done[start : start + 10]
@@ -211,8 +218,6 @@ class QueuePoller(threading.Thread):
         except ClientError as e:
             if not is_access_denied(e):
                 raise
-            # Processed but never deleted: the messages come back after the visibility timeout, and SQS's redrive
-            # finally moves them to the DLQ — what AWS does to a role without sqs:DeleteMessage.
             log.warning("poller %s: could not delete %d processed message(s): %s", self.name, len(done), e)
             self._report(config.uuid, f"PROBLEM: {e.response.get('Error', {}).get('Message', error_code(e))}")
             return

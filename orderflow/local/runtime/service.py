@@ -63,6 +63,13 @@ class _Mapping:
     pollers: list[QueuePoller] = field(default_factory=list)
 
 
+def _own_work_dir() -> tempfile.TemporaryDirectory[str]:
+    """A work folder named after this process, so that a later start can tell a dead runtime's leftovers (kill -9)
+    from a live one's, and sweeps those leftovers first."""
+    sweep_dead_work_dirs()
+    return tempfile.TemporaryDirectory(prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-")
+
+
 class LambdaRuntime:
     def __init__(
         self,
@@ -88,11 +95,7 @@ class LambdaRuntime:
         self._sync_interval = sync_interval
         self._clients: dict[tuple[str, str], Any] = {}
         self._clients_lock = threading.Lock()
-        if work_dir is None:
-            sweep_dead_work_dirs()
-        # Named after this process, so that a later start can tell a dead runtime's leftovers (kill -9) from a
-        # live one's.
-        self._tmp = tempfile.TemporaryDirectory(prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-") if work_dir is None else None
+        self._tmp = _own_work_dir() if work_dir is None else None
         self._log_writer = LogWriter(lambda region, credentials: self.client("logs", region, credentials))
         # Lambda publishes its metrics itself, not with the function's role.
         self.metrics = LambdaMetrics(lambda region: self.client("cloudwatch", region)) if publish_metrics else None

@@ -94,36 +94,51 @@ class EmbeddedAws:
 
     def start(self) -> EmbeddedAws:
         _require_moto()
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-        from werkzeug.serving import make_server
-
-        from orderflow.local.iam.enforcement import Enforcement
-        from orderflow.local.iam.mapping_rules import MappingRules
         from orderflow.local.patches import moto as moto_patches
 
         moto_patches.PATCHES.enter()  # left in stop(), whatever happens next
         self._patched = True
         moto_patches.route_invocations_to(lambda: self.runtime.host if self.runtime else None)
+        app = self._app()
+        moto_patches.use_realistic(self.realistic)
+        self._listen(self.wrap_app(app) if self.wrap_app else app)
+        if self.with_cloudwatch:
+            from orderflow.local.cloudwatch.minute import CloudWatchMinute
+
+            self.cloudwatch_minute = CloudWatchMinute(self.endpoint, self.time_scale).start()
+        if self.with_runtime:
+            self.start_runtime()
+        return self
+
+    def _app(self) -> Any:
+        """moto's server, behind the control plane's realism (when asked for) and IAM's enforcement."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        from orderflow.local.iam.enforcement import Enforcement
+        from orderflow.local.iam.mapping_rules import MappingRules
+
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app: Any = DomainDispatcherApplication(create_backend_app)
         if self.is_realistic:
-            from orderflow.local.realism.control_plane import ControlPlane, RealisticAws
+            from orderflow.local.realism.control_plane import ControlPlane
+            from orderflow.local.realism.services import RealisticAws
 
             plane = self.control_plane or ControlPlane(self.time_scale)
             app = self.realistic = RealisticAws(app, plane, account=lambda: DEFAULT_ACCOUNT_ID)
             self.roles.plane = plane
-        moto_patches.use_realistic(self.realistic)
+        return Enforcement(
+            app,
+            self.roles,
+            MappingRules(self.roles, default_account=lambda: DEFAULT_ACCOUNT_ID),
+            on_lambda_write=lambda: self.runtime.changed() if self.runtime else None,
+        )
+
+    def _listen(self, app: Any) -> None:
+        from werkzeug.serving import make_server
+
         try:
-            app = Enforcement(
-                app,
-                self.roles,
-                MappingRules(self.roles, default_account=lambda: DEFAULT_ACCOUNT_ID),
-                on_lambda_write=lambda: self.runtime.changed() if self.runtime else None,
-            )
-            self._server = make_server(
-                LOOPBACK, self.requested_port, self.wrap_app(app) if self.wrap_app else app, threaded=True
-            )
+            self._server = make_server(LOOPBACK, self.requested_port, app, threaded=True)
         except OSError as e:
             self.stop()
             if e.errno == errno.EADDRINUSE:
@@ -133,13 +148,6 @@ class EmbeddedAws:
             raise EndpointError(f"Cannot listen on {LOOPBACK}:{self.requested_port}: {e.strerror}") from e
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
         self._thread.start()
-        if self.with_cloudwatch:
-            from orderflow.local.cloudwatch.minute import CloudWatchMinute
-
-            self.cloudwatch_minute = CloudWatchMinute(self.endpoint, self.time_scale).start()
-        if self.with_runtime:
-            self.start_runtime()
-        return self
 
     def start_runtime(self) -> None:
         """Start the Lambda runtime (again): the AWS APIs keep serving while it is stopped, as queues keep

@@ -12,7 +12,7 @@ from orderflow.aws import or_none
 from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed, Resource
 from orderflow.provision.ops import Call, Operation, Pause
-from orderflow.provision.queues import find_queue
+from orderflow.provision.resources.queues import find_queue
 
 # SQS API Reference, SetQueueAttributes: a change "can take up to 60 seconds" to propagate, and nothing signals when.
 QUEUE_POLICY_PROPAGATION_SECONDS = 60.0

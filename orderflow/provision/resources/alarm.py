@@ -15,7 +15,7 @@ from typing import Any
 from orderflow.aws import or_none
 from orderflow.provision.base import Context, Observed, Resource
 from orderflow.provision.ops import Call, Operation
-from orderflow.provision.topic import Topic
+from orderflow.provision.resources.topic import Topic
 from orderflow.stack import StackConfig, tag_dict, tag_list
 
 PERIOD_SECONDS = 60
