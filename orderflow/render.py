@@ -62,9 +62,9 @@ def render_up(
         out.line(f"dry run: {changes} change(s) planned, nothing was changed")
     else:
         for r in report.results:
-            timing = f" [dim]({r.seconds:.1f}s)[/]" if r.outcome != "unchanged" else ""
+            timing = f" [dim]({r.seconds:.1f}s)[/]" if r.outcome != Outcome.UNCHANGED else ""
             out.line(f"{MARKS.get(r.outcome, r.outcome):<24} {r.kind} [bold]{r.name}[/]{timing}")
-            render_operations(out, r.details if r.outcome == "updated" else (), r.operations)
+            render_operations(out, r.details if r.outcome == Outcome.UPDATED else (), r.operations)
         out.line(f"stack [bold]{ctx.config.name}[/] is up in {ctx.aws.region} (account {ctx.aws.account})")
 
 

@@ -20,18 +20,19 @@ from rich.table import Table
 
 from orderflow.flow.trace import Trace
 from orderflow.flow.watch import Snapshot, sparkline
-from orderflow.provision.executor import Progress
+from orderflow.provision.executor import Outcome, Progress
 
-MARKS = {
-    "created": "[green]+ created[/]",
-    "updated": "[yellow]~ updated[/]",
-    "unchanged": "[dim]= unchanged[/]",
+MARKS: dict[str, str] = {
+    Outcome.CREATED: "[green]+ created[/]",
+    Outcome.UPDATED: "[yellow]~ updated[/]",
+    Outcome.UNCHANGED: "[dim]= unchanged[/]",
+    Outcome.DELETED: "[red]- deleted[/]",
+    Outcome.ABSENT: "[dim]. already gone[/]",
+    Outcome.FOREIGN: "[magenta]! not ours, left alone[/]",
+    Outcome.KEPT: "[cyan]= kept (--keep-data)[/]",
+    # a plan's actions (`up --dry-run`; "unchanged" is the outcome's word too)
     "create": "[green]+ create[/]",
     "update": "[yellow]~ update[/]",
-    "deleted": "[red]- deleted[/]",
-    "already gone": "[dim]. already gone[/]",
-    "not ours, left alone": "[magenta]! not ours, left alone[/]",
-    "kept": "[cyan]= kept (--keep-data)[/]",
 }
 
 

@@ -264,15 +264,16 @@ def test_other_create_function_errors_are_not_retried(ctx, fake_time):
     assert fake_time.sleeps == []
 
 
-def _drift_queue_redrive(ctx):
+def _drift_queue_redrive(ctx, make_ctx):
     attributes, url = _queue_attributes(ctx, "OrderQueue")
     redrive = json.loads(attributes["RedrivePolicy"]) | {"maxReceiveCount": 9}
     ctx.client("sqs").set_queue_attributes(
         QueueUrl=url, Attributes={"RedrivePolicy": json.dumps(redrive), "Policy": attributes["Policy"]}
     )
+    return ctx
 
 
-def _drift_queue_policy_and_inline_policy(ctx):
+def _drift_queue_policy_and_inline_policy(ctx, make_ctx):
     _, url = _queue_attributes(ctx, "OrderQueue")
     ctx.client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": ""})
     ctx.client("iam").put_role_policy(
@@ -282,38 +283,48 @@ def _drift_queue_policy_and_inline_policy(ctx):
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
         ),
     )
+    return ctx
 
 
-def _drift_function(ctx):
+def _drift_function(ctx, make_ctx):
     ctx.client("lambda").update_function_configuration(FunctionName="ProcessOrderFunction", Timeout=5, MemorySize=512)
+    return ctx
 
 
-def _drift_mapping_disabled(ctx):
+def _drift_mapping_disabled(ctx, make_ctx):
     lam = ctx.client("lambda")
     [mapping] = lam.list_event_source_mappings(FunctionName="ProcessOrderFunction")["EventSourceMappings"]
     lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False, BatchSize=3)
+    return ctx
 
 
-def _drift_subscription_and_log_retention(ctx):
+def _drift_subscription_and_log_retention(ctx, make_ctx):
     sns = ctx.client("sns")
     topic = ctx.arns.topic("OrderTopic")
     for sub in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]:
         sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
     ctx.client("logs").put_retention_policy(logGroupName=ctx.config.log_group_name, retentionInDays=3)
+    return ctx
 
 
-def _drift_alarm(ctx):
+def _drift_alarm(ctx, make_ctx):
     from orderflow.provision.resources.alarm import dlq_alarm_definition
 
     definition = dlq_alarm_definition(ctx.config, ctx.arns.topic(ctx.config.alerts_topic_name))
     ctx.client("cloudwatch").put_metric_alarm(**{**definition, "Threshold": 5.0})
+    return ctx
 
 
-def _deleted_function_and_trigger(ctx):
+def _deleted_function_and_trigger(ctx, make_ctx):
     lam = ctx.client("lambda")
     for mapping in lam.list_event_source_mappings(FunctionName="ProcessOrderFunction")["EventSourceMappings"]:
         lam.delete_event_source_mapping(UUID=mapping["UUID"])
     lam.delete_function(FunctionName="ProcessOrderFunction")
+    return ctx
+
+
+def _settings_changed(ctx, make_ctx):
+    return make_ctx(visibility_timeout=120, runtime="python3.12", batch_size=5, log_retention_days=7)
 
 
 @pytest.mark.parametrize(
@@ -326,6 +337,7 @@ def _deleted_function_and_trigger(ctx):
         _drift_subscription_and_log_retention,
         _drift_alarm,
         _deleted_function_and_trigger,
+        _settings_changed,
         None,
     ],
     ids=lambda d: d.__name__.strip("_") if d else "converged",
@@ -333,7 +345,7 @@ def _deleted_function_and_trigger(ctx):
 def test_the_dry_run_shows_exactly_the_operations_the_run_makes(ctx, make_ctx, drift):
     operations.converge(ctx)
     if drift is not None:
-        drift(ctx)
+        ctx = drift(ctx, make_ctx)
     planned = operations.converge(ctx, dry_run=True).to_document()["plan"]
     calls = count_calls(ctx.aws)
     ran = operations.converge(ctx).to_document()
