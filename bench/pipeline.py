@@ -56,8 +56,8 @@ def written_at(aws, config: StackConfig, since_ms: int, expected: set[str], time
     while time.monotonic() < deadline:
         for event in fetch_events(aws, config, since_ms, pattern='"written"'):
             record = event.handler_record
-            if record and record.get("orderId") in expected:
-                found.setdefault(record["orderId"], event.timestamp / 1000)
+            if record and record.order_id in expected:
+                found.setdefault(record.order_id, event.timestamp / 1000)
         if len(found) == len(expected):
             return found
         time.sleep(0.5)

@@ -37,7 +37,7 @@ def main() -> int:
             [landed] = [
                 e.timestamp / 1000
                 for e in fetch_events(aws, config, published.published_ms - 1000, pattern=quoted(published.order_id))
-                if (r := e.handler_record) and r.get("outcome") == "written"
+                if (r := e.handler_record) and r.outcome == "written"
             ]
             if i == 0:
                 continue  # the first round pays the cold start

@@ -29,6 +29,7 @@ def _attempt(count: int, started_ms: int, outcome: str = "invalid", sqs_id: str 
                 "outcome": outcome,
                 "requestId": f"r-{count}-{started_ms}",
                 "sentAt": "1000",
+                "reason": "quantity must be an integer" if outcome == "invalid" else None,
             }
         )
     )
@@ -52,6 +53,7 @@ def test_a_poison_orders_timeline_has_each_attempt_then_the_estimated_move_to_th
     assert moved.estimated and moved.at_ms == 61_100 + 5 + 30_000
     assert moved.to_document()["afterReceives"] == 3
     assert events[2].to_document()["duration_ms"] == 5.0
+    assert events[2].to_document()["reason"] == "quantity must be an integer"  # the handler's own words
     assert events[0].to_document()["at"] == "1970-01-01T00:00:01.000+00:00"
 
 
