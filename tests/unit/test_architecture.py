@@ -97,3 +97,22 @@ def test_no_function_is_longer_than_45_lines_and_no_folder_holds_more_than_12_mo
     assert long == []
     assert {str(f.relative_to(ROOT)): n for f, n in folders.items() if n > 12} == {}
     assert sum(1 for _ in (ROOT / "cli.py").open()) < 500
+
+
+def test_no_thread_subclass_overrides_what_threading_itself_calls():
+    """A method named like one of Thread's own (`_delete`, `_stop`, …) is called by threading at the thread's end:
+    a poller's `_delete` once was, and every poller thread ended in a TypeError."""
+    import importlib
+    import inspect
+    import threading
+
+    own = set(dir(threading.Thread)) - {"__init__", "run", "__doc__", "__module__", "__qualname__", "__dict__"}
+    clashes = []
+    for path in ROOT.rglob("*.py"):
+        if path.name == "__main__.py":
+            continue  # running it runs the CLI
+        module = importlib.import_module(_module(path))
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, threading.Thread) and cls.__module__ == module.__name__:
+                clashes += [f"{module.__name__}.{name}.{attribute}" for attribute in vars(cls) if attribute in own]
+    assert clashes == []

@@ -192,15 +192,7 @@ def test_new_handler_code_runtime_and_timeout_become_function_updates(ctx, make_
 
 def test_removed_queue_policy_and_extra_inline_policy_are_repaired(ctx):
     operations.converge(ctx)
-    _, url = _queue_attributes(ctx, "OrderQueue")
-    ctx.client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": ""})
-    ctx.client("iam").put_role_policy(
-        RoleName="ProcessOrderFunction-role",
-        PolicyName="TooBroad",
-        PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-        ),
-    )
+    _drift_queue_policy_and_inline_policy(ctx, None)
     report = {r.key: r.outcome for r in operations.converge(ctx).results}
     assert report["subscription"] == "updated"
     assert report["role"] == "updated"

@@ -176,7 +176,7 @@ class QueuePoller(threading.Thread):
             return
         ids = [m["MessageId"] for m in messages]
         failed = failed_message_ids(invocation.succeeded, invocation.payload, ids, config.report_item_failures)
-        self._delete(config, [m for m in messages if m["MessageId"] not in failed])
+        self._delete_processed(config, [m for m in messages if m["MessageId"] not in failed])
 
     def _receive(self, config: MappingConfig) -> list[dict[str, Any]]:
         """A batch, received with the function's role; a refusal is reported (LastProcessingResult), not raised."""
@@ -204,7 +204,7 @@ class QueuePoller(threading.Thread):
         except ClientError as e:  # a role without sqs:ChangeMessageVisibility: they return after the timeout
             log.info("poller %s: could not hand back %d message(s): %s", self.name, len(messages), e)
 
-    def _delete(self, config: MappingConfig, done: list[dict[str, Any]]) -> None:
+    def _delete_processed(self, config: MappingConfig, done: list[dict[str, Any]]) -> None:
         """Delete what the function processed, then report OK. Processed but refused deletion, the messages come back
         after the visibility timeout and SQS's redrive finally moves them to the DLQ — what AWS does to a role
         without sqs:DeleteMessage."""
