@@ -55,6 +55,16 @@ def leaked_patches() -> list[str]:
     ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def moto_as_it_is_after_the_run():
+    """Whatever ran, in whatever order: when the run ends no embedded AWS holds moto patched."""
+    yield
+    from orderflow.local.patches import moto as moto_patches
+
+    assert not moto_patches.PATCHES.applied, "an embedded AWS started in this process was never stopped"
+    assert leaked_patches() == []
+
+
 @pytest.fixture(autouse=True)
 def no_moto_patch_leaks():
     """Every test starts and ends with moto as it is, unless an embedded AWS (its own or its module's) runs."""

@@ -78,12 +78,14 @@ class Faults:
         self._rule = None
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: the in-process embedded AWS patches moto while it runs, and the tests that run after this
+# module (in any order: they are shuffled) must see moto as it is.
+@pytest.fixture(scope="module")
 def faults() -> Faults:
     return Faults()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def embedded(faults):
     aws = EmbeddedAws(port=0, wrap_app=faults.wrap).start()
     yield aws
@@ -97,12 +99,12 @@ def no_faults_left(faults, embedded):
     embedded.start_runtime()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def aws(embedded) -> Aws:
     return Aws(embedded.endpoint)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cli(embedded, tmp_path_factory) -> Cli:
     """The real CLI aimed at this process's embedded AWS (as --local would be, but with faults injectable)."""
     return Cli(
