@@ -15,7 +15,7 @@ import json
 import os
 import re
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import boto3
@@ -177,9 +177,27 @@ def _check_storable(value: Any, where: str, depth: int) -> None:
                 _check_storable(nested, where, depth + 1)
 
 
+# Exact at DynamoDB's precision: the validation let through only numbers of at most MAX_DIGITS significant digits.
+_STORED_PRECISION = Context(prec=MAX_DIGITS)
+
+
+def _storable(value: Any) -> Any:
+    """Numbers as DynamoDB stores them. boto3 refuses (decimal.Rounded) a number written with more than 38 digits even
+    when the extra ones are trailing zeros (120000…0, 1.5000…0), which DynamoDB itself trims: trim them first."""
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        number = Decimal(value)
+        if number.is_finite() and len(number.as_tuple().digits) > MAX_DIGITS:
+            return number.normalize(_STORED_PRECISION)
+    return value
+
+
 def write(order: dict[str, Any]) -> str:
     """Write the order unless a newer (or equal) version is stored. Returns "written" or "stale"."""
-    item = {**order, ORDER_CLOCK_ATTRIBUTE: order_clock(order["timestamp"])}
+    item = _storable({**order, ORDER_CLOCK_ATTRIBUTE: order_clock(order["timestamp"])})
     try:
         _table().put_item(
             Item=item,

@@ -322,3 +322,16 @@ def test_every_record_is_written_stale_or_reported_and_the_handler_never_raises(
         else:
             assert line["outcome"] in ("written", "stale")
             assert pipeline.item(line["orderId"]) is not None
+
+
+def test_a_number_written_with_trailing_zeros_past_38_digits_is_stored_exactly():
+    """Found by the property test: DynamoDB trims trailing zeros, boto3 refuses the number untrimmed."""
+    from decimal import Decimal
+
+    from orderflow.lambda_code.index import _storable
+
+    big = 119209289550781250000000000000000000000  # 39 digits, 17 significant
+    stored = _storable({"n": big, "f": Decimal("1." + "0" * 38), "nested": [big], "flag": True, "q": 1})
+    assert stored["n"] == big and len(stored["n"].as_tuple().digits) == 17
+    assert stored["f"] == 1 and stored["nested"][0] == big
+    assert stored["flag"] is True and stored["q"] == 1 and isinstance(stored["q"], int)
