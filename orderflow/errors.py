@@ -124,8 +124,13 @@ class Cancelled(Exception):
 
 
 # Every code a `--json` error document can carry, with what it means (the README's table is generated from this).
+def _first_sentence(doc: str | None) -> str:
+    text = " ".join((doc or "").split())
+    return text.split(". ", 1)[0].rstrip(".") + "."
+
+
 ERROR_CODES: dict[str, str] = {
-    cls.code: (cls.__doc__ or "").strip().split("\n")[0]
+    cls.code: _first_sentence(cls.__doc__)
     for cls in (
         ConfigError,
         NotFoundError,
@@ -147,5 +152,6 @@ ERROR_CODES: dict[str, str] = {
         Cancelled,
     )
 }
+ERROR_CODES["failed"] = "Any other failure: the message says what failed and what to do."
 # Failures that are results, not exceptions: the document says what failed.
 ERROR_CODES["check-failed"] = "A hop or check did not pass (verify, demo): the document's checks say which."

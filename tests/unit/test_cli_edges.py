@@ -375,3 +375,9 @@ def test_a_state_folder_the_daemon_could_not_record_itself_in_is_one_line_before
     )
     for command in (["local", "status"], ["local", "stop"], ["--local", "status"]):
         assert "Traceback" not in run(*command).output
+
+
+def test_the_readme_lists_every_error_code_as_the_code_defines_it():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for code, meaning in ERROR_CODES.items():
+        assert f"| `{code}` | {meaning} |" in readme, code
