@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import pytest
@@ -53,6 +54,33 @@ def leaked_patches() -> list[str]:
         for (owner, name), original in MOTO_AS_IT_IS.items()
         if owner.__dict__.get(name) is not original
     ]
+
+
+def _daemons() -> dict[int, str]:
+    """Embedded-AWS daemons running on this machine: pid -> command line."""
+    import psutil
+
+    found = {}
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if "orderflow.local.daemon" in command:
+            found[process.info["pid"]] = command
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_daemon_left_behind():
+    """Every daemon a test starts is stopped whatever the outcome; one left running is stopped here and fails the
+    run (a failed end-to-end test once left two serving for 16 minutes after the run)."""
+    import psutil
+
+    before = set(_daemons())
+    yield
+    left = {pid: command for pid, command in _daemons().items() if pid not in before}
+    for pid in left:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
+    assert left == {}, f"embedded-AWS daemons left running by the tests (now killed): {left}"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -68,6 +68,16 @@ def test_steps_that_can_never_run_are_an_error_not_a_hang():
 
 
 def test_ctrl_c_returns_at_once_and_tells_running_steps_to_stop():
+    # The handler this test relies on, installed: a shell starts a background job with SIGINT ignored, and the signal
+    # it sends itself would then never arrive (the test hung forever).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_a_run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_a_run() -> None:
     cancelled = threading.Event()
     stopped = threading.Event()
 
