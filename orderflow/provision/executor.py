@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from orderflow.provision.base import Context, Resource
-from orderflow.provision.ops import Operation
+from orderflow.provision.ops import Operation, Pause
 from orderflow.provision.planner import DownStep, UpStep
 from orderflow.provision.waits import StepRun
 
@@ -154,8 +154,9 @@ def _execute(
     run: Ctrl-C stops every running step at its next wait (the context is never changed)."""
     cancelled = threading.Event()
     results: dict[str, StepResult] = {}
-    # Clients are made once, before the steps' threads share them (boto3 clients are thread-safe; making them is not).
-    for service in ("dynamodb", "sns", "sqs", "iam", "lambda", "logs", "cloudwatch"):
+    # Clients are made once, before the steps' threads share them (boto3 clients are thread-safe; making them is not):
+    # those of the services the plan's calls and waits use.
+    for service in {op.service for w in work.values() for op in w.operations if not isinstance(op, Pause)}:
         ctx.client(service)
 
     def run(key: str) -> None:

@@ -24,17 +24,6 @@ IAM_PROPAGATION_LIMIT_SECONDS = 120.0
 # Lambda's and DynamoDB's own state changes: usually seconds, rarely minutes.
 STATE_LIMIT_SECONDS = 600.0
 
-# The IAM service prefix of each boto3 client name (the action an operation needs is `prefix:Operation`).
-IAM_PREFIX = {
-    "dynamodb": "dynamodb",
-    "sns": "sns",
-    "sqs": "sqs",
-    "iam": "iam",
-    "lambda": "lambda",
-    "logs": "logs",
-    "cloudwatch": "cloudwatch",
-}
-
 
 @dataclass(frozen=True)
 class Transient:
@@ -81,8 +70,9 @@ class Call:
 
     @property
     def action(self) -> str:
-        """The IAM action this call needs."""
-        return f"{IAM_PREFIX[self.service]}:{self.operation}"
+        """The IAM action this call needs (the services orderflow calls name their boto3 client by their IAM
+        prefix: dynamodb, sns, sqs, iam, lambda, logs, cloudwatch)."""
+        return f"{self.service}:{self.operation}"
 
     def describe(self) -> str:
         return f"{self.action} {self.target}{_shown(self.params)}"

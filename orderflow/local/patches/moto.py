@@ -194,20 +194,13 @@ def _forget() -> None:
     _processing_results.clear()
 
 
-class _MotoPatches(Patches):
-    def leave(self) -> None:
-        super().leave()
-        if not self.applied:
-            _forget()
-
-
 def patched_attributes() -> list[tuple[type, str]]:
     """Every (class, attribute) the patch sets replace (built, not applied): what a leak check compares."""
     return [(p.owner, p.attribute) for patch_set in _patch_sets() for p in patch_set.build()]
 
 
 # Entered by each embedded AWS when it starts, left when it stops.
-PATCHES = _MotoPatches(_patch_sets, check_targets)
+PATCHES = Patches(_patch_sets, check_targets, forget=_forget)
 
 
 def queue_policy_allows_topic(queue_arn: str, topic_arn: str) -> bool:

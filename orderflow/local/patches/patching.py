@@ -56,9 +56,16 @@ class Patches:
     """Patch sets shared by every embedded AWS of the process: the first `active()` applies them, the last one to
     leave undoes them (embedded AWSes may run side by side, as the benchmarks' do)."""
 
-    def __init__(self, sets: Callable[[], list[PatchSet]], check: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        sets: Callable[[], list[PatchSet]],
+        check: Callable[[], None],
+        forget: Callable[[], None] = lambda: None,
+    ) -> None:
         self._sets_factory = sets
         self._check = check
+        # Called once the patches are undone: nothing the embedded AWSes left in the patches' state outlives them.
+        self._forget = forget
         self._sets: list[PatchSet] = []
         self._users = 0
         self._lock = threading.Lock()
@@ -98,3 +105,4 @@ class Patches:
         for patch_set in reversed(self._sets):
             patch_set.undo()
         self._sets = []
+        self._forget()

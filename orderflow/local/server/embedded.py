@@ -180,13 +180,13 @@ class EmbeddedAws:
             self.runtime = None
 
     def stop(self) -> None:
+        from orderflow.local.patches import moto as moto_patches
+
         self.stop_runtime()
         if self.cloudwatch_minute is not None:
             self.cloudwatch_minute.stop()
             self.cloudwatch_minute = None
         if self.realistic is not None:
-            from orderflow.local.patches import moto as moto_patches
-
             self.realistic.plane.stop()
             moto_patches.use_realistic(None)
         if self._server is not None:
@@ -194,8 +194,6 @@ class EmbeddedAws:
             self._server.server_close()
             self._server = None
         if self._patched:
-            from orderflow.local.patches import moto as moto_patches
-
             self._patched = False
             moto_patches.PATCHES.leave()  # the last embedded AWS to stop gives moto back as it was
 
