@@ -1,7 +1,7 @@
 """The metrics SQS publishes to CloudWatch (namespace AWS/SQS, dimension QueueName), once a minute per queue.
 
 Sources: SQS Developer Guide, "Available CloudWatch metrics for Amazon SQS". The counts (NumberOfMessagesSent, …)
-are kept by a patch on moto's SQS backend (moto_patches._count_queue_messages); the approximate depths and the age
+are kept by a patch on moto's SQS backend (patches/moto.py, _count_queue_messages); the approximate depths and the age
 of the oldest message are read from the queue itself.
 """
 

@@ -76,7 +76,7 @@ _TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("moto.sns.models", "Subscription", "publish", ("self", "message", "message_id")),
     ("moto.awslambda.models", "LambdaFunction", "invoke", ("self", "body", "request_headers", "response_headers")),
     ("moto.awslambda.models", "EventSourceMapping", "get_configuration", ("self",)),
-    # Read by the realistic control plane (realistic.py), which overlays AWS's transient states:
+    # Read by the realistic control plane (realism/), which overlays AWS's transient states:
     ("moto.awslambda.models", "LambdaFunction", "get_configuration", ("self", "on_create")),
     ("moto.awslambda.models", "LambdaFunction", "__init__", ("self.region", "self.function_name")),
     ("moto.dynamodb.models.table", "Table", "describe", ("self", "base_key")),
@@ -94,7 +94,7 @@ _TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("moto.sts.models", "STSBackend", "get_assumed_role_from_access_key", ("self", "access_key_id")),
     ("moto.iam.models", "IAMBackend", "get_role_by_arn", ("self", "arn")),
     ("moto.iam.models", "IAMBackend", "list_attached_role_policies", ("self", "role_name")),
-    # CloudWatch's percentiles (statistics.py) and SQS's message counters (queue_metrics.py):
+    # CloudWatch's percentiles (cloudwatch/statistics.py) and SQS's message counters (cloudwatch/queue_metrics.py):
     ("moto.cloudwatch.models", "Statistics", "get_statistics_for_type", ("self", "stat")),
     ("moto.cloudwatch.models", "Statistics", "metric_single_values_list", ()),
     ("moto.cloudwatch.responses", "CloudWatchResponse", "get_metric_statistics", ("ExtendedStatistics",)),
