@@ -45,7 +45,7 @@ class RolePolicies:
     """Decisions for role sessions, cached per (role, action, resource) until `invalidate()` (any IAM write)."""
 
     def __init__(self) -> None:
-        # `local start --realistic`: IAM changes take a while to apply (realism/control_plane.py, ControlPlane); None: at once.
+        # `local start --realistic`: IAM changes take a while to apply (realism.ControlPlane); None: at once.
         self.plane: Any = None
         self._callers: dict[str, Caller | None] = {}
         self._decisions: dict[tuple[str, str, str], Decision] = {}

@@ -30,7 +30,7 @@ log = logging.getLogger("orderflow.local")
 TESTED_MOTO = "5.2"
 MOTO_REQUIREMENT = "moto[server]>=5.2.1,<5.3"  # as pinned in pyproject.toml
 
-# The realistic control plane (realistic.RealisticAws), when `local start --realistic` runs; None: moto's instant one.
+# The realistic control plane (realism.services.RealisticAws) under `local start --realistic`; None: moto's own.
 _realistic: Any = None
 # LastProcessingResult of each event source mapping (by UUID), as orderflow's pollers last saw it.
 _processing_results: dict[str, str] = {}
