@@ -33,6 +33,7 @@ from orderflow.flow import publish
 from orderflow.flow import trace as trace_flow
 from orderflow.flow import verify as verify_flow
 from orderflow.flow import watch as watch_flow
+from orderflow.iac import export as iac_export
 from orderflow.local.server import control, state
 from orderflow.provision import operations
 from orderflow.provision.base import Context
@@ -40,6 +41,7 @@ from orderflow.render import (
     DemoNarration,
     render_dead_letters,
     render_down,
+    render_exported,
     render_local_server,
     render_published,
     render_status,
@@ -76,6 +78,12 @@ __all__ = ["COMMAND_ORDER", "cli", "main"]
     envvar="ORDERFLOW_CONFIG",
     help=f"Settings file (default: ./{settings_file.CONFIG_FILE} if present).",
 )
+@click.option(
+    "--from-cloudformation",
+    metavar="STACK",
+    envvar="ORDERFLOW_FROM_CLOUDFORMATION",
+    help="Prove a stack CloudFormation built: resolve its resources from this CloudFormation stack.",
+)
 @click.version_option(__version__, prog_name="orderflow")
 @click.pass_context
 def cli(
@@ -87,9 +95,10 @@ def cli(
     local: bool,
     as_json: bool,
     config: Path | None,
+    from_cloudformation: str | None,
 ) -> None:
     """Stand up, prove and tear down the SNS -> SQS -> Lambda -> DynamoDB order pipeline."""
-    ctx.obj = Options(stack, region, profile, endpoint_url, local, Output(as_json), config)
+    ctx.obj = Options(stack, region, profile, endpoint_url, local, Output(as_json), config, from_cloudformation)
 
 
 @cli.command()
@@ -132,6 +141,34 @@ def down(options: Options, yes: bool, keep_data: bool) -> None:
     out.document({"ok": True, "stack": ctx.config.name, "results": [r.to_document() for r in results]})
 
 
+@cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(iac_export.FORMATS), required=True, help="What to write.")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("orderflow-export"),
+    show_default=True,
+    help="Directory for the template and the code.",
+)
+@click.option("--upload-to", metavar="BUCKET", help="Upload the code package to this S3 bucket (cloudformation, sam).")
+@click.option("--force", is_flag=True, help="Overwrite the files of an earlier export.")
+@settings_options
+@click.pass_context
+def export_stack(
+    click_ctx: click.Context, fmt: str, output: Path, upload_to: str | None, force: bool, **flags: Any
+) -> None:
+    """Write the stack as CloudFormation, SAM or Terraform: what `up` builds, with the same settings."""
+    options: Options = click_ctx.obj
+    out = options.output
+    resolved = resolve_settings(click_ctx, options, flags)
+    for warning in resolved.settings.validate():
+        out.warn(warning)
+    config = options.stack_config(options.connect() if options.from_cloudformation else None, resolved.settings)
+    exported = iac_export.export(config, fmt, output, force, upload_to, options.connect)
+    render_exported(out, exported, iac_export.next_steps(exported, config.name))
+    out.document({"ok": True, "stack": config.name, "settings": resolved.to_document(), **exported.to_document()})
+
+
 @cli.command()
 @click.pass_obj
 def status(options: Options) -> None:
@@ -140,7 +177,8 @@ def status(options: Options) -> None:
     ctx = options.context()
     rows = operations.inventory(ctx)
     render_status(out, ctx, rows)
-    out.document({"ok": True, "stack": ctx.config.name, "region": ctx.aws.region, "resources": rows})
+    document = {"ok": True, "stack": ctx.config.name, "region": ctx.aws.region, "resources": rows}
+    out.document(document | ({"managedBy": ctx.config.managed_by} if ctx.config.managed_by else {}))
 
 
 @cli.command("publish-test")
@@ -165,7 +203,7 @@ def publish_test(options: Options, order_id: str | None, order_file: Path | None
     else:
         orders = [publish.sample_order(order_id) for _ in range(count)]
     aws = options.connect()
-    config = StackConfig(options.stack)
+    config = options.stack_config(aws)
     published = publish.publish_recorded(aws, config, orders)
     render_published(out, config, published)
     out.document(publish.to_document(config, published))
@@ -187,7 +225,7 @@ def verify(options: Options, order_id: str | None, timeout: float, export_to: Pa
     out = options.output
     check_export(export_to)
     aws = options.connect()
-    config = StackConfig(options.stack)
+    config = options.stack_config(aws)
     remembered = {p.order_id: p for p in publish.recall(aws, config)}
     if order_id is None:
         if not remembered:
@@ -215,7 +253,7 @@ def logs(options: Options, since: str, follow: bool) -> None:
     """The function's CloudWatch log events, oldest first; handler lines rendered readably."""
     out = options.output
     aws = options.connect()
-    config = StackConfig(options.stack)
+    config = options.stack_config(aws)
     start_ms = int(time.time() * 1000) - logs_flow.parse_since(since) * 1000
     collected: list[logs_flow.LogEvent] = []
     try:
@@ -251,7 +289,7 @@ def watch(options: Options, interval: float, since: str, once: bool) -> None:
     bucket_s = max(1, round(interval))
     watch_flow.check_window(window_s, bucket_s)
     aws = options.connect()
-    config = StackConfig(options.stack)
+    config = options.stack_config(aws)
 
     def take() -> tuple[watch_flow.Snapshot, str]:
         return watch_flow.snapshot(aws, config, window_s, bucket_s), datetime.now(timezone.utc).strftime("%H:%M:%S")
@@ -278,7 +316,7 @@ def trace(options: Options, order_id: str | None, message_id: str | None, since:
     check_export(export_to)
     start_ms = int(time.time() * 1000) - logs_flow.parse_since(since) * 1000
     aws = options.connect()
-    config = StackConfig(options.stack)
+    config = options.stack_config(aws)
     with out.waiting("reading the order's story …"):
         story = trace_flow.trace(aws, config, order_id, message_id, start_ms)
     if not story.found:
@@ -305,7 +343,7 @@ def dlq_show(options: Options, limit: int) -> None:
     """List dead letters without removing them."""
     out = options.output
     aws = options.connect()
-    config = StackConfig(options.stack)
+    config = options.stack_config(aws)
     found = dlq_flow.show(aws, config, limit=limit)
     render_dead_letters(out, config, found)
     out.document(found.to_document(config.dlq_name))
@@ -317,7 +355,7 @@ def dlq_redrive(options: Options) -> None:
     """Move every dead letter back to the source queue."""
     out = options.output
     aws = options.connect()
-    config = StackConfig(options.stack)
+    config = options.stack_config(aws)
     result = dlq_flow.redrive(aws, config)
     out.line(f"moved {result.moved} message(s) from {config.dlq_name} back to {config.queue_name} ({result.method})")
     out.document({"ok": True, "moved": result.moved, "method": result.method})

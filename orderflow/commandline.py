@@ -18,6 +18,7 @@ from click.core import ParameterSource
 from orderflow import settings_file
 from orderflow.aws import LOCAL_CONFIG, Aws, aws_errors, connect
 from orderflow.errors import Cancelled, FileProblem, OrderflowError
+from orderflow.iac import resolve
 from orderflow.local.server import state
 from orderflow.provision.base import Context
 from orderflow.stack import StackConfig, StackSettings, user_settings
@@ -33,6 +34,7 @@ class Options:
     local: bool
     output: Output
     config: Path | None = None
+    from_cloudformation: str | None = None
 
     def connect(self) -> Aws:
         if self.local:
@@ -45,14 +47,30 @@ class Options:
             )
         return connect(region=self.region, profile=self.profile, endpoint_url=self.endpoint_url)
 
+    def stack_config(self, aws: Aws | None, settings: StackSettings | None = None) -> StackConfig:
+        """The stack the command acts on: orderflow's names, or those resolved from where it is managed."""
+        names, managed_by = self.managed_names(aws)
+        return StackConfig(self.stack, settings or StackSettings(), names, managed_by)
+
     def context(self, settings: StackSettings | None = None) -> Context:
-        config = StackConfig(self.stack, settings or StackSettings())
-        ctx = Context(aws=self.connect(), config=config)
+        aws = self.connect()
+        ctx = Context(aws=aws, config=self.stack_config(aws, settings))
         if self.local:
             # The embedded AWS runs AWS's delays at its time scale (none at all unless started --realistic).
             server = state.recorded_server()
             ctx.time_scale = server.delay_scale if server else 0.0
         return ctx
+
+    def managed_names(self, aws: Aws | None) -> tuple[tuple[tuple[str, str], ...], str | None]:
+        """A stack orderflow did not build: its resources' names and who manages it (else none, None). `aws` is
+        needed for --from-cloudformation only."""
+        if self.from_cloudformation and aws is not None:
+            names = resolve.from_cloudformation(aws, self.from_cloudformation)
+            return tuple(sorted(names.items())), f"CloudFormation stack {self.from_cloudformation!r}"
+        file = settings_file.load(self.stack, self.config)
+        if file is not None and file.resources:
+            return tuple(sorted(file.resources.items())), f"{file.path.name} [stacks.{self.stack}.resources]"
+        return (), None
 
 
 class FiniteFloat(click.FloatRange):
@@ -78,6 +96,7 @@ COMMAND_ORDER = (
     "trace",
     "logs",
     "dlq",
+    "export",
     "down",
     "local",
     "demo",

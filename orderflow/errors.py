@@ -110,6 +110,18 @@ class ForeignResourceError(OrderflowError):
         )
 
 
+class ManagedElsewhere(OrderflowError):
+    """The stack is managed by CloudFormation or another tool: orderflow proves it but never changes it."""
+
+    code = "managed-elsewhere"
+
+    def __init__(self, manager: str, command: str) -> None:
+        super().__init__(
+            f"Stack is managed by {manager}: change it there (`orderflow {command}` only acts on stacks "
+            "it built; status, publish-test, verify, watch, trace, logs and dlq work on this one)"
+        )
+
+
 class OwnershipUnknownError(OrderflowError):
     """The tags that prove ownership cannot be read: acting either way could be wrong."""
 
@@ -147,6 +159,7 @@ ERROR_CODES: dict[str, str] = {
         TimedOut,
         AwsError,
         ForeignResourceError,
+        ManagedElsewhere,
         OwnershipUnknownError,
         OrderflowError,
         Cancelled,

@@ -18,6 +18,7 @@ from orderflow.flow.dlq import DeadLetters
 from orderflow.flow.logs import LogEvent
 from orderflow.flow.logs import render as render_log_event
 from orderflow.flow.publish import Published
+from orderflow.iac.export import Exported
 from orderflow.local.server.control import LocalStatus
 from orderflow.local.server.state import log_file
 from orderflow.provision import operations
@@ -123,8 +124,9 @@ def render_status(out: Output, ctx: Context, rows: list[dict[str, Any]]) -> None
         detail = f" ({row['detail']})" if row.get("detail") else ""
         return f"[{STATE_COLOURS[row['state']]}]{row['state']}[/]{detail}"
 
+    managed = f" (managed by {ctx.config.managed_by})" if ctx.config.managed_by else ""
     out.table(
-        f"stack {ctx.config.name} in {ctx.aws.region}",
+        f"stack {ctx.config.name}{managed} in {ctx.aws.region}",
         ["resource", "name", "state", "messages", "ARN"],
         [
             [
@@ -137,6 +139,16 @@ def render_status(out: Output, ctx: Context, rows: list[dict[str, Any]]) -> None
             for r in rows
         ],
     )
+
+
+def render_exported(out: Output, exported: Exported, next_steps: list[str]) -> None:
+    for path in exported.files:
+        out.line(f"wrote {escape(str(path))}")
+    if exported.code_location:
+        out.line(f"uploaded the code package to {escape(exported.code_location)}")
+    out.line(f"{exported.format} export of the stack in {escape(str(exported.directory))}; next:")
+    for step in next_steps:
+        out.line(f"  {escape(step)}")
 
 
 def render_published(out: Output, config: StackConfig, published: list[Published]) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orderflow.errors import ConfigError
-from orderflow.stack import StackSettings, setting_problem, user_settings
+from orderflow.stack import REQUIRED_RESOURCE_KEYS, RESOURCE_KEYS, StackSettings, setting_problem, user_settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,6 +32,8 @@ class SettingsFile:
     path: Path
     stack: str
     values: dict[str, Any] = field(default_factory=dict)
+    # [stacks.<name>.resources]: the names of a stack orderflow did not build (Terraform, by hand), key -> name
+    resources: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -62,13 +64,35 @@ def load(stack: str, path: Path | None = None, cwd: Path | None = None) -> Setti
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [stacks.{stack}] must be a table of settings")
     known = {setting.name: setting for setting in user_settings()}
+    table = dict(table)
+    resources = _resources(path, stack, table.pop("resources", None))
     for key, value in table.items():
         if key not in known:
             raise ConfigError(f"{path}: [stacks.{stack}] {key}: unknown setting; known settings: {', '.join(known)}")
         problem = setting_problem(known[key], value)
         if problem:
             raise ConfigError(f"{path}: [stacks.{stack}] {key} = {value!r}: {problem}")
-    return SettingsFile(path, stack, dict(table))
+    return SettingsFile(path, stack, table, resources)
+
+
+def _resources(path: Path, stack: str, table: Any) -> dict[str, str]:
+    """[stacks.<stack>.resources], checked: known keys, names as strings, the pipeline's hops all named."""
+    if table is None:
+        return {}
+    where = f"{path}: [stacks.{stack}.resources]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table of resource names")
+    for key, value in table.items():
+        if key not in RESOURCE_KEYS:
+            raise ConfigError(f"{where} {key}: unknown resource; known: {', '.join(RESOURCE_KEYS)}")
+        if not isinstance(value, str) or not value.strip() or value != value.strip():
+            raise ConfigError(f"{where} {key} = {value!r}: must be the resource's name")
+    missing = [key for key in REQUIRED_RESOURCE_KEYS if key not in table]
+    if missing:
+        raise ConfigError(
+            f"{where}: names no {', '.join(missing)}; a pipeline needs {', '.join(REQUIRED_RESOURCE_KEYS)}"
+        )
+    return dict(table)
 
 
 @dataclass(frozen=True)

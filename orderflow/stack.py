@@ -14,6 +14,8 @@ from orderflow.errors import ConfigError
 
 DEFAULT_STACK = "default"
 STACK_TAG = "orderflow:stack"
+# CloudFormation tags what it creates with its stack's name (CloudFormation Template Reference, "Resource tag").
+CLOUDFORMATION_STACK_TAG = "aws:cloudformation:stack-name"
 
 SUPPORTED_RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
 # AWS deprecated these; creating them is (or soon will be) blocked, so we warn but still accept them.
@@ -129,10 +131,20 @@ def setting_problem(setting: Field[Any], value: Any) -> str | None:
     return None
 
 
+# The resources a stack orderflow did not build is resolved by (from a CloudFormation stack, or named in
+# orderflow.toml's [stacks.<name>.resources]): the key, and the name it has in a stack orderflow builds.
+RESOURCE_KEYS = ("table", "topic", "queue", "dlq", "function", "role", "log_group", "alerts_topic", "dlq_alarm")
+REQUIRED_RESOURCE_KEYS = ("table", "topic", "queue", "function")
+
+
 @dataclass(frozen=True)
 class StackConfig:
     name: str = DEFAULT_STACK
     settings: StackSettings = field(default_factory=StackSettings)
+    # A stack orderflow did not build: its resources' names as resolved (key -> name), and who manages it (a
+    # CloudFormation stack, or the settings file). Such a stack is proven, never changed: `up` and `down` refuse it.
+    names: tuple[tuple[str, str], ...] = ()
+    managed_by: str | None = None
 
     def __post_init__(self) -> None:
         if not _STACK_NAME.match(self.name):
@@ -140,51 +152,62 @@ class StackConfig:
                 f"stack name {self.name!r} is invalid: use 1-32 letters, digits or '-', starting with a letter"
             )
 
-    def _named(self, base: str) -> str:
+    def _named(self, base: str, key: str = "") -> str:
+        resolved = dict(self.names).get(key)
+        if resolved:
+            return resolved
         return base if self.name == DEFAULT_STACK else f"{self.name}-{base}"
 
     @property
     def table_name(self) -> str:
-        return self._named("Orders")
+        return self._named("Orders", "table")
 
     @property
     def topic_name(self) -> str:
-        return self._named("OrderTopic")
+        return self._named("OrderTopic", "topic")
 
     @property
     def queue_name(self) -> str:
-        return self._named("OrderQueue")
+        return self._named("OrderQueue", "queue")
 
     @property
     def dlq_name(self) -> str:
-        return self._named("OrderQueueDLQ")
+        return self._named("OrderQueueDLQ", "dlq")
 
     @property
     def function_name(self) -> str:
-        return self._named("ProcessOrderFunction")
+        return self._named("ProcessOrderFunction", "function")
 
     @property
     def alerts_topic_name(self) -> str:
-        return self._named("OrderAlerts")
+        return self._named("OrderAlerts", "alerts_topic")
 
     @property
     def dlq_alarm_name(self) -> str:
-        return self._named("OrderQueueDLQ-NewLetters")
+        return self._named("OrderQueueDLQ-NewLetters", "dlq_alarm")
 
     @property
     def role_name(self) -> str:
-        return f"{self.function_name}-role"
+        return dict(self.names).get("role") or f"{self.function_name}-role"
 
     @property
     def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
+        # Lambda writes to /aws/lambda/<function> unless the function says otherwise
+        return dict(self.names).get("log_group") or f"/aws/lambda/{self.function_name}"
+
+    @property
+    def record_name(self) -> str:
+        """What the stack's publish record is kept under: its name; for a stack managed elsewhere, the topic its
+        orders go to as well (several such stacks share the stack name `default`)."""
+        return self.name if self.managed_by is None else f"{self.name}@{self.topic_name}"
 
     @property
     def tags(self) -> dict[str, str]:
         return {STACK_TAG: self.name}
 
     def owns(self, tags: dict[str, str] | None) -> bool:
-        return (tags or {}).get(STACK_TAG) == self.name
+        """Ours by tag; a stack managed elsewhere is made of what was resolved from it, whatever its tags."""
+        return self.managed_by is not None or (tags or {}).get(STACK_TAG) == self.name
 
 
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:

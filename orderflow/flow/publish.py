@@ -176,7 +176,7 @@ def publish_recorded(aws: Aws, config: StackConfig, orders: list[dict[str, Any]]
 
 
 def _memory_file(config: StackConfig) -> Path:
-    return state_dir() / "published" / f"{config.name}.json"
+    return state_dir() / "published" / f"{config.record_name}.json"
 
 
 def _append(path: Path, line: dict[str, Any]) -> None:

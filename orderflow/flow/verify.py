@@ -376,4 +376,12 @@ def verify(
         first_passed.setdefault("dlq", clock() - started)
     for check in checks:
         check.seconds = first_passed.get(check.hop)
+        check.hint = repair_hint(config, check.hint)
     return VerifyReport(order_id, checks, clock() - started)
+
+
+def repair_hint(config: StackConfig, hint: str) -> str:
+    """`orderflow up` repairs a stack it built; one managed elsewhere is repaired where it is managed."""
+    if not config.managed_by or "orderflow up" not in hint:
+        return hint
+    return f"fix it in {config.managed_by} (orderflow proves this stack; it does not change it)"

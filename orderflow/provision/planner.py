@@ -5,10 +5,11 @@ Plans are plain data, so `--dry-run` can render them without a single write call
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from orderflow.errors import ForeignResourceError, OwnershipUnknownError
+from orderflow.errors import ForeignResourceError, ManagedElsewhere, OwnershipUnknownError
 from orderflow.provision.base import Change, Context, Observed, Resource
 from orderflow.provision.ops import Operation
 from orderflow.provision.resources.alarm import AlertsTopic, DlqAlarm
@@ -20,7 +21,7 @@ from orderflow.provision.resources.subscription import Subscription
 from orderflow.provision.resources.table import Table
 from orderflow.provision.resources.topic import Topic
 from orderflow.provision.resources.trigger import Trigger
-from orderflow.stack import STACK_TAG
+from orderflow.stack import CLOUDFORMATION_STACK_TAG, STACK_TAG
 
 # Dependency order: each resource only refers to resources above it (`depends_on` says which; the executor runs
 # independent steps side by side).
@@ -105,10 +106,26 @@ def refuse_unknown_ownership(ctx: Context, observations: list[Observation]) -> N
             )
 
 
+def refuse_managed(ctx: Context, command: str, observations: Sequence[Observation] = ()) -> None:
+    """A stack CloudFormation (or another tool) manages is proven by orderflow, never changed by it: resolved from
+    it (--from-cloudformation, orderflow.toml's resources), or found carrying CloudFormation's stack tag (a stack
+    `orderflow export` made has orderflow's names and tags too)."""
+    if ctx.config.managed_by:
+        raise ManagedElsewhere(ctx.config.managed_by, command)
+    for o in observations:
+        stack = ((o.observed.tags if o.observed else None) or {}).get(CLOUDFORMATION_STACK_TAG)
+        if stack:
+            raise ManagedElsewhere(
+                f"CloudFormation stack {stack!r} ({o.resource.kind} {o.resource.name(ctx)!r})", command
+            )
+
+
 def plan_up(ctx: Context, observations: list[Observation] | None = None) -> list[UpStep]:
     """What `up` will do, in order. Refuses (ForeignResourceError) if any same-named resource is not ours."""
+    refuse_managed(ctx, "up")
     with ctx.observation():  # planning may read what observing read (the queue's policy, for the subscription)
         observations = observations if observations is not None else observe(ctx)
+        refuse_managed(ctx, "up", observations)
         refuse_unknown_ownership(ctx, observations)
         for o in observations:
             if o.ownership == "foreign":
@@ -118,7 +135,9 @@ def plan_up(ctx: Context, observations: list[Observation] | None = None) -> list
 
 def plan_down(ctx: Context, keep_data: bool = False, observations: list[Observation] | None = None) -> list[DownStep]:
     """What `down` will do, in reverse dependency order. Foreign resources are listed but never touched."""
+    refuse_managed(ctx, "down")
     observations = observations if observations is not None else observe(ctx)
+    refuse_managed(ctx, "down", observations)
     refuse_unknown_ownership(ctx, observations)
     steps = []
     for o in reversed(observations):

@@ -9,6 +9,7 @@ published order, what AWS would do with it (waited for, never slept on), `verify
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import botocore.exceptions
 import pytest
 
 from tests.e2e.conftest import Aws, Cli, wait_for
+from tests.e2e.test_iac import aws_cli, deploy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 FAST = ["--function-timeout", "1", "--visibility-timeout", "6"]
@@ -346,3 +348,35 @@ def test_a_mutation_behaves_as_on_aws_verify_names_its_hop_and_up_repairs_it(cli
     assert code == 0, report
     if mutation.delivered_after_repair:
         wait_for(lambda: aws.item(seen.table, seen.order_id), 30, "the order that waited in the queue to land")
+
+
+@pytest.fixture
+def cloudformation_stack(embedded):
+    name = f"c{uuid.uuid4().hex[:8]}"
+    yield name, f"{name}-cfn"
+    aws_cli(embedded, "cloudformation", "delete-stack", "--stack-name", f"{name}-cfn", check=False)
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: m.name.replace(" ", "-"))
+def test_a_mutation_of_a_cloudformation_built_stack_is_named_as_on_an_orderflow_built_one(
+    cli, aws, embedded, home, cloudformation_stack, tmp_path, mutation
+):
+    """The same misconfiguration, applied to the stack `orderflow export` + `aws cloudformation deploy` built:
+    the embedded AWS does the same, and `verify --from-cloudformation` names the same hop, pointing at the
+    CloudFormation stack to fix it in (orderflow does not change it)."""
+    stack, cfn_stack = cloudformation_stack
+    deploy(cli, embedded, aws, stack, cfn_stack, tmp_path / "out", *FAST)
+    mutation.apply(aws, stack)
+    settle = getattr(mutation.observe, "before_publish", None)
+    if settle is not None:
+        settle(Seen(aws, stack, "", "", home))
+    proven = ["--from-cloudformation", cfn_stack]
+    [published] = cli.json(*proven, "publish-test")["published"]
+    mutation.observe(Seen(aws, stack, published["orderId"], published["messageId"], home))
+
+    result = cli("--local", "--json", *proven, "verify", "--timeout", "3", check=False)
+    report = json.loads(result.stdout)
+    broken = [c for c in report["checks"] if c["passed"] is False]
+    assert result.returncode == 1 and broken, report
+    assert broken[0]["hop"] == mutation.hop, report
+    assert f"CloudFormation stack {cfn_stack!r}" in broken[0]["hint"], broken[0]

@@ -55,6 +55,14 @@ def test_provision_and_flow_never_import_the_embedded_aws_or_the_cli():
         assert upward == set(), (layer, upward)
 
 
+def test_the_export_is_derived_from_provisioning_and_never_imports_the_embedded_aws_or_the_cli():
+    upward = {
+        t for t in _imported_by("orderflow.iac") if t.startswith(("orderflow.local", "orderflow.cli", "orderflow.flow"))
+    }
+    assert upward == set()
+    assert "orderflow.provision.planner" in _imported_by("orderflow.iac")
+
+
 def test_provision_never_imports_the_flows():
     assert {t for t in _imported_by("orderflow.provision") if t.startswith("orderflow.flow")} == set()
 

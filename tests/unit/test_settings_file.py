@@ -97,3 +97,32 @@ def test_a_bad_file_stops_up_in_one_line_with_exit_2(run, tmp_path):
     assert result.stderr.strip() == (
         f"error: {tmp_path / 'orderflow.toml'}: [stacks.default] memory_size = 64: must be an integer from 128 to 10240"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[stacks.tf]\nresources = "x"\n', "[stacks.tf.resources] must be a table of resource names"),
+        ('[stacks.tf.resources]\nbucket = "b"\n', "bucket: unknown resource; known: table, topic"),
+        ('[stacks.tf.resources]\ntable = ""\n', "table = '': must be the resource's name"),
+        ('[stacks.tf.resources]\ntable = " t"\n', "table = ' t': must be the resource's name"),
+        ("[stacks.tf.resources]\ntable = 3\n", "table = 3: must be the resource's name"),
+        ('[stacks.tf.resources]\ntable = "t"\ntopic = "s"\n', "names no queue, function; a pipeline needs"),
+    ],
+)
+def test_the_resources_of_a_stack_orderflow_did_not_build_are_checked_in_one_line(tmp_path, text, message):
+    path = tmp_path / "orderflow.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        load("tf", path)
+    assert message in str(refused.value) and str(path) in str(refused.value)
+
+
+def test_named_resources_sit_beside_the_settings_of_the_same_stack(tmp_path):
+    path = tmp_path / "orderflow.toml"
+    path.write_text(
+        '[stacks.tf]\nmemory_size = 256\n[stacks.tf.resources]\ntable = "t"\ntopic = "s"\nqueue = "q"\nfunction = "f"\n'
+    )
+    loaded = load("tf", path)
+    assert loaded.values == {"memory_size": 256}
+    assert loaded.resources == {"table": "t", "topic": "s", "queue": "q", "function": "f"}

@@ -111,7 +111,9 @@ def check_targets() -> None:
 
     from moto import __version__ as moto_version
 
-    for module_name, class_name, attribute, needs in _TARGETS:
+    from orderflow.local.patches import cloudformation
+
+    for module_name, class_name, attribute, needs in (*_TARGETS, *cloudformation.TARGETS):
         problem = None
         try:
             target = getattr(getattr(importlib.import_module(module_name), class_name), attribute)
@@ -131,6 +133,7 @@ def check_targets() -> None:
                 f"The embedded AWS was tested with moto {TESTED_MOTO}.x; in moto {moto_version} "
                 f"{module_name}.{class_name}.{attribute} {problem}: pip install '{MOTO_REQUIREMENT}'"
             )
+    cloudformation.check_unclaimed()
 
 
 # Returns the running Lambda runtime's FunctionHost (or None while it is stopped); set by the embedded server.
@@ -183,7 +186,21 @@ def _patch_sets() -> list[PatchSet]:
         PatchSet("cloudwatch: percentiles", _compute_percentiles),
         PatchSet("cloudwatch: alarms start without data", _alarms_start_without_data),
         PatchSet("sqs: message counters", _count_queue_messages),
+        PatchSet("cloudformation: properties moto drops", _cloudformation_properties),
+        PatchSet("cloudformation: stack tags", _cloudformation_stack_tags),
     ]
+
+
+def _cloudformation_properties() -> list[Patch]:
+    from orderflow.local.patches.cloudformation import properties_moto_drops
+
+    return properties_moto_drops()
+
+
+def _cloudformation_stack_tags() -> list[Patch]:
+    from orderflow.local.patches.cloudformation import stack_tags
+
+    return stack_tags()
 
 
 def _forget() -> None:

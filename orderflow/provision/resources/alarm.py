@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from orderflow.aws import or_none
+from orderflow.arns import parse_arn
+from orderflow.aws import Aws, or_none
 from orderflow.provision.base import Context, Observed, Resource
 from orderflow.provision.ops import Call, Operation
 from orderflow.provision.resources.topic import Topic
@@ -91,6 +92,12 @@ def _comparable(alarm: dict[str, Any]) -> dict[str, Any]:
         for query in alarm.get("Metrics") or []
     ]
     return found
+
+
+def alarm_action_names(aws: Aws, alarm: str) -> list[str]:
+    """The names of the topics the alarm notifies (for telling a stack's topics apart)."""
+    alarms = aws.client("cloudwatch").describe_alarms(AlarmNames=[alarm], AlarmTypes=["MetricAlarm"])["MetricAlarms"]
+    return [parse_arn(a).name for found in alarms for a in found.get("AlarmActions", []) if a.startswith("arn:")]
 
 
 class DlqAlarm(Resource):

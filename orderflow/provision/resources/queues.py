@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orderflow.aws import or_none
+from orderflow.arns import parse_arn
+from orderflow.aws import Aws, or_none
 from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed, Resource, changed
 from orderflow.provision.ops import Call, Operation, Transient
@@ -44,6 +45,17 @@ def find_queue(ctx: Context, name: str) -> tuple[str, dict[str, str]] | None:
         return None if attributes is None else (url, attributes["Attributes"])
 
     return ctx.cached(("queue", name), read)
+
+
+def redrive_target_name(aws: Aws, name: str) -> str | None:
+    """The name of the queue this one redrives to, or None (for telling a stack's queues apart)."""
+    sqs = aws.client("sqs")
+    found = or_none(lambda: sqs.get_queue_url(QueueName=name))
+    attributes = found and or_none(
+        lambda: sqs.get_queue_attributes(QueueUrl=found["QueueUrl"], AttributeNames=["RedrivePolicy"])
+    )
+    redrive = parse_redrive((attributes or {}).get("Attributes", {}).get("RedrivePolicy"))
+    return parse_arn(redrive["deadLetterTargetArn"]).name if redrive and redrive["deadLetterTargetArn"] else None
 
 
 def find_queue_url(ctx: Context, name: str) -> str | None:
