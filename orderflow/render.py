@@ -111,9 +111,13 @@ def render_trace(out: Output, story: trace_flow.Trace) -> None:
 def render_down(out: Output, ctx: Context, results: list[StepResult]) -> None:
     for r in results:
         out.line(f"{MARKS.get(r.outcome, r.outcome):<32} {r.kind} [bold]{r.name}[/]")
+        for detail in r.details:
+            out.line(f"      {escape(detail)}")
     foreign = [r for r in results if r.outcome == Outcome.FOREIGN]
     left_alone = f" ({len(foreign)} foreign resource(s) left alone)" if foreign else ""
-    out.line(f"stack [bold]{ctx.config.name}[/] is down{left_alone}")
+    kept = [r for r in reversed(results) if r.outcome == Outcome.KEPT]  # in the order `up` makes them
+    keeping = f"; kept {', '.join(f'{r.kind} {r.name}' for r in kept)} and what they hold" if kept else ""
+    out.line(f"stack [bold]{ctx.config.name}[/] is down{left_alone}{escape(keeping)}")
 
 
 STATE_COLOURS = {"exists": "green", "missing": "dim", "foreign": "magenta", "owner unknown": "yellow"}

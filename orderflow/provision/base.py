@@ -117,6 +117,11 @@ class Resource(ABC):
         """The user settings (StackSettings field names) this resource holds as it is deployed now."""
         return {}
 
+    def held(self, observed: Observed) -> tuple[int, str] | None:
+        """The data the resource holds that deleting it destroys: (how many, of what), or None when it holds none
+        by nature (a table's orders, a queue's messages)."""
+        return None
+
     def status_detail(self, observed: Observed) -> str | None:
         """A word on the resource's state for `status` (a function Failed, an alarm in ALARM), or None."""
         return None

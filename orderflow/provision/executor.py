@@ -54,6 +54,7 @@ class StepResult:
             "name": self.name,
             "outcome": self.outcome.value,
             "seconds": round(self.seconds, 3),
+            "details": list(self.details),
             "operations": [op.to_document() for op in self.operations],
         }
 
@@ -190,5 +191,5 @@ def apply_up(
 def apply_down(
     ctx: Context, steps: list[DownStep], progress: Progress = NO_PROGRESS, concurrent: bool = True
 ) -> list[StepResult]:
-    work = {s.resource.key: _Work(s.resource, s.name, DOWN_OUTCOMES[s.action], s.operations) for s in steps}
+    work = {s.resource.key: _Work(s.resource, s.name, DOWN_OUTCOMES[s.action], s.operations, s.details) for s in steps}
     return _execute(ctx, progress, concurrent, down_dependencies(steps), work)

@@ -82,12 +82,14 @@ def converge(
 
 
 def data_question(steps: list[DownStep]) -> str | None:
-    """What `down` must ask before it runs: deleting the table deletes the orders in it (None: no data at stake)."""
-    table = next((s for s in steps if s.resource.key == "table"), None)
-    if table is None or table.action != "delete":
-        return None
-    items = (table.observed.state.get("item_count") if table.observed else None) or 0
-    return f"Delete table {table.name!r} and its orders (about {items} item(s))?"
+    """What `down` must ask before it runs: deleting the table deletes the orders in it, deleting a queue the orders
+    it holds, deleting the DLQ its dead letters (None: no data at stake)."""
+    at_stake = [
+        f"{s.resource.kind} {s.name!r} with {'about ' if s.resource.key == 'table' else ''}{s.held[0]} {s.held[1]}"
+        for s in reversed(steps)  # in the order `up` makes them: the table first
+        if s.action == "delete" and s.held is not None and (s.held[0] > 0 or s.resource.key == "table")
+    ]
+    return f"Delete {', '.join(at_stake)}?" if at_stake else None
 
 
 def teardown(

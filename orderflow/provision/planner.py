@@ -67,6 +67,16 @@ class DownStep:
     action: TeardownAction
     name: str
     operations: tuple[Operation, ...] = ()
+    # The data it holds, which deleting it destroys: (how many, of what); None for a resource that holds none.
+    held: tuple[int, str] | None = None
+
+    @property
+    def details(self) -> tuple[str, ...]:
+        """What became of its data, for the user."""
+        if self.held is None or (self.held[0] == 0 and self.action != "keep"):
+            return ()
+        count, what = self.held
+        return (f"kept, with its {count} {what}",) if self.action == "keep" else (f"{count} {what} deleted with it",)
 
 
 def observe(ctx: Context) -> list[Observation]:
@@ -139,16 +149,30 @@ def plan_down(ctx: Context, keep_data: bool = False, observations: list[Observat
     observations = observations if observations is not None else observe(ctx)
     refuse_managed(ctx, "down", observations)
     refuse_unknown_ownership(ctx, observations)
+    kept = _kept(observations) if keep_data else set()
     steps = []
     for o in reversed(observations):
         if o.ownership == "missing":
             action: TeardownAction = "absent"
         elif o.ownership == "foreign":
             action = "foreign"
-        elif keep_data and o.resource.key == "table":
+        elif o.resource.key in kept:
             action = "keep"
         else:
             action = "delete"
         operations = tuple(o.resource.delete_operations(ctx, o.observed)) if o.observed and action == "delete" else ()
-        steps.append(DownStep(o.resource, o.observed, action, o.resource.name(ctx), operations))
+        held = o.resource.held(o.observed) if o.observed else None
+        steps.append(DownStep(o.resource, o.observed, action, o.resource.name(ctx), operations, held))
     return steps
+
+
+def _kept(observations: list[Observation]) -> set[str]:
+    """What `--keep-data` keeps: the table, every queue holding messages, and the DLQ a kept queue redrives to (so a
+    kept order that keeps failing still has somewhere to go)."""
+    holding = {
+        o.resource.key
+        for o in observations
+        if o.ownership == "owned" and o.observed is not None and (o.resource.held(o.observed) or (0, ""))[0] > 0
+    }
+    kept = {"table"} | (holding & {"queue", "dlq"})
+    return kept | ({"dlq"} if "queue" in kept else set())

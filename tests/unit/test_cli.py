@@ -120,3 +120,32 @@ def test_local_without_a_running_embedded_aws_is_one_line():
     result = CliRunner().invoke(cli, ["--local", "status"])
     assert result.exit_code == 1
     assert "No embedded AWS is running" in result.stderr
+
+
+def test_down_names_the_queued_orders_it_would_delete_and_keep_data_keeps_them(run):
+    import boto3
+
+    from orderflow.local.patches.moto import PATCHES
+
+    run("up")
+    with PATCHES.active():  # queues hold messages as SQS's do (moto would invoke the function itself)
+        _down_with_queued_orders(run, boto3)
+
+
+def _down_with_queued_orders(run, boto3):
+    sqs = boto3.client("sqs", region_name="eu-west-3")
+    url = sqs.get_queue_url(QueueName="OrderQueue")["QueueUrl"]
+    for i in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=f"order {i}")
+    refused = run("down")
+    assert refused.exit_code == 1
+    assert "SQS queue 'OrderQueue' with 3 queued order(s)" in refused.stderr
+    kept = run("down", "--keep-data")
+    assert kept.exit_code == 0, kept.output
+    assert "kept, with its 3 queued order(s)" in kept.stdout
+    assert (
+        "kept DynamoDB table Orders, SQS dead-letter queue OrderQueueDLQ, SQS queue OrderQueue and what" in kept.stdout
+    )
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"] == {
+        "ApproximateNumberOfMessages": "3"
+    }

@@ -8,6 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from orderflow.errors import ForeignResourceError
+from orderflow.local.patches.moto import PATCHES
 from orderflow.provision import operations
 from tests.conftest import count_calls, inject_error
 
@@ -134,3 +135,60 @@ def test_status_reports_queue_depths_and_foreign_owner(ctx):
     assert rows["queue"]["messages"] == 0
     assert rows["topic"]["state"] == "foreign" and rows["topic"]["owner"] == "x"
     assert rows["trigger"]["detail"] == "Enabled"
+
+
+@pytest.fixture
+def as_aws(ctx):
+    """moto invokes a queue's function itself inside SendMessage (and, without Docker, loses the messages): the
+    embedded AWS's patches make its queues hold messages as SQS does."""
+    with PATCHES.active():
+        yield ctx
+
+
+def _queue(ctx, name: str) -> str:
+    return ctx.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+
+
+def _send(ctx, name: str, count: int) -> None:
+    for i in range(count):
+        ctx.client("sqs").send_message(QueueUrl=_queue(ctx, name), MessageBody=f'{{"orderId": "O{i}"}}')
+
+
+def test_keep_data_keeps_every_queue_holding_orders_and_the_dlq_it_redrives_to(ctx, as_aws):
+    operations.converge(ctx)
+    _send(ctx, "OrderQueue", 10)
+    results = {r.key: r for r in operations.teardown(ctx, keep_data=True)}
+    assert {k for k, r in results.items() if r.outcome == "kept"} == {"table", "queue", "dlq"}
+    assert results["queue"].details == ("kept, with its 10 queued order(s)",)
+    assert results["dlq"].details == ("kept, with its 0 dead letter(s)",)
+    attributes = ctx.client("sqs").get_queue_attributes(QueueUrl=_queue(ctx, "OrderQueue"), AttributeNames=["All"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "10"
+    assert "RedrivePolicy" in attributes["Attributes"]  # still redrives to the kept DLQ
+    assert results["function"].outcome == "deleted" and results["topic"].outcome == "deleted"
+
+
+def test_keep_data_keeps_a_dlq_with_letters_and_deletes_an_empty_queue(ctx, as_aws):
+    operations.converge(ctx)
+    _send(ctx, "OrderQueueDLQ", 3)
+    results = {r.key: r for r in operations.teardown(ctx, keep_data=True)}
+    assert results["dlq"].outcome == "kept" and results["dlq"].details == ("kept, with its 3 dead letter(s)",)
+    assert results["queue"].outcome == "deleted" and results["queue"].details == ()
+
+
+def test_down_asks_about_queued_orders_and_dead_letters_and_says_what_went(ctx, as_aws):
+    operations.converge(ctx)
+    _send(ctx, "OrderQueue", 2)
+    _send(ctx, "OrderQueueDLQ", 1)
+    steps = operations.plan_down(ctx)
+    assert operations.data_question(steps) == (
+        "Delete DynamoDB table 'Orders' with about 0 order(s), SQS dead-letter queue 'OrderQueueDLQ' with 1 dead "
+        "letter(s), SQS queue 'OrderQueue' with 2 queued order(s)?"
+    )
+    results = {r.key: r for r in operations.teardown(ctx, steps)}
+    assert results["queue"].details == ("2 queued order(s) deleted with it",)
+    assert results["dlq"].details == ("1 dead letter(s) deleted with it",)
+
+
+def test_with_the_table_kept_and_the_queues_empty_nothing_is_asked(ctx):
+    operations.converge(ctx)
+    assert operations.data_question(operations.plan_down(ctx, keep_data=True)) is None

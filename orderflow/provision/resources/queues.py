@@ -63,9 +63,26 @@ def find_queue_url(ctx: Context, name: str) -> str | None:
     return found[0] if found else None
 
 
+# What counts as a message a queue holds: waiting, being processed, or delayed (SQS's three approximate counts).
+HELD_COUNTS = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
+
+
+def messages_held(attributes: dict[str, str]) -> int:
+    return sum(int(attributes.get(name, 0)) for name in HELD_COUNTS)
+
+
 class _Queue(Resource):
+    holds = "message(s)"
+
     def arn(self, ctx: Context) -> str:
         return ctx.arns.queue(self.name(ctx))
+
+    def held(self, observed: Observed) -> tuple[int, str] | None:
+        return messages_held(observed.state["attributes"]), self.holds
 
     def desired_attributes(self, ctx: Context) -> dict[str, str]:
         raise NotImplementedError
@@ -139,6 +156,7 @@ class _Queue(Resource):
 class DeadLetterQueue(_Queue):
     key = "dlq"
     kind = "SQS dead-letter queue"
+    holds = "dead letter(s)"
 
     def name(self, ctx: Context) -> str:
         return ctx.config.dlq_name
@@ -152,6 +170,7 @@ class OrderQueue(_Queue):
     key = "queue"
     kind = "SQS queue"
     depends_on = ("dlq",)
+    holds = "queued order(s)"
 
     def name(self, ctx: Context) -> str:
         return ctx.config.queue_name

@@ -42,6 +42,10 @@ class Table(Resource):
     def vanishing(self, observed: Observed) -> bool:
         return observed.state["status"] == "DELETING"
 
+    def held(self, observed: Observed) -> tuple[int, str] | None:
+        # DynamoDB updates ItemCount about every six hours: "about", and asked about even at 0
+        return int(observed.state.get("item_count") or 0), "order(s)"
+
     def _wait(self, waiter: str, what: str, ctx: Context, reasons: tuple[str, ...] = ()) -> Wait:
         return Wait(
             "dynamodb", f"table {self.name(ctx)}", what, waiter, params={"TableName": self.name(ctx)}, reasons=reasons
