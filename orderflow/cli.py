@@ -227,12 +227,15 @@ def verify(options: Options, order_id: str | None, timeout: float, export_to: Pa
     aws = options.connect()
     config = options.stack_config(aws)
     remembered = {p.order_id: p for p in publish.recall(aws, config)}
+    flying = publish.in_flight(aws, config)
     if order_id is None:
-        if not remembered:
+        if not remembered and not flying:
             raise ConfigError("No order to verify: run `orderflow publish-test` first, or pass --order-id")
-        order_id = list(remembered)[-1]
+        order_id = list(remembered or flying)[-1]
     with out.waiting(f"verifying order {order_id} …"):
-        report = verify_flow.verify(aws, config, order_id, remembered.get(order_id), timeout=timeout)
+        report = verify_flow.verify(
+            aws, config, order_id, remembered.get(order_id), timeout=timeout, in_flight=order_id in flying
+        )
     render_verify(out, report)
     export(export_to, lambda o: render_verify(o, report))
     out.document(report.to_document())
@@ -320,9 +323,12 @@ def trace(options: Options, order_id: str | None, message_id: str | None, since:
     with out.waiting("reading the order's story …"):
         story = trace_flow.trace(aws, config, order_id, message_id, start_ms)
     if not story.found:
+        flying = order_id in publish.in_flight(aws, config) if order_id else False
         raise NotFoundError(
             f"No trace of {'order ' + order_id if order_id else 'message ' + str(message_id)} on stack "
-            f"{config.name} in the last {since}: not in the publish journal, not in {config.log_group_name}"
+            f"{config.name} in the last {since}: "
+            + ("it was in flight when publish-test was interrupted, and may never have been sent" if flying else "")
+            + ("" if flying else f"not in the publish journal, not in {config.log_group_name}")
         )
     render_trace(out, story)
     export(export_to, lambda o: render_trace(o, story))

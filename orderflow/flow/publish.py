@@ -105,8 +105,10 @@ def publish_orders(
     config: StackConfig,
     orders: list[dict[str, Any]],
     on_sent: Callable[[list[Published]], None] = lambda sent: None,
+    on_sending: Callable[[list[dict[str, Any]]], None] = lambda chunk: None,
 ) -> list[Published]:
-    """Publish each order as its own SNS message (batches of 10 per call); `on_sent` hears of each batch sent."""
+    """Publish each order as its own SNS message (batches of 10 per call); `on_sending` hears of each batch before
+    its call, `on_sent` of what SNS accepted after it."""
     topic_arn = aws.arns.topic(config.topic_name)
     sns = aws.client("sns")
     published: list[Published] = []
@@ -114,6 +116,7 @@ def publish_orders(
         chunk = orders[start : start + 10]
         now_ms = int(time.time() * 1000)
         failure = None
+        on_sending(chunk)
         try:
             if len(chunk) == 1:
                 message_id = sns.publish(TopicArn=topic_arn, Message=order_json(chunk[0]))["MessageId"]
@@ -145,33 +148,46 @@ def publish_orders(
 
 
 class PublishInterrupted(OrderflowError):
-    """A publish stopped part way: how many went out, and that those are recorded for verify."""
+    """A publish stopped part way: how many went out, how many were in flight (their call had begun: SNS may or may
+    not have them), and that both are recorded for verify and trace."""
 
-    def __init__(self, sent: int, total: int, cause: BaseException) -> None:
+    def __init__(self, sent: int, in_flight: int, total: int, cause: BaseException) -> None:
         why = "interrupted" if isinstance(cause, KeyboardInterrupt) else f"stopped ({cause})"
-        record = f"; the {sent} sent are recorded, so `orderflow verify` checks the last of them" if sent else ""
-        super().__init__(f"publish-test {why} after sending {sent} of {total} order(s){record}")
-        self.sent = sent
+        flying = f", {in_flight} in flight (may have been sent)" if in_flight else ""
+        record = (
+            "; recorded, so `orderflow verify` checks the last sent and tells an in-flight order from a lost one"
+            if sent or in_flight
+            else ""
+        )
+        super().__init__(f"publish-test {why} after sending {sent} of {total} order(s){flying}{record}")
+        self.sent, self.in_flight = sent, in_flight
         self.exit_code = 130 if isinstance(cause, KeyboardInterrupt) else 1
 
 
 def publish_recorded(aws: Aws, config: StackConfig, orders: list[dict[str, Any]]) -> list[Published]:
-    """Publish with a journal: the record is written (and flushed to disk) before anything is sent — if it cannot
-    be, nothing is sent — and a line is appended after every batch, so an interrupted run still tells `verify` what
-    went out, and how much. Appending keeps the cost of each batch's record constant, however many orders."""
+    """Publish with a journal that never lies: the record is written (and flushed to disk) before anything is sent
+    — if it cannot be, nothing is sent — then each batch is recorded as *about to send* before its call and as
+    *sent*, with SNS's MessageIds, after it. Killed at any point, the journal's sent and in-flight orders account for
+    every order SNS may have. Appending keeps the cost of each batch's record constant, however many orders."""
     path = _memory_file(config)
     header = {"endpoint": aws.endpoint_url, "region": aws.region, "total": len(orders)}
     write_private(path, order_json(header) + "\n", durable=True)  # replaces the record of the last publish
     sent: list[Published] = []
+    sending: list[dict[str, Any]] = []
+
+    def about_to_send(chunk: list[dict[str, Any]]) -> None:
+        _append(path, {"sending": chunk})
+        sending[:] = chunk
 
     def record(batch: list[Published]) -> None:
-        sent.extend(batch)
         _append(path, {"orders": [asdict(p) for p in batch]})
+        sent.extend(batch)
+        sending.clear()
 
     try:
-        publish_orders(aws, config, orders, on_sent=record)
+        publish_orders(aws, config, orders, on_sent=record, on_sending=about_to_send)
     except (Exception, KeyboardInterrupt) as e:
-        raise PublishInterrupted(len(sent), len(orders), e) from e
+        raise PublishInterrupted(len(sent), len(sending), len(orders), e) from e
     return sent
 
 
@@ -190,22 +206,36 @@ def _append(path: Path, line: dict[str, Any]) -> None:
 
 
 def recall(aws: Aws, config: StackConfig) -> list[Published]:
-    """The last publish of this stack against this endpoint and region (empty if none): what was sent of it. The
-    record is a header line (endpoint, region, total) and a line per batch sent."""
+    """The last publish of this stack against this endpoint and region (empty if none): what was sent of it."""
+    return _journal(aws, config)[0]
+
+
+def in_flight(aws: Aws, config: StackConfig) -> dict[str, dict[str, Any]]:
+    """The orders of the last publish whose call began but whose answer never came (the run was interrupted): SNS
+    may or may not have them. orderId -> order."""
+    sent, sending = _journal(aws, config)
+    delivered = {p.order_id for p in sent}
+    return {o["orderId"]: o for o in sending if o.get("orderId") not in delivered}
+
+
+def _journal(aws: Aws, config: StackConfig) -> tuple[list[Published], list[dict[str, Any]]]:
+    """(sent, about to send) of the last publish. The record is a header line (endpoint, region, total), then for
+    each batch a line `sending` before its call and a line `orders` (what SNS accepted) after it."""
     path = _memory_file(config)
     try:
         lines = [loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (FileNotFoundError, NotADirectoryError):
-        return []
+        return [], []
     except (OSError, ValueError, RecursionError) as e:
         raise FileProblem(f"{path} cannot be read as a publish record ({e}): delete it, or publish again") from None
     if not lines:
-        return []
+        return [], []
     try:
         header = lines[0]
         if header.get("endpoint") != aws.endpoint_url or header.get("region") != aws.region:
-            return []
-        return [Published(**p) for line in lines for p in line.get("orders", [])]
+            return [], []
+        sent = [Published(**p) for line in lines for p in line.get("orders", [])]
+        return sent, [o for line in lines for o in line.get("sending", [])]
     except (AttributeError, TypeError) as e:
         raise FileProblem(
             f"{path} is not a publish record orderflow wrote ({e}): delete it, or publish again"

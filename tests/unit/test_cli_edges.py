@@ -146,9 +146,55 @@ def test_an_interrupted_publish_says_how_many_went_out_and_records_them_for_veri
     with pytest.raises(publish.PublishInterrupted) as stopped:
         publish.publish_recorded(aws, StackConfig(), orders)
     assert stopped.value.exit_code == 130
-    assert "interrupted after sending 10 of 25 order(s)" in str(stopped.value)
+    assert "interrupted after sending 10 of 25 order(s), 10 in flight (may have been sent)" in str(stopped.value)
     assert [p.order_id for p in publish.recall(aws, StackConfig())] == [o["orderId"] for o in orders[:10]]
+    # the second batch's call had begun: orderflow cannot know whether SNS has it, and says so
+    assert list(publish.in_flight(aws, StackConfig())) == [o["orderId"] for o in orders[10:20]]
     assert len(pipeline.event()["Records"]) == 10
+
+
+def test_killed_after_sns_accepted_a_batch_the_journal_still_accounts_for_it(pipeline, home):
+    """The worst moment: SNS has the batch, the answer never reached the journal. Sent + in flight still cover
+    every order SNS has."""
+    aws = connect(region=REGION)
+    batches = {"n": 0}
+
+    def ctrl_c_after_the_second_batch_was_accepted(**_):
+        batches["n"] += 1
+        if batches["n"] == 2:
+            raise KeyboardInterrupt
+
+    aws.register("after-call.sns.PublishBatch", ctrl_c_after_the_second_batch_was_accepted)
+    orders = [publish.sample_order() for _ in range(30)]
+    with pytest.raises(publish.PublishInterrupted):
+        publish.publish_recorded(aws, StackConfig(), orders)
+    accounted = {p.order_id for p in publish.recall(aws, StackConfig())} | set(publish.in_flight(aws, StackConfig()))
+    delivered = {json.loads(json.loads(r["body"])["Message"])["orderId"] for r in pipeline.event()["Records"]}
+    assert len(delivered) == 20 and delivered <= accounted
+
+
+def test_verify_and_trace_tell_an_in_flight_order_from_a_lost_one(pipeline, home):
+    aws = connect(region=REGION)
+    aws.register("before-call.sns.Publish", _raise(KeyboardInterrupt))
+    order = publish.sample_order()
+    with pytest.raises(publish.PublishInterrupted, match="after sending 0 of 1 order"):
+        publish.publish_recorded(aws, StackConfig(), [order])
+    pipeline.sqs.create_queue(QueueName="OrderQueueDLQ")  # verify reads it
+    verified = run("--region", REGION, "--json", "verify", "--timeout", "0")  # the last publish's order
+    document = json.loads(verified.stdout)
+    assert verified.exit_code == 1 and document["orderId"] == order["orderId"] and document["inFlight"] is True
+    failed = [c for c in document["checks"] if c["passed"] is False]
+    assert failed and all("it may never have been sent" in c["evidence"] for c in failed)
+    traced = run("--region", REGION, "trace", order["orderId"])
+    assert traced.exit_code == 1
+    assert "it was in flight when publish-test was interrupted, and may never have been sent" in traced.stderr
+
+
+def _raise(error: type[BaseException]):
+    def hook(**_):
+        raise error
+
+    return hook
 
 
 def test_a_record_of_the_wrong_shape_is_one_line(pipeline, home):
