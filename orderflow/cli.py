@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from datetime import datetime, timezone
@@ -37,6 +38,7 @@ from orderflow.iac import export as iac_export
 from orderflow.local.server import control, state
 from orderflow.provision import operations
 from orderflow.provision.base import Context
+from orderflow.provision.lock import stack_lock
 from orderflow.render import (
     DemoNarration,
     render_dead_letters,
@@ -101,17 +103,22 @@ def cli(
     ctx.obj = Options(stack, region, profile, endpoint_url, local, Output(as_json), config, from_cloudformation)
 
 
+NO_WAIT = click.option("--no-wait", is_flag=True, help="Fail at once if another up or down is changing the stack.")
+
+
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@NO_WAIT
 @settings_options
 @click.pass_context
-def up(click_ctx: click.Context, dry_run: bool, **flags: Any) -> None:
+def up(click_ctx: click.Context, dry_run: bool, no_wait: bool, **flags: Any) -> None:
     """Create or update every resource of the stack (idempotent)."""
     options: Options = click_ctx.obj
     out = options.output
     resolved = resolve_settings(click_ctx, options, flags)
     ctx = options.context(resolved.settings)
-    with out.progress() as progress:
+    held = contextlib.nullcontext() if dry_run else stack_lock(ctx, "up", wait=not no_wait, on_wait=out.warn)
+    with held, out.progress() as progress:
         report = operations.converge(ctx, dry_run=dry_run, progress=progress)
     reverting = report.reverting(resolved.sources)
     render_up(out, ctx, report, dry_run, resolved, reverting)
@@ -121,20 +128,29 @@ def up(click_ctx: click.Context, dry_run: bool, **flags: Any) -> None:
 
 
 @cli.command()
-@click.option("--yes", "-y", is_flag=True, help="Delete the table (and its data) without asking.")
-@click.option("--keep-data", is_flag=True, help="Keep the DynamoDB table and its orders.")
+@click.option("--yes", "-y", is_flag=True, help="Delete the table and the queues' messages without asking.")
+@click.option("--keep-data", is_flag=True, help="Keep the DynamoDB table, and every queue holding messages.")
+@NO_WAIT
 @click.pass_obj
-def down(options: Options, yes: bool, keep_data: bool) -> None:
+def down(options: Options, yes: bool, keep_data: bool, no_wait: bool) -> None:
     """Remove every resource this stack owns (and nothing else)."""
     out = options.output
     ctx = options.context()
+    with stack_lock(ctx, "down", wait=not no_wait, on_wait=out.warn):
+        _down(options, ctx, yes, keep_data)
+
+
+def _down(options: Options, ctx: Context, yes: bool, keep_data: bool) -> None:
+    out = options.output
     steps = operations.plan_down(ctx, keep_data=keep_data)
     question = operations.data_question(steps)
     if question and not yes:
         if out.as_json or not sys.stdin.isatty():
-            raise NeedsConfirmation(f"{question} Refusing without --yes (or keep it with --keep-data)")
+            raise NeedsConfirmation(f"{question} Refusing without --yes (or keep them with --keep-data)")
         if not click.confirm(question, default=False, err=True):
-            raise NeedsConfirmation("Nothing was deleted. Use --keep-data to remove everything but the table")
+            raise NeedsConfirmation(
+                "Nothing was deleted. Use --keep-data to remove everything but the table and the queues holding orders"
+            )
     with out.progress() as progress:
         results = operations.teardown(ctx, steps, progress)
     render_down(out, ctx, results)

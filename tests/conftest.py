@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -56,27 +57,31 @@ def leaked_patches() -> list[str]:
     ]
 
 
-def _daemons() -> dict[int, str]:
-    """Embedded-AWS daemons running on this machine: pid -> command line."""
+def _daemons(home_under: Path) -> dict[int, str]:
+    """Embedded-AWS daemons this test session started (their ORDERFLOW_HOME is one of its temporary folders; a
+    daemon of another run on the machine, a CI run beside this one say, is none of its business): pid -> command."""
     import psutil
 
     found = {}
     for process in psutil.process_iter(["pid", "cmdline"]):
         command = " ".join(process.info["cmdline"] or [])
-        if "orderflow.local.daemon" in command:
-            found[process.info["pid"]] = command
+        if "orderflow.local.daemon" not in command:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get("ORDERFLOW_HOME", "").startswith(str(home_under)):
+                found[process.info["pid"]] = command
     return found
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_daemon_left_behind():
+def no_daemon_left_behind(tmp_path_factory):
     """Every daemon a test starts is stopped whatever the outcome; one left running is stopped here and fails the
     run (a failed end-to-end test once left two serving for 16 minutes after the run)."""
     import psutil
 
-    before = set(_daemons())
+    base = tmp_path_factory.getbasetemp()
     yield
-    left = {pid: command for pid, command in _daemons().items() if pid not in before}
+    left = _daemons(base)
     for pid in left:
         with contextlib.suppress(psutil.Error):
             psutil.Process(pid).kill()

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from orderflow.arns import Arns
 from orderflow.aws import Aws
-from orderflow.provision.ops import Operation, Wait, reasons_of
+from orderflow.provision.ops import Call, Operation, Retag, Wait, reasons_of
 from orderflow.provision.package import LambdaPackage
 from orderflow.stack import StackConfig, StackSettings
 
@@ -161,9 +161,16 @@ class Resource(ABC):
         """Why a waiter met a failure state, in AWS's words (None: the waiter's own answer says it)."""
         return None
 
+    def tag_call(self, ctx: Context) -> Call | None:
+        """The service's TagResource call that puts this stack's tags on the resource (None: it carries no tags)."""
+        return None
+
     def plan(self, ctx: Context, observed: Observed | None, vanishing: Observed | None = None) -> Change:
         if observed is None:
-            return Change(self.key, self.kind, self.name(ctx), "create", tuple(self.create_operations(ctx, vanishing)))
+            tagging = self.tag_call(ctx)
+            retag = [Retag(tagging)] if tagging is not None else []
+            operations = (*self.create_operations(ctx, vanishing), *retag)
+            return Change(self.key, self.kind, self.name(ctx), "create", operations)
         operations = tuple(self.update_operations(ctx, observed))
         return Change(self.key, self.kind, self.name(ctx), "update" if operations else "unchanged", operations)
 

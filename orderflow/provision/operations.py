@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from orderflow.errors import Conflict
 from orderflow.provision.base import Context
 from orderflow.provision.executor import NO_PROGRESS, Progress, StepResult, apply_down, apply_up
 from orderflow.provision.package import build_package
@@ -59,11 +60,11 @@ def setting_changes(steps: list[UpStep], settings: StackSettings) -> dict[str, t
     return changes
 
 
-def plan(ctx: Context) -> list[UpStep]:
-    """What `up` would do (reads only)."""
+def plan(ctx: Context, made: frozenset[str] = frozenset()) -> list[UpStep]:
+    """What `up` would do (reads only); `made`: what this run created (ours, whatever the endpoint says of tags)."""
     if ctx.package is None:
         ctx.package = build_package()
-    return plan_up(ctx)
+    return plan_up(ctx, made=made)
 
 
 def converge(
@@ -78,7 +79,30 @@ def converge(
     )
     if not dry_run:
         report.results = apply_up(ctx, steps, progress, concurrent)
+        if any(s.change.action != "unchanged" for s in steps):
+            report.warnings += read_back(ctx, report, progress, concurrent)
     return report
+
+
+def read_back(ctx: Context, report: UpReport, progress: Progress, concurrent: bool) -> list[str]:
+    """`up` says the stack is up only once every resource reads back as it should be. What another writer (an `up`
+    or `down` of this stack elsewhere) changed meanwhile is converged once more; what still differs is an error."""
+    made = frozenset(s.resource.key for s in report.steps if s.change.action == "create")
+    again = [s for s in plan(ctx, made) if s.change.action != "unchanged"]
+    if not again:
+        return []
+    redone = {r.key: r for r in apply_up(ctx, again, progress, concurrent)}
+    report.results = [redone.get(r.key, r) for r in report.results]
+    made |= {s.resource.key for s in again if s.change.action == "create"}
+    still = [s.change for s in plan(ctx, made) if s.change.action != "unchanged"]
+    if still:
+        differs = "; ".join(f"{c.kind} {c.name}: {', '.join(c.details)}" for c in still)
+        raise Conflict(
+            f"the stack is not as `up` left it ({differs}): another up or down of it may be running elsewhere, or "
+            "AWS has not caught up; run `orderflow up` again"
+        )
+    names = ", ".join(f"{s.change.kind} {s.change.name}" for s in again)
+    return [f"{names} changed while `up` ran (another up or down of this stack?) and was converged again"]
 
 
 def data_question(steps: list[DownStep]) -> str | None:
@@ -96,8 +120,18 @@ def teardown(
     ctx: Context, steps: list[DownStep] | None = None, progress: Progress = NO_PROGRESS, keep_data: bool = False
 ) -> list[StepResult]:
     """Remove what the stack owns: the given plan (`plan_down`, which a caller may first show or ask about), else a
-    fresh one."""
-    return apply_down(ctx, steps if steps is not None else plan_down(ctx, keep_data=keep_data), progress)
+    fresh one. Says the stack is down only when nothing it deleted is there any more."""
+    steps = steps if steps is not None else plan_down(ctx, keep_data=keep_data)
+    results = apply_down(ctx, steps, progress)
+    deleted = {s.resource.key for s in steps if s.action in ("delete", "absent")}
+    back = [o for o in observe(ctx) if o.resource.key in deleted and o.ownership == "owned"]
+    if back:
+        names = ", ".join(f"{o.resource.kind} {o.resource.name(ctx)}" for o in back)
+        raise Conflict(
+            f"{names} exist(s) again after `down` removed the stack: an `up` of it may be running elsewhere; run "
+            "`orderflow down` again once it is done"
+        )
+    return results
 
 
 def inventory(ctx: Context) -> list[dict[str, Any]]:

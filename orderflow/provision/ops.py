@@ -55,7 +55,8 @@ class Ref:
 @dataclass(frozen=True)
 class Call:
     """One API call. `gone_ok`: the resource being already gone counts as done (deletes). `store`: keep
-    `response[field]` under a name later operations of the step refer to with `Ref(name)`."""
+    `response[field]` under a name later operations of the step refer to with `Ref(name)`. `exists`: the codes of
+    "already exists", after which the resource is read back and accepted if it is ours (race-safe creates)."""
 
     service: str
     operation: str
@@ -67,6 +68,9 @@ class Call:
     gone_ok: bool = False
     also_ok: tuple[str, ...] = ()  # other error codes that mean the call's work is done or being done
     store: tuple[str, str] | None = None
+    # Error codes that mean "one of this name exists": made meanwhile by a concurrent creator (another machine's
+    # `up`). The resource is read back and accepted when it is ours, refused as foreign when not.
+    exists: tuple[str, ...] = ()
 
     @property
     def action(self) -> str:
@@ -120,7 +124,31 @@ class Pause:
         return {"pause": self.seconds, "target": self.target, "why": self.why}
 
 
-Operation = Union[Call, Wait, Pause]  # noqa: UP007 - a runtime alias; `X | Y` of classes needs 3.10's types
+@dataclass(frozen=True)
+class Retag:
+    """After a create: read the resource's tags back and, where the endpoint dropped them (some do; AWS ignores
+    `Tags` on PutMetricAlarm for an alarm that exists), apply them with `call`, the service's TagResource. So a
+    resource made in this run is never taken for someone else's."""
+
+    call: Call
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def service(self) -> str:
+        return self.call.service
+
+    @property
+    def target(self) -> str:
+        return self.call.target
+
+    def describe(self) -> str:
+        return f"read back the tags of {self.target}; {self.call.action} if they were dropped"
+
+    def to_document(self) -> dict[str, Any]:
+        return {"retag": self.call.action, "target": self.target, "parameters": _printable(self.call.params)}
+
+
+Operation = Union[Call, Wait, Pause, Retag]  # noqa: UP007 - a runtime alias; `X | Y` of classes needs 3.10's types
 
 
 def reasons_of(operations: list[Operation] | tuple[Operation, ...]) -> tuple[str, ...]:

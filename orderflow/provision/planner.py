@@ -79,8 +79,9 @@ class DownStep:
         return (f"kept, with its {count} {what}",) if self.action == "keep" else (f"{count} {what} deleted with it",)
 
 
-def observe(ctx: Context) -> list[Observation]:
-    """Read every resource once and decide whose it is: ours by tag, or by the tagged resource it hangs off."""
+def observe(ctx: Context, made: frozenset[str] = frozenset()) -> list[Observation]:
+    """Read every resource once and decide whose it is: ours by tag, or by the tagged resource it hangs off. `made`:
+    the resources this run created, which are ours even where an endpoint lost (or cannot report) their tags."""
     observations: dict[str, Observation] = {}
     with ctx.observation():
         reads = [(resource, resource.read(ctx)) for resource in RESOURCES]
@@ -98,9 +99,8 @@ def observe(ctx: Context) -> list[Observation]:
             observation = Observation(resource, observed, ownership, parent.owner)
         else:
             owner = (observed.tags or {}).get(STACK_TAG)
-            observation = Observation(
-                resource, observed, "owned" if ctx.config.owns(observed.tags) else "foreign", owner
-            )
+            ours = ctx.config.owns(observed.tags) or (resource.key in made and owner is None)
+            observation = Observation(resource, observed, "owned" if ours else "foreign", owner)
         observations[resource.key] = observation
     return list(observations.values())
 
@@ -130,11 +130,13 @@ def refuse_managed(ctx: Context, command: str, observations: Sequence[Observatio
             )
 
 
-def plan_up(ctx: Context, observations: list[Observation] | None = None) -> list[UpStep]:
+def plan_up(
+    ctx: Context, observations: list[Observation] | None = None, made: frozenset[str] = frozenset()
+) -> list[UpStep]:
     """What `up` will do, in order. Refuses (ForeignResourceError) if any same-named resource is not ours."""
     refuse_managed(ctx, "up")
     with ctx.observation():  # planning may read what observing read (the queue's policy, for the subscription)
-        observations = observations if observations is not None else observe(ctx)
+        observations = observations if observations is not None else observe(ctx, made)
         refuse_managed(ctx, "up", observations)
         refuse_unknown_ownership(ctx, observations)
         for o in observations:

@@ -15,9 +15,10 @@ from botocore import xform_name
 from botocore.exceptions import ClientError
 
 from orderflow.aws import error_code, is_not_found
-from orderflow.errors import AwsError, Cancelled, TimedOut
+from orderflow.errors import AwsError, Cancelled, ForeignResourceError, TimedOut
 from orderflow.provision.base import Context, Resource
-from orderflow.provision.ops import Call, Operation, Pause, Wait, resolve
+from orderflow.provision.ops import Call, Operation, Pause, Retag, Wait, resolve
+from orderflow.stack import STACK_TAG
 
 
 @dataclass
@@ -46,6 +47,8 @@ class StepRun:
             call(self, operation)
         elif isinstance(operation, Wait):
             wait(self, operation)
+        elif isinstance(operation, Retag):
+            retag(self, operation)
         else:
             pause(self, operation)
 
@@ -63,6 +66,8 @@ def call(step: StepRun, op: Call) -> Any:
         except ClientError as e:
             if (op.gone_ok and is_not_found(e)) or error_code(e) in op.also_ok:
                 return None
+            if error_code(e) in op.exists and (made := made_meanwhile(step, op)) is not None:
+                return made
             reason = next((r for t in op.retry if (r := t.matches(e)) is not None), None)
             waited = ctx.clock() - started
             if reason is None or waited + ctx.poll_interval > op.retry_limit:
@@ -73,6 +78,32 @@ def call(step: StepRun, op: Call) -> Any:
         name, key = op.store
         step.values[name] = response[key]
     return response
+
+
+def retag(step: StepRun, op: Retag) -> None:
+    """Apply our tags again where the endpoint lost them at creation."""
+    observed = step.resource.read(step.ctx)
+    if observed is not None and observed.tags is not None and not step.ctx.config.owns(observed.tags):
+        step.report(f"{op.target} lost its tags at creation: tagging it again")
+        call(step, op.call)
+
+
+def made_meanwhile(step: StepRun, op: Call) -> dict[str, Any] | None:
+    """A create refused because one of the name exists: a concurrent creator made it since the plan was read. Ours
+    (by tag, or by the resource it hangs off): accepted as made, what the call would have stored taken from it.
+    Someone else's: refused, as the planner would have. Still vanishing or already gone again: None (retry)."""
+    ctx, resource = step.ctx, step.resource
+    observed = resource.read(ctx)
+    if observed is None or resource.vanishing(observed):
+        return None
+    if resource.owned_with is None and not ctx.config.owns(observed.tags):
+        owner = (observed.tags or {}).get(STACK_TAG)
+        raise ForeignResourceError(resource.kind, resource.name(ctx), ctx.config.name, owner)
+    step.report(f"{resource.kind} {resource.name(ctx)} was made meanwhile by another run of this stack: accepted")
+    if op.store is not None:
+        name, key = op.store
+        step.values[name] = observed.state[key]  # a resource's read state names it as the call's answer does
+    return observed.state
 
 
 def wait(step: StepRun, op: Wait) -> None:

@@ -108,6 +108,10 @@ class DlqAlarm(Resource):
     def name(self, ctx: Context) -> str:
         return ctx.config.dlq_alarm_name
 
+    def tag_call(self, ctx: Context) -> Call | None:
+        params = {"ResourceARN": self.arn(ctx), "Tags": tag_list(ctx.config.tags)}
+        return Call("cloudwatch", "TagResource", params, self.name(ctx))
+
     def arn(self, ctx: Context) -> str:
         return ctx.arns.alarm(self.name(ctx))
 

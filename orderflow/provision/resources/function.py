@@ -28,6 +28,9 @@ class Function(Resource):
     def name(self, ctx: Context) -> str:
         return ctx.config.function_name
 
+    def tag_call(self, ctx: Context) -> Call | None:
+        return Call("lambda", "TagResource", {"Resource": self.arn(ctx), "Tags": ctx.config.tags}, self.name(ctx))
+
     def arn(self, ctx: Context) -> str:
         return ctx.arns.function(self.name(ctx))
 
@@ -130,7 +133,9 @@ class Function(Resource):
             "Description": f"orderflow stack {ctx.config.name}: writes orders from SQS to DynamoDB",
             **self.desired_configuration(ctx),
         }
-        create = Call("lambda", "CreateFunction", params, self.name(ctx), retry=(ROLE_NOT_ASSUMABLE,))
+        create = Call(
+            "lambda", "CreateFunction", params, self.name(ctx), retry=(ROLE_NOT_ASSUMABLE,), exists=(BUSY.code,)
+        )
         return [create, self._wait(ctx, "function_active_v2", "to be Active")]
 
     def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:

@@ -13,6 +13,10 @@ class LogGroup(Resource):
     def name(self, ctx: Context) -> str:
         return ctx.config.log_group_name
 
+    def tag_call(self, ctx: Context) -> Call | None:
+        params = {"resourceArn": ctx.arns.log_group(self.name(ctx)), "tags": ctx.config.tags}
+        return Call("logs", "TagResource", params, self.name(ctx))
+
     def arn(self, ctx: Context) -> str:
         return ctx.arns.log_group(self.name(ctx))
 
@@ -34,7 +38,8 @@ class LogGroup(Resource):
 
     def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
         params = {"logGroupName": self.name(ctx), "tags": ctx.config.tags}
-        return [Call("logs", "CreateLogGroup", params, self.name(ctx)), self._retention(ctx)]
+        create = Call("logs", "CreateLogGroup", params, self.name(ctx), exists=("ResourceAlreadyExistsException",))
+        return [create, self._retention(ctx)]
 
     def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
         reasons = changed("retention days", observed.state["retention_days"], ctx.settings.log_retention_days)

@@ -9,7 +9,7 @@ from orderflow.arns import parse_arn
 from orderflow.aws import Aws, or_none
 from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed, Resource, changed
-from orderflow.provision.ops import Call, Operation, Transient
+from orderflow.provision.ops import Call, Operation, Ref, Transient
 
 # SQS blocks a deleted queue's name for 60 s (QueueDeletedRecently); `down` then `up` meets it every time.
 QUEUE_NAME_BLOCK_SECONDS = 60.0
@@ -84,6 +84,10 @@ class _Queue(Resource):
     def held(self, observed: Observed) -> tuple[int, str] | None:
         return messages_held(observed.state["attributes"]), self.holds
 
+    def tag_call(self, ctx: Context) -> Call | None:
+        # the URL CreateQueue answers (stored by the create, in the same step)
+        return Call("sqs", "TagQueue", {"QueueUrl": Ref("url"), "Tags": ctx.config.tags}, self.name(ctx))
+
     def desired_attributes(self, ctx: Context) -> dict[str, str]:
         raise NotImplementedError
 
@@ -96,7 +100,7 @@ class _Queue(Resource):
         tags = or_none(lambda: sqs.list_queue_tags(QueueUrl=url).get("Tags", {}))
         if tags is None:
             return None
-        return Observed(state={"url": url, "attributes": attributes}, tags=tags)
+        return Observed(state={"url": url, "QueueUrl": url, "attributes": attributes}, tags=tags)
 
     def _attribute_diff(self, ctx: Context, observed: Observed) -> dict[str, str]:
         current = observed.state["attributes"]
@@ -129,6 +133,9 @@ class _Queue(Resource):
                 self.name(ctx),
                 retry=(blocked,),
                 retry_limit=QUEUE_NAME_BLOCK_SECONDS + 15,
+                # made meanwhile with other attributes (with the same ones, CreateQueue just answers its URL)
+                exists=("QueueAlreadyExists", "QueueNameExists"),
+                store=("url", "QueueUrl"),
             )
         ]
 

@@ -37,6 +37,9 @@ class Role(Resource):
     def name(self, ctx: Context) -> str:
         return ctx.config.role_name
 
+    def tag_call(self, ctx: Context) -> Call | None:
+        return Call("iam", "TagRole", {"RoleName": self.name(ctx), "Tags": tag_list(ctx.config.tags)}, self.name(ctx))
+
     def arn(self, ctx: Context) -> str:
         return ctx.arns.role(self.name(ctx))
 
@@ -90,7 +93,8 @@ class Role(Resource):
             "Description": f"orderflow stack {ctx.config.name}: lets {ctx.config.function_name} process orders",
             "Tags": tag_list(ctx.config.tags),
         }
-        return [Call("iam", "CreateRole", params, self.name(ctx)), *self._policy_operations(ctx, {})]
+        create = Call("iam", "CreateRole", params, self.name(ctx), exists=("EntityAlreadyExists",))
+        return [create, *self._policy_operations(ctx, {})]
 
     def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
         trust = policies.lambda_trust_policy()

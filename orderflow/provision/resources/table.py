@@ -20,6 +20,10 @@ class Table(Resource):
     def name(self, ctx: Context) -> str:
         return ctx.config.table_name
 
+    def tag_call(self, ctx: Context) -> Call | None:
+        params = {"ResourceArn": self.arn(ctx), "Tags": tag_list(ctx.config.tags)}
+        return Call("dynamodb", "TagResource", params, self.name(ctx))
+
     def arn(self, ctx: Context) -> str:
         return ctx.arns.table(self.name(ctx))
 
@@ -72,6 +76,7 @@ class Table(Resource):
                 "Tags": tag_list(ctx.config.tags),
             },
             self.name(ctx),
+            exists=("ResourceInUseException",),
         )
         return [*before, create, self._active(ctx)]
 

@@ -15,6 +15,10 @@ class Topic(Resource):
     def name(self, ctx: Context) -> str:
         return ctx.config.topic_name
 
+    def tag_call(self, ctx: Context) -> Call | None:
+        params = {"ResourceArn": self.arn(ctx), "Tags": tag_list(ctx.config.tags)}
+        return Call("sns", "TagResource", params, self.name(ctx))
+
     def arn(self, ctx: Context) -> str:
         return ctx.arns.topic(self.name(ctx))
 

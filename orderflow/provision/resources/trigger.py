@@ -119,6 +119,8 @@ class Trigger(Resource):
             self.name(ctx),
             retry=MAPPING_TRANSIENT,
             store=("uuid", "UUID"),
+            # the same mapping made meanwhile; one still Deleting reads as none, and the create is retried
+            exists=("ResourceConflictException",),
         )
         return [create, self._settled(ctx, Ref("uuid"))]
 
