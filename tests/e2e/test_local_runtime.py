@@ -9,10 +9,11 @@ import re
 import socket
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ORDER, Cli, free_port, mapping_stopped, wait_for
+from tests.e2e.conftest import ORDER, Aws, Cli, free_port, mapping_stopped, wait_for
 
 pytestmark = pytest.mark.e2e
 FAST = ["--function-timeout", "1", "--visibility-timeout", "6"]
@@ -286,3 +287,47 @@ def test_the_invoke_api_runs_the_deployed_handler(cli, aws, stack):
     )
     assert broken["FunctionError"] == "Unhandled"
     assert "messageId" in json.loads(broken["Payload"].read())["errorMessage"]
+
+
+READER = """
+import os, json
+def lambda_handler(event, context):
+    seen = {}
+    for path in event["paths"]:
+        try:
+            with open(path) as f:
+                seen[path] = f.read()
+        except OSError as e:
+            seen[path] = type(e).__name__
+    seen["HOME"] = os.environ["HOME"]
+    seen["credentials file"] = os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
+    return seen
+"""
+
+
+@pytest.mark.skipif(not Path("/usr/bin/unshare").exists(), reason="no unshare: functions run with a scrubbed env only")
+def test_a_function_cannot_read_the_callers_credentials_or_orderflows_state(tmp_path_factory):
+    """The daemon runs as the caller; its functions do too. The caller's home secrets and orderflow's state folder are
+    hidden from them (a mount namespace), and their environment points at no credentials file."""
+    home = tmp_path_factory.mktemp("caller-home")
+    (home / ".aws").mkdir()
+    (home / ".aws" / "credentials").write_text("[default]\naws_secret_access_key = caller-secret\n")
+    (home / ".netrc").write_text("machine example.com password caller-secret\n")
+    state = tmp_path_factory.mktemp("state")
+    caller = Cli(state, env={"HOME": str(home)})
+    caller.json("local", "start", "--port", str(free_port()))
+    try:
+        caller("--local", "up")
+        endpoint = caller.json("local", "status")["endpoint"]
+        lam = Aws(endpoint).client("lambda")
+        lam.update_function_code(FunctionName="ProcessOrderFunction", ZipFile=_zip(READER))
+        paths = [str(home / ".aws" / "credentials"), str(home / ".netrc"), str(state / "local.log")]
+        answer = json.loads(
+            lam.invoke(FunctionName="ProcessOrderFunction", Payload=json.dumps({"paths": paths}))["Payload"].read()
+        )
+        assert "caller-secret" not in json.dumps(answer)
+        assert answer[paths[0]] == answer[paths[1]] == "FileNotFoundError"  # the whole home is hidden
+        assert answer[paths[2]] == "FileNotFoundError"  # orderflow's state folder: the daemon's own log
+        assert answer["HOME"] != str(home) and answer["credentials file"] == "/dev/null"
+    finally:
+        caller("local", "stop", check=False)

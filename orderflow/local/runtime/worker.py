@@ -15,6 +15,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any
 
 from orderflow.local.runtime.bootstrap import SENTINEL
 from orderflow.local.runtime.credentials import RoleCredentials
+from orderflow.local.runtime.isolation import isolation
 
 BOOTSTRAP = Path(__file__).resolve().parent / "bootstrap.py"
 # Lambda gives a function's initialisation (module import) its own 10 s, apart from the function timeout.
@@ -132,8 +134,9 @@ class WorkerProcess:
         self.invocations = 0
         read_fd, write_fd = os.pipe()
         try:
+            hidden = isolation(Path(tempfile.gettempdir()).resolve())
             self._process = subprocess.Popen(
-                [sys.executable, "-I", str(BOOTSTRAP), str(spec.code_dir)],
+                hidden.command([sys.executable, "-I", str(BOOTSTRAP), str(spec.code_dir)]),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
