@@ -69,7 +69,7 @@ class Options:
             return tuple(sorted(names.items())), f"CloudFormation stack {self.from_cloudformation!r}"
         file = settings_file.load(self.stack, self.config)
         if file is not None and file.resources:
-            return tuple(sorted(file.resources.items())), f"{file.path.name} [stacks.{self.stack}.resources]"
+            return tuple(sorted(file.resources.items())), f"{file.shown} [stacks.{self.stack}.resources]"
         return (), None
 
 
@@ -180,7 +180,7 @@ class Matching(click.ParamType):
         self.pattern, self.rule = pattern, rule
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        if not re.match(self.pattern, str(value)):
+        if not re.fullmatch(self.pattern, str(value)):
             self.fail(f"{value!r} is not {self.rule}", param, ctx)
         return str(value)
 

@@ -29,6 +29,8 @@ from orderflow.ui import MARKS, Output, trace_table
 
 
 def render_settings(out: Output, resolved: settings_file.Resolved | None, reverting: dict[str, Any]) -> None:
+    if resolved is not None and resolved.file is not None:
+        out.line(escape(f"settings file: {resolved.file.shown} [stacks.{resolved.file.stack}]"))
     if resolved is not None:
         chosen = resolved.chosen()
         if chosen:

@@ -10,6 +10,7 @@ reading the file: resolving where each setting came from is data the CLI renders
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +38,34 @@ class SettingsFile:
 
     @property
     def label(self) -> str:
-        return f"{self.path.name} [stacks.{self.stack}]"
+        return f"{self.shown} [stacks.{self.stack}]"
+
+    @property
+    def shown(self) -> str:
+        """The file as the user finds it: `../../orderflow.toml` when found above the working directory, else its
+        name."""
+        cwd = Path.cwd().resolve()
+        folder = self.path.resolve().parent
+        return os.path.relpath(self.path.resolve(), cwd) if folder in (cwd, *cwd.parents) else self.path.name
+
+
+def find(cwd: Path) -> Path | None:
+    """orderflow.toml in `cwd` or the nearest folder above it (as pyproject.toml is found), or None."""
+    for folder in (cwd, *cwd.parents):
+        candidate = folder / CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def load(stack: str, path: Path | None = None, cwd: Path | None = None) -> SettingsFile | None:
-    """The stack's table of the settings file: `path` if given (it must exist), else ./orderflow.toml if present."""
+    """The stack's table of the settings file: `path` if given (it must exist), else orderflow.toml in the working
+    directory or the nearest folder above it, if any."""
     explicit = path is not None
-    path = path if path is not None else (cwd or Path.cwd()) / CONFIG_FILE
+    if path is None:
+        path = find((cwd or Path.cwd()).resolve())
+        if path is None:
+            return None
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -101,6 +123,7 @@ class Resolved:
 
     settings: StackSettings
     sources: dict[str, str]
+    file: SettingsFile | None = None  # the settings file read, if any
 
     def chosen(self) -> dict[str, tuple[Any, str]]:
         """The settings someone chose (not left at their default): name -> (value, source)."""
@@ -125,4 +148,4 @@ def resolve(given: dict[str, tuple[Any, str]], file: SettingsFile | None) -> Res
             values[setting.name], sources[setting.name] = file.values[setting.name], file.label
         else:
             sources[setting.name] = DEFAULT_SOURCE
-    return Resolved(StackSettings(**values), sources)
+    return Resolved(StackSettings(**values), sources, file)

@@ -26,8 +26,9 @@ ARCHITECTURES = ("x86_64", "arm64")
 # second invocation while the first is still working on it.
 VISIBILITY_TO_TIMEOUT_FACTOR = 6
 
-# SNS accepts any address it can mail; this only refuses what cannot be one (a typo'd flag value, a missing @).
-EMAIL_PATTERN = r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# SNS accepts any address it can mail; this only refuses what cannot be one (a typo'd flag value, a missing @, a
+# space, a newline or another control character). Matched whole (re.fullmatch: `$` alone lets a trailing newline by).
+EMAIL_PATTERN = r"|[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+"
 
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
 
@@ -52,10 +53,11 @@ class StackSettings:
     )
     batch_size: int = _setting(10, "--batch-size", "Messages per batch (above 10 needs a window).", min=1, max=10000)
     batching_window: int = _setting(0, "--batching-window", "Seconds to gather a batch.", min=0, max=300)
-    alarm_email: str = _setting(
-        "",
+    # None: not asked for (an address orderflow subscribed stays subscribed); "": none (it is unsubscribed).
+    alarm_email: str | None = _setting(
+        None,
         "--alarm-email",
-        "Address the DLQ alarm mails (SNS asks it to confirm); empty: none.",
+        "Address the DLQ alarm mails (SNS asks it to confirm); empty: none; not given: keep the one subscribed.",
         pattern=EMAIL_PATTERN,
         rule="an email address, or empty for none",
     )
@@ -91,7 +93,7 @@ class StackSettings:
             raise ConfigError("batching window must be between 0 and 300 seconds")
         if not 1 <= self.batch_size <= 10000:
             raise ConfigError("batch size must be between 1 and 10000")
-        if not re.match(EMAIL_PATTERN, self.alarm_email):
+        if self.alarm_email is not None and not re.fullmatch(EMAIL_PATTERN, self.alarm_email):
             raise ConfigError(f"alarm email {self.alarm_email!r} is not an email address")
         if self.batch_size > 10 and self.batching_window < 1:
             raise ConfigError("a batch size above 10 needs a batching window of at least 1 second (AWS rule)")
@@ -124,7 +126,7 @@ def setting_problem(setting: Field[Any], value: Any) -> str | None:
     if "choices" in rule:
         return None if isinstance(value, str) and value in rule["choices"] else f"must be {setting_rule(setting)}"
     if "pattern" in rule:
-        matches = isinstance(value, str) and re.match(rule["pattern"], value)
+        matches = isinstance(value, str) and re.fullmatch(rule["pattern"], value)
         return None if matches else f"must be {setting_rule(setting)}"
     if isinstance(value, bool) or not isinstance(value, int) or not rule["min"] <= value <= rule["max"]:
         return f"must be {setting_rule(setting)}"

@@ -119,6 +119,13 @@ def _topic(call: Call, key: str, deps: tuple[str, ...], out: list[TemplateResour
     _add(out, call, key, deps, "AWS::SNS::Topic", {"TopicName": p["Name"], "Tags": p["Tags"]})
 
 
+def _tag_topic(call: Call, key: str, deps: tuple[str, ...], out: list[TemplateResource]) -> None:
+    """A tag `up` adds to a topic after creating it (the alerts topic's record of its address): one more of its Tags."""
+    topic = _owner(out, key, "AWS::SNS::Topic")
+    topic.properties["Tags"] = [*topic.properties["Tags"], *call.params["Tags"]]
+    topic.calls.append(call.action)
+
+
 def _subscribe(call: Call, key: str, deps: tuple[str, ...], out: list[TemplateResource]) -> None:
     p = call.params
     properties = {"TopicArn": p["TopicArn"], "Protocol": p["Protocol"], "Endpoint": p["Endpoint"]}
@@ -194,6 +201,7 @@ TRANSLATIONS: dict[str, Translate] = {
     "dynamodb:CreateTable": _table,
     "sns:CreateTopic": _topic,
     "sns:Subscribe": _subscribe,
+    "sns:TagResource": _tag_topic,
     "sqs:CreateQueue": _queue,
     "cloudwatch:PutMetricAlarm": _alarm,
     "iam:CreateRole": _role,

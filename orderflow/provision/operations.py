@@ -55,7 +55,7 @@ def setting_changes(steps: list[UpStep], settings: StackSettings) -> dict[str, t
             continue
         for name, deployed in step.resource.deployed_settings(step.observed).items():
             desired = getattr(settings, name)
-            if deployed is not None and deployed != desired:
+            if deployed is not None and desired is not None and deployed != desired:  # None: not asked, kept
                 changes[name] = (deployed, desired)
     return changes
 

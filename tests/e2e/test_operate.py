@@ -139,6 +139,12 @@ def test_poison_orders_are_traced_dead_lettered_alarmed_and_counted(fast_minute,
     assert aws.client("cloudwatch").describe_alarms(AlarmNames=[alarm])["MetricAlarms"] == []
 
 
+def as_in_a_terminal() -> None:
+    """Ctrl-C as a user's terminal delivers it: a shell starts a background job (`bash .ci/run &`) with SIGINT
+    ignored, and its children would inherit that; the process a user watches in a terminal has the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _ctrl_c_ends_watching(cli: Cli) -> None:
     """Watching (plain lines: not a terminal) runs until Ctrl-C, which ends it cleanly with exit code 0."""
     process = subprocess.Popen(
@@ -148,6 +154,7 @@ def _ctrl_c_ends_watching(cli: Cli) -> None:
         stderr=subprocess.PIPE,
         text=True,
         cwd=PROJECT_ROOT,
+        preexec_fn=as_in_a_terminal,
     )
     try:
         lines = [process.stdout.readline() for _ in range(2)]  # two snapshots: it keeps watching

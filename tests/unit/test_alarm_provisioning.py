@@ -73,20 +73,51 @@ def test_alarm_email_subscribes_the_address_and_status_shows_it(make_ctx):
     assert step.change.action == "unchanged"
 
 
-def test_an_address_nobody_asks_for_is_reported_as_a_setting_going_back(make_ctx):
+def test_an_address_is_kept_when_no_setting_is_found_and_removed_only_when_asked(make_ctx):
     operations.converge(make_ctx(alarm_email="ops@example.com"))
-    ctx = make_ctx()
-    report = operations.converge(ctx, dry_run=True)
-    assert report.setting_changes["alarm_email"] == ("ops@example.com", "")
+    _confirm_all(make_ctx())
+    not_asked = operations.converge(make_ctx())  # run from a folder without orderflow.toml, say
+    assert "alarm_email" not in not_asked.setting_changes
+    assert [s["Endpoint"] for s in _emails(make_ctx())] == ["ops@example.com"]
+    asked = make_ctx(alarm_email="")
+    assert operations.converge(asked, dry_run=True).setting_changes["alarm_email"] == ("ops@example.com", "")
+    [step] = [r for r in operations.converge(asked).results if r.key == "alerts_topic"]
+    assert "unsubscribe ops@example.com: no longer asked for" in step.details
+    assert _emails(asked) == []
+
+
+def test_a_subscription_someone_added_by_hand_is_never_removed(make_ctx):
+    ctx = make_ctx(alarm_email="ops@example.com")
+    operations.converge(ctx)
+    sns = ctx.client("sns")
+    sns.subscribe(TopicArn=ctx.arns.topic("OrderAlerts"), Protocol="email", Endpoint="boss@example.com")
+    _confirm_all(ctx)
+    for settings in ({"alarm_email": "new@example.com"}, {"alarm_email": ""}, {}):
+        operations.converge(make_ctx(**settings))
+    assert "boss@example.com" in {s["Endpoint"] for s in _emails(ctx)}
+    assert "ops@example.com" not in {s["Endpoint"] for s in _emails(ctx)}
+    [row] = [r for r in operations.inventory(ctx) if r["key"] == "alerts_topic"]
+    assert "boss@example.com (not orderflow's)" in row["detail"]
+
+
+def _confirm_all(ctx) -> None:
+    """As if each address had followed SNS's link: moto confirms email subscriptions at once."""
+    for s in _emails(ctx):
+        assert s["SubscriptionArn"].startswith("arn:")
 
 
 def test_status_says_an_address_is_pending_until_it_confirms():
     from orderflow.provision.base import Observed
-    from orderflow.provision.resources.alarm import AlertsTopic
+    from orderflow.provision.resources.alarm import AlertsTopic, email_digest
 
     topic = AlertsTopic()
     pending = {"Protocol": "email", "Endpoint": "ops@example.com", "SubscriptionArn": "PendingConfirmation"}
     confirmed = {"Protocol": "email", "Endpoint": "dev@example.com", "SubscriptionArn": "arn:aws:sns:r:1:t:abc"}
-    assert topic.status_detail(Observed(state={"emails": [pending]})) == "ops@example.com: pending confirmation"
-    assert topic.status_detail(Observed(state={"emails": [confirmed]})) == "mails dev@example.com"
+    ours = {"orderflow:alarm-email": email_digest("ops@example.com")}
+    assert (
+        topic.status_detail(Observed(state={"emails": [pending]}, tags=ours)) == "pending confirmation: ops@example.com"
+    )
+    assert topic.status_detail(Observed(state={"emails": [confirmed]}, tags=ours)) == (
+        "mails dev@example.com (not orderflow's)"
+    )
     assert topic.status_detail(Observed(state={"emails": []})) is None

@@ -12,7 +12,7 @@ from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed
 from orderflow.provision.ops import Call, Pause, Ref, Wait
 from orderflow.provision.package import build_package
-from orderflow.provision.resources.alarm import AlertsTopic, DlqAlarm, dlq_alarm_definition
+from orderflow.provision.resources.alarm import AlertsTopic, DlqAlarm, dlq_alarm_definition, email_digest
 from orderflow.provision.resources.function import Function
 from orderflow.provision.resources.log_group import LogGroup
 from orderflow.provision.resources.queues import DeadLetterQueue, OrderQueue, redrive_policy
@@ -245,12 +245,16 @@ def test_alarm_and_email_drift():
     [put] = DlqAlarm().update_operations(ctx, Observed(state={"alarm": stale}))
     assert put.action == "cloudwatch:PutMetricAlarm" and put.reasons == ("Threshold differs",)
     assert "Tags" not in put.params  # ignored by AWS on an update
-    someone = {"Endpoint": "old@example.com", "SubscriptionArn": "arn:aws:sns:x:1", "Protocol": "email"}
-    ops = AlertsTopic().update_operations(ctx, Observed(state={"emails": [someone]}))
-    assert [(op.action, op.params.get("Endpoint")) for op in ops] == [
+    old = {"Endpoint": "old@example.com", "SubscriptionArn": "arn:aws:sns:x:1", "Protocol": "email"}
+    by_hand = {"Endpoint": "boss@example.com", "SubscriptionArn": "arn:aws:sns:x:2", "Protocol": "email"}
+    recorded = {"orderflow:alarm-email": email_digest("old@example.com")}
+    ops = AlertsTopic().update_operations(ctx, Observed(state={"emails": [old, by_hand]}, tags=recorded))
+    assert [(op.action, op.params.get("Endpoint") or op.params.get("SubscriptionArn")) for op in ops] == [
         ("sns:Subscribe", "ops@example.com"),
-        ("sns:Unsubscribe", None),
+        ("sns:TagResource", None),
+        ("sns:Unsubscribe", "arn:aws:sns:x:1"),  # orderflow's old address; never the one added by hand
     ]
+    assert AlertsTopic().update_operations(context(), Observed(state={"emails": [old]}, tags=recorded)) == []
 
 
 def test_deletes_treat_already_gone_as_done():

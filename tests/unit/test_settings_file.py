@@ -126,3 +126,12 @@ def test_named_resources_sit_beside_the_settings_of_the_same_stack(tmp_path):
     loaded = load("tf", path)
     assert loaded.values == {"memory_size": 256}
     assert loaded.resources == {"table": "t", "topic": "s", "queue": "q", "function": "f"}
+
+
+def test_the_file_is_found_from_a_subfolder_as_pyproject_is_and_up_names_it(run, tmp_path, monkeypatch):
+    (tmp_path / "orderflow.toml").write_text("[stacks.default]\nfunction_timeout = 5\n")
+    (tmp_path / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "src" / "deep")
+    human = run("up", "--dry-run")
+    assert "settings file: ../../orderflow.toml [stacks.default]" in human.stdout
+    assert "function_timeout 5 (from ../../orderflow.toml [stacks.default])" in human.stdout

@@ -108,3 +108,14 @@ def test_an_arn_parses_into_its_six_parts_and_the_resource_keeps_its_colons():
     assert parse_arn(arns.role("r")).region == ""
     with pytest.raises(ValueError):
         parse_arn("OrderQueue")
+
+
+@pytest.mark.parametrize("address", ["a@x.com\n", "a@x.com ", "a\x01@x.com", "a@x", "@x.com", "a@@x.com"])
+def test_an_alarm_email_sns_could_not_mail_is_refused(address):
+    from orderflow.errors import ConfigError
+    from orderflow.stack import StackSettings
+
+    with pytest.raises(ConfigError, match="is not an email address"):
+        StackSettings(alarm_email=address).validate()
+    assert StackSettings(alarm_email="ops+dlq@example.co.uk").validate() == []
+    assert StackSettings(alarm_email="").validate() == StackSettings().validate() == []

@@ -10,6 +10,7 @@ counts too. Sources in docs/fidelity.md.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from orderflow.arns import parse_arn
@@ -150,8 +151,10 @@ class AlertsTopic(Topic):
 
     SNS mails the address a confirmation link; until it is followed the subscription is `PendingConfirmation`
     (status says so) and cannot be removed, only left to expire (SNS deletes unconfirmed subscriptions after 48
-    hours). A confirmed address nobody asks for any more is unsubscribed (and `up` warns first, as for every
-    setting that goes back to its default)."""
+    hours). Subscriptions cannot be tagged, so the topic records (tag `orderflow:alarm-email`, a digest of the
+    address) which address orderflow subscribed: only that one is ever unsubscribed, and only when asked for
+    (`--alarm-email ""`, another address, or the settings file) — never because no setting was found, and never one
+    that someone else subscribed by hand."""
 
     key = "alerts_topic"
 
@@ -173,21 +176,30 @@ class AlertsTopic(Topic):
     def _confirmed(subscription: dict[str, Any]) -> bool:
         return str(subscription.get("SubscriptionArn", "")).startswith("arn:")
 
+    @staticmethod
+    def _ours(observed: Observed) -> list[dict[str, Any]]:
+        """The email subscriptions orderflow made (the address the topic's tag records)."""
+        recorded = (observed.tags or {}).get(EMAIL_TAG)
+        return [s for s in observed.state["emails"] if recorded and email_digest(s["Endpoint"]) == recorded]
+
     def deployed_settings(self, observed: Observed) -> dict[str, Any]:
-        addresses = sorted({s["Endpoint"] for s in observed.state["emails"]})
+        addresses = sorted({s["Endpoint"] for s in self._ours(observed)})
         return {"alarm_email": addresses[0] if len(addresses) == 1 else ""}
 
     def status_detail(self, observed: Observed) -> str | None:
-        emails = observed.state["emails"]
-        pending = [s["Endpoint"] for s in emails if not self._confirmed(s)]
-        confirmed = [s["Endpoint"] for s in emails if self._confirmed(s)]
-        parts = [f"{', '.join(pending)}: pending confirmation"] if pending else []
-        parts += [f"mails {', '.join(confirmed)}"] if confirmed else []
+        ours = {s["SubscriptionArn"] for s in self._ours(observed)}
+        parts = []
+        for s in observed.state["emails"]:
+            state = "mails" if self._confirmed(s) else "pending confirmation:"
+            parts.append(f"{state} {s['Endpoint']}" + ("" if s["SubscriptionArn"] in ours else " (not orderflow's)"))
         return "; ".join(parts) or None
 
     def _unwanted(self, ctx: Context, observed: Observed) -> list[dict[str, Any]]:
-        """Confirmed subscriptions of addresses nobody asks for (pending ones cannot be removed)."""
-        return [s for s in observed.state["emails"] if s["Endpoint"] != ctx.settings.alarm_email and self._confirmed(s)]
+        """orderflow's confirmed subscriptions of an address no longer asked for (pending ones cannot be removed)."""
+        wanted = ctx.settings.alarm_email
+        if wanted is None:
+            return []  # not asked: what orderflow subscribed stays
+        return [s for s in self._ours(observed) if s["Endpoint"] != wanted and self._confirmed(s)]
 
     def _missing(self, ctx: Context, observed: Observed) -> str | None:
         wanted = ctx.settings.alarm_email
@@ -195,14 +207,22 @@ class AlertsTopic(Topic):
 
     def _email_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
         operations: list[Operation] = []
+        wanted, topic = ctx.settings.alarm_email, self.arn(ctx)
+        recorded = (observed.tags or {}).get(EMAIL_TAG)
         missing = self._missing(ctx, observed)
         if missing:
-            params = {"TopicArn": self.arn(ctx), "Protocol": "email", "Endpoint": missing}
-            operations.append(Call("sns", "Subscribe", params, self.name(ctx), (f"{missing} is not subscribed",)))
+            params = {"TopicArn": topic, "Protocol": "email", "Endpoint": missing}
+            operations.append(Call("sns", "Subscribe", params, self.name(ctx), (f"subscribe {missing}",)))
+        if wanted and recorded != email_digest(wanted):
+            tag = {"ResourceArn": topic, "Tags": [{"Key": EMAIL_TAG, "Value": email_digest(wanted)}]}
+            operations.append(Call("sns", "TagResource", tag, self.name(ctx), (f"record {wanted} as orderflow's",)))
         for subscription in self._unwanted(ctx, observed):
-            reason = f"{subscription['Endpoint']} is subscribed but not asked for"
+            reason = f"unsubscribe {subscription['Endpoint']}: no longer asked for"
             params = {"SubscriptionArn": subscription["SubscriptionArn"]}
             operations.append(Call("sns", "Unsubscribe", params, self.name(ctx), (reason,), gone_ok=True))
+        if wanted == "" and recorded:
+            untag = {"ResourceArn": topic, "TagKeys": [EMAIL_TAG]}
+            operations.append(Call("sns", "UntagResource", untag, self.name(ctx), ("no address is asked for",)))
         return operations
 
     def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
@@ -210,3 +230,12 @@ class AlertsTopic(Topic):
 
     def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
         return self._email_operations(ctx, observed)
+
+
+# The topic's record of the address orderflow subscribed (subscriptions cannot carry tags). A digest: tag values
+# allow fewer characters than addresses do.
+EMAIL_TAG = "orderflow:alarm-email"
+
+
+def email_digest(address: str) -> str:
+    return hashlib.sha256(address.encode()).hexdigest()[:32]
