@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.markup import escape
 
 from orderflow import __version__, settings_file
@@ -26,7 +27,7 @@ from orderflow.commandline import (
     resolve_settings,
     settings_options,
 )
-from orderflow.errors import ConfigError, NeedsConfirmation, NotFoundError
+from orderflow.errors import Cancelled, ConfigError, NeedsConfirmation, NotFoundError
 from orderflow.flow import demo as demo_flow
 from orderflow.flow import dlq as dlq_flow
 from orderflow.flow import logs as logs_flow
@@ -100,7 +101,11 @@ def cli(
     from_cloudformation: str | None,
 ) -> None:
     """Stand up, prove and tear down the SNS -> SQS -> Lambda -> DynamoDB order pipeline."""
-    ctx.obj = Options(stack, region, profile, endpoint_url, local, Output(as_json), config, from_cloudformation)
+    from_env = ctx.get_parameter_source("config") == ParameterSource.ENVIRONMENT
+    config_label = "ORDERFLOW_CONFIG" if from_env else "--config"
+    ctx.obj = Options(
+        stack, region, profile, endpoint_url, local, Output(as_json), config, from_cloudformation, config_label
+    )
 
 
 NO_WAIT = click.option("--no-wait", is_flag=True, help="Fail at once if another up or down is changing the stack.")
@@ -116,10 +121,16 @@ def up(click_ctx: click.Context, dry_run: bool, no_wait: bool, **flags: Any) -> 
     options: Options = click_ctx.obj
     out = options.output
     resolved = resolve_settings(click_ctx, options, flags)
+    resolved.validate()  # before anything is read: a conflict names the flags and the file it comes from
     ctx = options.context(resolved.settings)
     held = contextlib.nullcontext() if dry_run else stack_lock(ctx, "up", wait=not no_wait, on_wait=out.warn)
-    with held, out.progress() as progress:
-        report = operations.converge(ctx, dry_run=dry_run, progress=progress)
+    try:
+        with held, out.progress() as progress:
+            report = operations.converge(ctx, dry_run=dry_run, progress=progress)
+    except (KeyboardInterrupt, Cancelled):
+        if not dry_run:
+            out.warn(operations.left_part_way(ctx))
+        raise
     reverting = report.reverting(resolved.sources)
     render_up(out, ctx, report, dry_run, resolved, reverting)
     reverted = [{"setting": name, "from": old, "to": new} for name, (old, new) in reverting.items()]
@@ -177,7 +188,7 @@ def export_stack(
     options: Options = click_ctx.obj
     out = options.output
     resolved = resolve_settings(click_ctx, options, flags)
-    for warning in resolved.settings.validate():
+    for warning in resolved.validate():
         out.warn(warning)
     config = options.stack_config(options.connect() if options.from_cloudformation else None, resolved.settings)
     exported = iac_export.export(config, fmt, output, force, upload_to, options.connect)
@@ -300,13 +311,15 @@ def logs(options: Options, since: str, follow: bool) -> None:
 )
 @click.option("--since", default="5m", show_default=True, help="The window counts cover: 30s, 5m, 1h, 1d.")
 @click.option("--once", is_flag=True, help="Print one snapshot and exit (implied by --json).")
-@click.pass_obj
-def watch(options: Options, interval: float, since: str, once: bool) -> None:
+@click.pass_context
+def watch(click_ctx: click.Context, interval: float, since: str, once: bool) -> None:
     """Live dashboard: queue, dead letters, invocations, errors, throttles, duration, orders written, alarm."""
+    options: Options = click_ctx.obj
     out = options.output
-    window_s = logs_flow.parse_since(since)
+    window_s = logs_flow.parse_since(since, watch_flow.WINDOW_LIMIT)
     bucket_s = max(1, round(interval))
-    watch_flow.check_window(window_s, bucket_s)
+    given = click_ctx.get_parameter_source("interval") != ParameterSource.DEFAULT
+    watch_flow.check_window(window_s, bucket_s, interval_given=given)
     aws = options.connect()
     config = options.stack_config(aws)
 
@@ -332,6 +345,8 @@ def trace(options: Options, order_id: str | None, message_id: str | None, since:
     out = options.output
     if (order_id is None) == (message_id is None):
         raise click.UsageError("give an ORDER_ID or --message-id (one of them)")
+    if (order_id or message_id or "").strip() == "":
+        raise click.UsageError("the ORDER_ID or --message-id to trace is empty")
     check_export(export_to)
     start_ms = int(time.time() * 1000) - logs_flow.parse_since(since) * 1000
     aws = options.connect()

@@ -35,6 +35,7 @@ class Options:
     output: Output
     config: Path | None = None
     from_cloudformation: str | None = None
+    config_label: str = "--config"  # where `config` was given: the flag or ORDERFLOW_CONFIG
 
     def connect(self) -> Aws:
         if self.local:
@@ -67,7 +68,7 @@ class Options:
         if self.from_cloudformation and aws is not None:
             names = resolve.from_cloudformation(aws, self.from_cloudformation)
             return tuple(sorted(names.items())), f"CloudFormation stack {self.from_cloudformation!r}"
-        file = settings_file.load(self.stack, self.config)
+        file = settings_file.load(self.stack, self.config, label=self.config_label)
         if file is not None and file.resources:
             return tuple(sorted(file.resources.items())), f"{file.shown} [stacks.{self.stack}.resources]"
         return (), None
@@ -130,11 +131,11 @@ class OrderflowGroup(click.Group):
         except click.UsageError as e:
             if _wants_json(arguments):
                 usage = e.ctx.get_usage() if e.ctx else None
-                Output(True).document({"ok": False, "code": "usage", "error": e.format_message(), "usage": usage})
+                Output(True).document({"ok": False, "code": "usage", "error": blamed(e, arguments), "usage": usage})
             else:
                 # one line, like every other error (click's own form takes four)
                 where = e.ctx.command_path if e.ctx else "orderflow"
-                message = e.format_message().strip().splitlines() or ["invalid usage"]
+                message = blamed(e, arguments).strip().splitlines() or ["invalid usage"]
                 click.echo(f"error: {message[0]} (see `{where} --help`)", err=True)
             sys.exit(e.exit_code)
         except click.ClickException as e:
@@ -162,6 +163,20 @@ class OrderflowGroup(click.Group):
         except (KeyboardInterrupt, Cancelled):
             _interrupted(sys.argv[1:])
         return result
+
+
+def blamed(error: click.UsageError, arguments: list[str]) -> str:
+    """click's message, blaming what the user actually set: a value from an ORDERFLOW_* variable is the variable's
+    fault, not the flag's nobody typed."""
+    message = error.format_message()
+    param = getattr(error, "param", None)
+    if not isinstance(error, click.BadParameter) or param is None or not param.envvar:
+        return message
+    envvar = param.envvar if isinstance(param.envvar, str) else param.envvar[0]
+    typed = any(a == o or a.startswith(f"{o}=") for a in arguments for o in param.opts)
+    if envvar not in os.environ or typed:
+        return message
+    return message.replace(f"for {param.get_error_hint(error.ctx)}", f"for {envvar} (environment variable)", 1)
 
 
 def _interrupted(arguments: list[str]) -> None:
@@ -220,7 +235,7 @@ def resolve_settings(click_ctx: click.Context, options: Options, flags: dict[str
         if flags[setting.name] is not None:
             label = setting.metadata["flag"] if source == ParameterSource.COMMANDLINE else _envvar(setting)
             given[setting.name] = (flags[setting.name], label)
-    return settings_file.resolve(given, settings_file.load(options.stack, options.config))
+    return settings_file.resolve(given, settings_file.load(options.stack, options.config, label=options.config_label))
 
 
 def export_option(command: Any) -> Any:
@@ -233,10 +248,13 @@ def export_option(command: Any) -> Any:
 
 
 def check_export(path: Path | None) -> None:
-    """Before any work: a file name that cannot be exported to is a usage error."""
+    """Before any work: a file name that cannot be exported to is a usage error, and so is one that exists (a report
+    saved earlier is never overwritten silently)."""
     problem = export_format_problem(path) if path is not None else None
     if problem:
         raise click.UsageError(problem)
+    if path is not None and path.exists():
+        raise click.UsageError(f"--export {path}: the file exists; choose another name or remove it first")
 
 
 def export(path: Path | None, render: Any) -> None:

@@ -64,6 +64,7 @@ class BadInput(OrderflowError):
     """An order, an order file or a value given to a command cannot be used as it is."""
 
     code = "bad-input"
+    exit_code = 2  # what the user gave the command: a usage error, like a bad flag
 
 
 class FileProblem(OrderflowError):

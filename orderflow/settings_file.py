@@ -58,10 +58,12 @@ def find(cwd: Path) -> Path | None:
     return None
 
 
-def load(stack: str, path: Path | None = None, cwd: Path | None = None) -> SettingsFile | None:
-    """The stack's table of the settings file: `path` if given (it must exist), else orderflow.toml in the working
-    directory or the nearest folder above it, if any."""
+def load(stack: str, path: Path | None = None, cwd: Path | None = None, label: str = "--config") -> SettingsFile | None:
+    """The stack's table of the settings file: `path` if given (it must exist; `label` says where it was given),
+    else orderflow.toml in the working directory or the nearest folder above it, if any."""
     explicit = path is not None
+    if explicit and str(path) in ("", "."):
+        raise ConfigError(f"{label} is empty: give the settings file's name")
     if path is None:
         path = find((cwd or Path.cwd()).resolve())
         if path is None:
@@ -70,7 +72,7 @@ def load(stack: str, path: Path | None = None, cwd: Path | None = None) -> Setti
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         if explicit:
-            raise ConfigError(f"{path}: no such settings file (--config)") from None
+            raise ConfigError(f"{path}: no such settings file ({label})") from None
         return None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot be read as a settings file ({e})") from None
@@ -135,6 +137,19 @@ class Resolved:
 
     def to_document(self) -> dict[str, dict[str, Any]]:
         return {name: {"value": getattr(self.settings, name), "source": s} for name, s in self.sources.items()}
+
+    def validate(self) -> list[str]:
+        """The settings' own check (warnings, or ConfigError), naming the settings file when a value in the conflict
+        may come from it: the flags the message names are not the only place to change."""
+        try:
+            return self.settings.validate()
+        except ConfigError as e:
+            from_file = [f"{n} = {getattr(self.settings, n)!r}" for n, s in self.sources.items() if self.file and
+                         s == self.file.label]  # fmt: skip
+            if not from_file:
+                raise
+            assert self.file is not None
+            raise ConfigError(f"{e} (set in {self.file.label}: {', '.join(from_file)})") from None
 
 
 def resolve(given: dict[str, tuple[Any, str]], file: SettingsFile | None) -> Resolved:

@@ -184,10 +184,23 @@ def dashboard(snapshot: Snapshot, stack: str, taken_at: str) -> Table:
     return table
 
 
-def snapshot_line(snapshot: Snapshot, taken_at: str) -> str:
-    """The dashboard in one plain line, for a log or a narrow terminal."""
+# Below this width the plain line is the compact one (a terminal of 60 columns must not wrap it).
+COMPACT_BELOW = 120
+
+
+def snapshot_line(snapshot: Snapshot, taken_at: str, width: int | None = None) -> str:
+    """The dashboard in one plain line, for a log or a narrow terminal; on a terminal narrower than 120 columns the
+    compact form, which fits in 60 (queue visible/in flight, dead letters, invocations, errors, throttles, p95,
+    orders written, alarm, window)."""
     s = snapshot
     oldest = "-" if s.queue_oldest_age_s is None else f"{s.queue_oldest_age_s:.0f}s"
+    if width is not None and width < COMPACT_BELOW:
+        line = (
+            f"{taken_at} q {s.queue_visible}/{s.queue_in_flight} dlq {s.dlq_visible} inv {s.invocations} "
+            f"err {s.errors} thr {s.throttles} p95 {_ms(s.duration_p95_ms)} +{sum(s.written)} "
+            f"{s.alarm_state} ({s.window_s}s)"
+        )
+        return line if len(line) <= width else line[: max(1, width - 1)] + "…"
     return (
         f"{taken_at} queue {s.queue_visible} visible/{s.queue_in_flight} in flight/oldest {oldest} | "
         f"dlq {s.dlq_visible} | {s.invocations} inv {s.errors} err {s.throttles} thr | "
@@ -199,7 +212,7 @@ def snapshot_line(snapshot: Snapshot, taken_at: str) -> str:
 def show_snapshot(output: Output, snapshot: Snapshot, stack: str, taken_at: str) -> None:
     """One snapshot: the dashboard, or on a narrow terminal one plain line (nothing with --json)."""
     if output.out.width < DASHBOARD_MIN_WIDTH:
-        output.line(escape(snapshot_line(snapshot, taken_at)))
+        output.line(escape(snapshot_line(snapshot, taken_at, output.out.width)))
     elif not output.as_json:
         output.out.print(dashboard(snapshot, stack, taken_at))
 
@@ -221,8 +234,9 @@ def keep_watching(
                     time.sleep(interval)
                     snapshot, taken_at = take()
                     view.update(dashboard(snapshot, stack, taken_at), refresh=True)
+        width = output.out.width if output.out.is_terminal else None
         while True:
-            output.line(escape(snapshot_line(snapshot, taken_at)))
+            output.line(escape(snapshot_line(snapshot, taken_at, width)))
             time.sleep(interval)
             snapshot, taken_at = take()
     except KeyboardInterrupt:

@@ -51,7 +51,8 @@ def _dead_letter(message: dict[str, Any]) -> DeadLetter:
     return DeadLetter(
         message_id=message["MessageId"],
         order_id=order_id_of(body),
-        receive_count=int(attributes.get("ApproximateReceiveCount", 0)),
+        # SQS counts the receive that reads the letter too: the receives before it are the attempts that failed
+        receive_count=max(0, int(attributes.get("ApproximateReceiveCount", 0)) - 1),
         first_received=datetime.fromtimestamp(int(first) / 1000, timezone.utc).isoformat() if first else None,
         excerpt=body[:120],
     )

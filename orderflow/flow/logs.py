@@ -100,14 +100,18 @@ def _whole(value: Any) -> int:
 MAX_SINCE_SECONDS = 3653 * 86400
 
 
-def parse_since(text: str) -> int:
-    """'10m' -> 600 seconds; '90s', '2h', '1d' likewise; at most the 10 years CloudWatch Logs can keep."""
+LOGS_KEEP = (MAX_SINCE_SECONDS, "the 3653 days CloudWatch Logs can keep")
+
+
+def parse_since(text: str, limit: tuple[int, str] = LOGS_KEEP) -> int:
+    """'10m' -> 600 seconds; '90s', '2h', '1d' likewise; at most `limit` (seconds, and what sets it): by default
+    the 10 years CloudWatch Logs can keep."""
     match = _DURATION.match(text.strip())
     if not match:
         raise ConfigError(f"--since {text!r} is not a duration like 30s, 10m, 2h or 1d")
     seconds = int(match.group(1)) * _SECONDS[match.group(2)]
-    if seconds > MAX_SINCE_SECONDS:
-        raise ConfigError(f"--since {text!r} reaches further back than the 3653 days CloudWatch Logs can keep")
+    if seconds > limit[0]:
+        raise ConfigError(f"--since {text!r} reaches further back than {limit[1]}")
     return seconds
 
 

@@ -65,11 +65,19 @@ class Snapshot:
         }
 
 
-def check_window(window_s: int, interval_s: float) -> None:
+# What `watch` reads: CloudWatch's one-minute datapoints, which it keeps for 15 days.
+WINDOW_LIMIT = (MAX_WINDOW_SECONDS, "the 15 days CloudWatch keeps one-minute datapoints (what watch counts from)")
+
+
+def check_window(window_s: int, interval_s: float, interval_given: bool = True) -> None:
     if window_s > MAX_WINDOW_SECONDS:
-        raise ConfigError("--since reaches further back than the 15 days CloudWatch keeps one-minute datapoints")
+        raise ConfigError(f"--since reaches further back than {WINDOW_LIMIT[1]}")
     if interval_s > window_s:
-        raise ConfigError("--interval is longer than the --since window it divides")
+        whose = f"--interval {interval_s:g}" if interval_given else f"the {interval_s:g} s interval (the default)"
+        raise ConfigError(
+            f"--since {window_s}s is shorter than {whose} that divides it into counts: give a longer --since"
+            + ("" if interval_given else " or a shorter --interval")
+        )
 
 
 def sparkline(counts: list[int]) -> str:

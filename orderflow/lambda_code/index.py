@@ -43,7 +43,12 @@ _TABLES: dict[str, Any] = {}
 
 
 class InvalidOrder(ValueError):
-    """The record can never be written as it is; retries will not help, so it belongs in the DLQ."""
+    """The record can never be written as it is; retries will not help, so it belongs in the DLQ. `sns_message_id`:
+    the SNS MessageId of an envelope whose Message is unusable, so the log line still names it (trace finds it)."""
+
+    def __init__(self, message: str, sns_message_id: str | None = None) -> None:
+        super().__init__(message)
+        self.sns_message_id = sns_message_id
 
 
 def _table() -> Any:
@@ -80,11 +85,11 @@ def unwrap(body_text: Any) -> tuple[Any, str | None]:
     sns_message_id = body.get("MessageId") if isinstance(body.get("MessageId"), str) else None
     message = body.get("Message")
     if not isinstance(message, str):
-        raise InvalidOrder("SNS envelope has no Message string")
+        raise InvalidOrder("SNS envelope has no Message string", sns_message_id)
     try:
         return loads(message), sns_message_id
     except (ValueError, RecursionError) as e:
-        raise InvalidOrder(f"SNS Message is not JSON: {e}") from None
+        raise InvalidOrder(f"SNS Message is not JSON: {e}", sns_message_id) from None
 
 
 def order_clock(timestamp: Any) -> str:
@@ -236,6 +241,7 @@ def process_record(record: dict[str, Any], request_id: str | None) -> bool:
         outcome = write(validate(payload))
     except InvalidOrder as e:
         outcome, reason = "invalid", str(e)
+        sns_message_id = sns_message_id or e.sns_message_id
     except (ClientError, BotoCoreError) as e:
         outcome, reason = "error", f"DynamoDB: {e}"
     except Exception as e:  # noqa: BLE001 - one bad record must not fail its neighbours

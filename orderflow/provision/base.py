@@ -117,6 +117,10 @@ class Resource(ABC):
         """The user settings (StackSettings field names) this resource holds as it is deployed now."""
         return {}
 
+    def observed_arn(self, ctx: Context, observed: Observed) -> str:
+        """The resource's own ARN as it exists (`status`): for most the ARN its name gives."""
+        return self.arn(ctx)
+
     def held(self, observed: Observed) -> tuple[int, str] | None:
         """The data the resource holds that deleting it destroys: (how many, of what), or None when it holds none
         by nature (a table's orders, a queue's messages)."""

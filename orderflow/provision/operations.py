@@ -105,6 +105,25 @@ def read_back(ctx: Context, report: UpReport, progress: Progress, concurrent: bo
     return [f"{names} changed while `up` ran (another up or down of this stack?) and was converged again"]
 
 
+def left_part_way(ctx: Context) -> str:
+    """What an interrupted `up` leaves, and what to do: read back (a second interruption, or a failing read, gives
+    the short form)."""
+    advice = "run `orderflow up` again to finish it (or `orderflow down` to remove what was made)"
+    try:
+        rows = inventory(ctx)
+    except (Exception, KeyboardInterrupt):  # noqa: BLE001 - the advice stands without the account
+        return f"`up` stopped part way: {advice}"
+    made = [r for r in rows if r["state"] != "missing"]
+    unfinished = [f"{r['kind']} {r['name']}" + (f" ({r['detail']})" if r.get("detail") else "") for r in rows
+                  if r["state"] == "missing" or r.get("detail") in TRANSITIONS]  # fmt: skip
+    left = f"; not done: {', '.join(unfinished)}" if unfinished else ""
+    return f"`up` stopped part way ({len(made)} of {len(rows)} resources exist{left}): {advice}"
+
+
+# States a resource passes through on its way to being ready (what an interrupted `up` may leave it in).
+TRANSITIONS = {"Creating", "Enabling", "Updating", "Pending", "CREATING", "UPDATING", "InProgress"}
+
+
 def data_question(steps: list[DownStep]) -> str | None:
     """What `down` must ask before it runs: deleting the table deletes the orders in it, deleting a queue the orders
     it holds, deleting the DLQ its dead letters (None: no data at stake)."""
@@ -142,7 +161,7 @@ def inventory(ctx: Context) -> list[dict[str, Any]]:
             "key": o.resource.key,
             "kind": o.resource.kind,
             "name": o.resource.name(ctx),
-            "arn": o.resource.arn(ctx),
+            "arn": o.resource.observed_arn(ctx, o.observed) if o.observed else o.resource.arn(ctx),
             "state": {"missing": "missing", "owned": "exists", "foreign": "foreign", "unknown": "owner unknown"}[
                 o.ownership
             ],

@@ -127,7 +127,7 @@ def test_publish_test_options_and_bad_files(cli, stack, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(ORDER | {"orderId": "x", "quantity": "one"}))
     result = cli("--local", "--stack", stack, "publish-test", "--file", str(bad), check=False)
-    assert result.returncode == 1 and "quantity must be an integer" in result.stderr
+    assert result.returncode == 2 and "quantity must be an integer" in result.stderr
 
     good = tmp_path / "good.json"
     good.write_text(json.dumps([ORDER | {"orderId": "F1"}, ORDER | {"orderId": "F2"}]))

@@ -149,3 +149,26 @@ def _down_with_queued_orders(run, boto3):
     assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"] == {
         "ApproximateNumberOfMessages": "3"
     }
+
+
+def test_status_shows_each_resources_own_arn(run):
+    run("up")
+    rows = {r["key"]: r for r in json.loads(run("--json", "status").stdout)["resources"]}
+    topic = rows["topic"]["arn"]
+    assert rows["subscription"]["arn"].startswith(topic + ":") and rows["subscription"]["arn"] != topic
+    assert ":event-source-mapping:" in rows["trigger"]["arn"]
+    assert rows["trigger"]["arn"] != rows["function"]["arn"]
+
+
+def test_dlq_show_counts_the_receives_before_its_own(run):
+    import boto3
+
+    run("up")
+    sqs = boto3.client("sqs", region_name="eu-west-3")
+    url = sqs.get_queue_url(QueueName="OrderQueueDLQ")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody='{"orderId": "O-1"}')
+    for _ in range(3):  # three failed attempts, each made visible again at once
+        [message] = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)["Messages"]
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    [letter] = json.loads(run("--json", "dlq", "show").stdout)["letters"]
+    assert letter["receiveCount"] == 3

@@ -335,3 +335,16 @@ def test_a_number_written_with_trailing_zeros_past_38_digits_is_stored_exactly()
     assert stored["n"] == big and len(stored["n"].as_tuple().digits) == 17
     assert stored["f"] == 1 and stored["nested"][0] == big
     assert stored["flag"] is True and stored["q"] == 1 and isinstance(stored["q"], int)
+
+
+def test_an_envelope_whose_message_is_not_json_is_logged_with_its_sns_message_id(pipeline, capsys):
+    """So `trace --message-id <SNS id>` finds a poison message too (the README says the SNS id works)."""
+    pipeline.publish("not json at all")
+    envelope = json.dumps({"Type": "Notification", "TopicArn": pipeline.topic, "MessageId": "sns-2"})
+    pipeline.send_raw(envelope)  # an envelope without its Message
+    event = pipeline.event()
+    index.lambda_handler(event, Context())
+    sns_ids = {json.loads(r["body"])["MessageId"] for r in event["Records"]}
+    lines = log_lines(capsys)
+    assert [line["outcome"] for line in lines] == ["invalid", "invalid"]
+    assert {line["snsMessageId"] for line in lines} == sns_ids

@@ -176,3 +176,19 @@ def test_down_does_not_say_down_while_an_up_elsewhere_made_something_again(ctx, 
     monkeypatch.setattr(operations, "apply_down", then_another_up_makes_the_topic_again)
     with pytest.raises(Conflict, match="SNS topic OrderTopic exist"):
         operations.teardown(ctx)
+
+
+def test_an_interrupted_up_says_what_is_left_and_what_to_run(mocked, monkeypatch):
+    apply = operations.apply_up
+
+    def ctrl_c_before_the_function(ctx, steps, *args, **kwargs):
+        apply(ctx, [s for s in steps if s.resource.key not in ("function", "trigger")], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(operations, "apply_up", ctrl_c_before_the_function)
+    result = CliRunner().invoke(cli, ["--region", "eu-west-2", "up"])
+    assert result.exit_code == 130
+    assert "`up` stopped part way (9 of 11 resources exist; not done: Lambda function ProcessOrderFunction, SQS " in (
+        result.stderr
+    )
+    assert "run `orderflow up` again to finish it (or `orderflow down` to remove what was made)" in result.stderr

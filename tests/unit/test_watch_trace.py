@@ -138,9 +138,12 @@ def test_a_snapshot_reads_depths_metrics_logs_and_the_alarm(ctx):
         (["trace", "o-1", "--message-id", "m"], "give an ORDER_ID or --message-id"),
         (["trace", "o-1", "--export", "out.txt"], "must end in .svg, .html or .htm"),
         (["verify", "--order-id", "o", "--export", "out.pdf"], "must end in .svg, .html or .htm"),
+        (["verify", "--order-id", "o", "--export", "README.md.svg"], "the file exists; choose another name"),
     ],
 )
-def test_trace_and_export_usage_errors_are_one_line(mocked, args, message):
+def test_trace_and_export_usage_errors_are_one_line(mocked, args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "README.md.svg").write_text("<svg>an earlier report</svg>")
     result = CliRunner().invoke(cli, ["--region", "eu-west-3", *args], catch_exceptions=False)
     assert result.exit_code == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -150,7 +153,11 @@ def test_trace_and_export_usage_errors_are_one_line(mocked, args, message):
     ("args", "message"),
     [
         (["watch", "--since", "20d"], "15 days CloudWatch keeps"),
-        (["watch", "--since", "1m", "--interval", "120"], "--interval is longer than the --since window"),
+        (["watch", "--since", "99999d"], "15 days CloudWatch keeps one-minute datapoints (what watch counts from)"),
+        (["watch", "--since", "1m", "--interval", "120"], "--since 60s is shorter than --interval 120"),
+        (["watch", "--since", "1s"], "--since 1s is shorter than the 5 s interval (the default)"),
+        (["trace", ""], "the ORDER_ID or --message-id to trace is empty"),
+        (["trace", "--message-id", " "], "the ORDER_ID or --message-id to trace is empty"),
         (["watch", "--once"], "run `orderflow up` first"),
         (["trace", "nobody"], "No trace of order nobody on stack default"),
     ],
@@ -168,7 +175,7 @@ def test_trace_json_of_an_unknown_order_is_one_document(mocked):
     assert document["ok"] is False and "No trace" in document["error"]
 
 
-@pytest.mark.parametrize(("columns", "expected"), [("120", "DLQ alarm"), ("60", "(last 300s)")])
+@pytest.mark.parametrize(("columns", "expected"), [("120", "DLQ alarm"), ("60", "OK (300s)")])
 def test_watch_once_is_a_dashboard_or_on_a_narrow_terminal_one_plain_line(ctx, columns, expected):
     operations.converge(ctx)
     result = CliRunner().invoke(
@@ -177,4 +184,5 @@ def test_watch_once_is_a_dashboard_or_on_a_narrow_terminal_one_plain_line(ctx, c
     assert result.exit_code == 0, result.output
     assert expected in result.stdout
     if columns == "60":
-        assert len(result.stdout.strip().splitlines()) == 1
+        [line] = result.stdout.strip().splitlines()
+        assert len(line) <= 60, line  # a 60-column terminal does not wrap it

@@ -54,6 +54,13 @@ class Subscription(Resource):
             return None
         return Observed(state={"queue_url": url, "policy": policy, "subscription": subscription})
 
+    def observed_arn(self, ctx: Context, observed: Observed) -> str:
+        """The subscription's own ARN (its `arn()` is the topic's, what a subscription is found under); pending
+        confirmation, it has none yet."""
+        subscription = observed.state["subscription"] or {}
+        found = str(subscription.get("SubscriptionArn", ""))
+        return found if found.startswith("arn:") else f"(none yet: {found or 'no subscription'})"
+
     def status_detail(self, observed: Observed) -> str | None:
         subscription = observed.state["subscription"]
         if subscription is not None and not str(subscription.get("SubscriptionArn")).startswith("arn:"):

@@ -59,6 +59,11 @@ class Trigger(Resource):
     def arn(self, ctx: Context) -> str:
         return ctx.arns.function(ctx.config.function_name)
 
+    def observed_arn(self, ctx: Context, observed: Observed) -> str:
+        """The mapping's own ARN (Lambda's form: `…:event-source-mapping:UUID`)."""
+        arn = ctx.arns.function(ctx.config.function_name)
+        return arn.rsplit(":function:", 1)[0] + f":event-source-mapping:{observed.state['UUID']}"
+
     def desired(self, ctx: Context) -> dict[str, Any]:
         return {
             "BatchSize": ctx.settings.batch_size,
