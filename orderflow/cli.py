@@ -412,12 +412,14 @@ def local() -> None:
     envvar="ORDERFLOW_LOCAL_PORT",
 )
 @realistic_options
+@click.option("--fresh", is_flag=True, help="Start empty: discard the stacks, orders and logs kept from last time.")
 @click.pass_obj
-def local_start(options: Options, port: int, realistic: bool, time_scale: float) -> None:
-    """Start the embedded AWS in the background and wait until it answers."""
+def local_start(options: Options, port: int, realistic: bool, time_scale: float, fresh: bool) -> None:
+    """Start the embedded AWS in the background (with the state it had when it last stopped) and wait until it
+    answers."""
     out = options.output
     with out.waiting("starting the embedded AWS …"):
-        status = control.start(port, time_scale, realistic)
+        status = control.start(port, time_scale, realistic, fresh)
     if status.note:
         out.warn(status.note)
     render_local_server(out, status)

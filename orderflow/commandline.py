@@ -17,7 +17,7 @@ from click.core import ParameterSource
 
 from orderflow import settings_file
 from orderflow.aws import LOCAL_CONFIG, Aws, aws_errors, connect
-from orderflow.errors import Cancelled, FileProblem, OrderflowError
+from orderflow.errors import AwsError, Cancelled, FileProblem, NotFoundError, OrderflowError
 from orderflow.iac import resolve
 from orderflow.local.server import state
 from orderflow.provision.base import Context
@@ -157,12 +157,22 @@ class OrderflowGroup(click.Group):
         except OrderflowError as e:
             options = ctx.find_object(Options)
             output = options.output if options else Output(False)
-            output.document({"ok": False, "code": e.code, "error": str(e)})
-            output.error(str(e))
+            message = _with_local_hint(options, e)
+            output.document({"ok": False, "code": e.code, "error": message})
+            output.error(message)
             sys.exit(e.exit_code)
         except (KeyboardInterrupt, Cancelled):
             _interrupted(sys.argv[1:])
         return result
+
+
+def _with_local_hint(options: Options | None, error: OrderflowError) -> str:
+    """On the embedded AWS, what a command did not find may be gone because it started empty: say so."""
+    if options is None or not options.local or not isinstance(error, NotFoundError | AwsError):
+        return str(error)
+    server = state.recorded_server()
+    hint = server.empty_hint() if server is not None else None
+    return f"{hint[0].upper()}{hint[1:]} ({error})" if hint else str(error)
 
 
 def blamed(error: click.UsageError, arguments: list[str]) -> str:

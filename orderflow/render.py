@@ -181,6 +181,8 @@ def render_local_server(out: Output, status: LocalStatus) -> None:
     server = status.server
     assert server is not None
     out.line(f"embedded AWS running at [bold]{server.endpoint}[/] (pid {server.pid}); log: {log_file()}")
+    if server.state:
+        out.line(escape(f"state: {server.state}"))
     if server.realistic:
         out.line(f"realistic control plane: AWS's delays x{server.time_scale:g} (docs/fidelity.md)")
     if server.time_scale != 1.0:

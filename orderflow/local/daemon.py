@@ -10,7 +10,8 @@ import threading
 
 from orderflow.errors import OrderflowError
 from orderflow.local.server.embedded import EmbeddedAws
-from orderflow.local.server.state import LocalServer, pid_file, recorded_server
+from orderflow.local.server.persistence import INTERVAL_SECONDS
+from orderflow.local.server.state import LocalServer, pid_file, recorded_server, state_file
 
 
 def main() -> int:
@@ -18,17 +19,25 @@ def main() -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--time-scale", type=float, default=1.0, help="AWS's durations times this")
     parser.add_argument("--realistic", action="store_true", help="AWS's control plane, with its delays and states")
+    parser.add_argument("--fresh", action="store_true", help="start empty: discard the state kept from last time")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
+    kept = state_file()
+    if args.fresh:
+        kept.unlink(missing_ok=True)
     try:
-        aws = EmbeddedAws(port=args.port, time_scale=args.time_scale, realistic=args.realistic).start()
+        aws = EmbeddedAws(port=args.port, time_scale=args.time_scale, realistic=args.realistic, state_file=kept).start()
     except OrderflowError as e:
         logging.error("%s", e)
         return 1
-    LocalServer.of_this_process(aws.endpoint, aws.port, args.time_scale, args.realistic).save()
+    server = LocalServer.of_this_process(
+        aws.endpoint, aws.port, args.time_scale, args.realistic, aws.restored, args.fresh
+    )
+    server.save()
+    logging.info("state: %s (kept in %s, snapshot every %gs of writes)", server.state, kept, INTERVAL_SECONDS)
     pace = f"realistic control plane x{args.time_scale:g}" if args.realistic else "instant control plane"
     logging.info(
         "embedded AWS ready at %s (pid %d, %s, CloudWatch minute %gs)",

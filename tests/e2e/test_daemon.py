@@ -165,3 +165,37 @@ def test_a_region_the_embedded_aws_cannot_serve_is_one_line(daemon):
         "error: Region 'nowhere-1' is not an AWS region the embedded AWS serves: use one such as us-east-1"
     )
     assert cli("--local", "--region", "eu-west-1", "status").returncode == 0
+
+
+@pytest.mark.slow
+def test_a_killed_daemon_comes_back_with_its_stacks_and_orders_and_fresh_starts_empty_saying_so(tmp_path):
+    cli = Cli(tmp_path / "home")
+    port = free_port()
+    started = json.loads(cli("--json", "local", "start", "--port", str(port)).stdout)
+    assert started["state"] == "started empty (no saved state)"
+    try:
+        cli("--local", "--stack", "keep", "up")
+        [order] = json.loads(cli("--local", "--json", "--stack", "keep", "publish-test").stdout)["published"]
+        assert cli("--local", "--stack", "keep", "verify", "--timeout", "30").returncode == 0
+        kept = tmp_path / "home" / "embedded-aws.state"
+        wait_for(lambda: kept.exists(), 30, "a snapshot of the embedded AWS's state")
+        snapshot_seen = kept.stat().st_mtime_ns
+        wait_for(lambda: kept.stat().st_mtime_ns != snapshot_seen, 30, "a snapshot taken after the order landed")
+        os.killpg(started["pid"], signal.SIGKILL)  # a crash: no chance to save anything more
+        wait_for(lambda: not psutil.pid_exists(started["pid"]), 10, "the daemon to die")
+
+        again = json.loads(cli("--json", "local", "start", "--port", str(port)).stdout)
+        assert again["state"].startswith("restored the state saved at ")
+        verified = json.loads(cli("--local", "--json", "--stack", "keep", "verify", "--order-id", order["orderId"],
+                                  "--timeout", "30").stdout)  # fmt: skip
+        assert verified["ok"], verified
+        cli("local", "stop")
+
+        fresh = json.loads(cli("--json", "local", "start", "--port", str(port), "--fresh").stdout)
+        assert fresh["state"] == "started empty (--fresh)"
+        lost = cli("--local", "--stack", "keep", "verify", "--timeout", "1", check=False)
+        assert lost.returncode == 1 and len(lost.stderr.strip().splitlines()) == 1
+        assert lost.stderr.startswith("error: The embedded AWS started empty at ")
+        assert "(--fresh): run `orderflow --local up`" in lost.stderr
+    finally:
+        cli("local", "stop", check=False)

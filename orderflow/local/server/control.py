@@ -63,6 +63,7 @@ class LocalStatus:
             "log": str(log_file()),
             "time_scale": server.time_scale if server else None,
             "realistic": server.realistic if server else None,
+            "state": server.state if server else None,
         }
 
 
@@ -99,7 +100,9 @@ def _log_tail(lines: int = 5) -> str:
         return "(no log)"
 
 
-def start(port: int = DEFAULT_PORT, time_scale: float = 1.0, realistic: bool = False) -> LocalStatus:
+def start(
+    port: int = DEFAULT_PORT, time_scale: float = 1.0, realistic: bool = False, fresh: bool = False
+) -> LocalStatus:
     """Start the background server and wait until it answers. Refuses a second one and a busy port."""
     note = ""
     existing = recorded_server()
@@ -125,6 +128,7 @@ def start(port: int = DEFAULT_PORT, time_scale: float = 1.0, realistic: bool = F
                 "--time-scale",
                 repr(time_scale),
                 *(["--realistic"] if realistic else []),
+                *(["--fresh"] if fresh else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

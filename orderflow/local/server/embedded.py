@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from orderflow.arns import parse_arn
@@ -60,6 +61,7 @@ class EmbeddedAws:
         realistic: bool = False,
         control_plane: Any = None,
         cloudwatch: bool = True,
+        state_file: Path | None = None,
     ) -> None:
         self.requested_port = port
         # A WSGI middleware around moto's app, e.g. the benchmarks' API call counter.
@@ -83,6 +85,10 @@ class EmbeddedAws:
         self.with_cloudwatch = cloudwatch
         self.cloudwatch_minute: Any = None
         self._patched = False
+        # Where its state is kept across restarts (the daemon's); None: it starts and ends empty (tests, demo).
+        self.state_file = state_file
+        self.snapshots: Any = None
+        self.restored: Any = None
 
     @property
     def port(self) -> int:
@@ -101,6 +107,12 @@ class EmbeddedAws:
         moto_patches.route_invocations_to(lambda: self.runtime.host if self.runtime else None)
         app = self._app()
         moto_patches.use_realistic(self.realistic)
+        if self.state_file is not None:
+            from orderflow.local.server import persistence
+
+            self.restored = persistence.restore(self.state_file)  # before anything is served
+            self.snapshots = persistence.Snapshots(self.state_file).start()
+            app = persistence.marking_writes(app, self.snapshots.written)
         self._listen(self.wrap_app(app) if self.wrap_app else app)
         if self.with_cloudwatch:
             from orderflow.local.cloudwatch.minute import CloudWatchMinute
@@ -193,6 +205,9 @@ class EmbeddedAws:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self.snapshots is not None:
+            self.snapshots.stop()  # the last snapshot: nothing is served or run any more
+            self.snapshots = None
         if self._patched:
             self._patched = False
             moto_patches.PATCHES.leave()  # the last embedded AWS to stop gives moto back as it was

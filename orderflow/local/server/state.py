@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -22,6 +24,11 @@ from orderflow.paths import state_dir, write_private
 LOCAL_CREDENTIALS = {"aws_access_key_id": "orderflow-local", "aws_secret_access_key": "orderflow-local"}
 LOCAL_REGION = "us-east-1"
 DAEMON_MODULE = "orderflow.local.daemon"
+
+
+def state_file() -> Path:
+    """Where the background embedded AWS keeps its state between runs (`local start --fresh` discards it)."""
+    return state_dir() / "embedded-aws.state"
 
 
 def pid_file() -> Path:
@@ -43,11 +50,28 @@ class LocalServer:
     time_scale: float = 1.0
     # `--realistic`: AWS's control plane with its delays and states; else moto's instant one.
     realistic: bool = False
+    # Where its state came from: "restored …" or "started empty …" (and when, if empty: 0 when restored).
+    state: str = ""
+    empty_since: float = 0.0
 
     @classmethod
-    def of_this_process(cls, endpoint: str, port: int, time_scale: float = 1.0, realistic: bool = False) -> LocalServer:
+    def of_this_process(
+        cls, endpoint: str, port: int, time_scale: float = 1.0, realistic: bool = False, restored: Any = None,
+        fresh: bool = False,
+    ) -> LocalServer:  # fmt: skip
         me = psutil.Process()
-        return cls(os.getpid(), endpoint, port, me.create_time(), me.cmdline(), time_scale, realistic)
+        state, empty_since = _state_of(restored, fresh, me.create_time())
+        return cls(
+            os.getpid(), endpoint, port, me.create_time(), me.cmdline(), time_scale, realistic, state, empty_since
+        )
+
+    def empty_hint(self) -> str | None:
+        """For a command that found nothing: the embedded AWS started empty, when, and what to run."""
+        if not self.empty_since:
+            return None
+        at = time.strftime("%H:%M", time.localtime(self.empty_since))
+        started = self.state.replace("started empty", f"started empty at {at}", 1)
+        return f"the embedded AWS {started}: run `orderflow --local up`"
 
     @property
     def delay_scale(self) -> float:
@@ -56,6 +80,16 @@ class LocalServer:
 
     def save(self) -> None:
         write_private(pid_file(), json.dumps(asdict(self)))
+
+
+def _state_of(restored: Any, fresh: bool, started: float) -> tuple[str, float]:
+    if fresh:
+        return "started empty (--fresh)", started
+    if restored is not None and restored.taken:
+        return f"restored the state saved at {time.strftime('%H:%M:%S', time.localtime(restored.taken))}", 0.0
+    if restored is not None and restored.set_aside:
+        return f"started empty (the last snapshot was set aside: {restored.set_aside})", started
+    return "started empty (no saved state)", started
 
 
 def is_ours(server: LocalServer) -> bool:
@@ -91,6 +125,8 @@ def recorded_server() -> LocalServer | None:
             command=[str(c) for c in data.get("command", [])],
             time_scale=float(data.get("time_scale") or 1.0),
             realistic=bool(data.get("realistic", False)),
+            state=str(data.get("state", "")),
+            empty_since=float(data.get("empty_since") or 0.0),
         )
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError, KeyError, TypeError):
         return None
