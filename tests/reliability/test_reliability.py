@@ -356,3 +356,60 @@ def test_every_policy_up_writes_is_least_privilege(cli, aws, stack):
         assert "*" not in statement["Resource"].replace(":*", ""), statement  # only the log group's stream suffix
         assert f":{aws.account}:" in statement["Resource"] and f"{stack}-" in statement["Resource"], statement
     report(f"least privilege: {len(statements)} statements, no wildcard action, each names one ARN of this stack")
+
+
+def _journal(home, stack: str) -> tuple[list[str], list[str]]:
+    """(sent, about to send) orderIds of the stack's last publish, as the journal on disk says."""
+    path = home / "published" / f"{stack}.json"
+    sent: list[str] = []
+    sending: list[str] = []
+    if not path.exists():
+        return sent, sending
+    for line in path.read_text().splitlines()[1:]:
+        record = json.loads(line)
+        sent += [o["order_id"] for o in record.get("orders", [])]
+        sending += [o["orderId"] for o in record.get("sending", [])]
+    return sent, sending
+
+
+def _as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background job's children would inherit SIGINT ignored
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_a_publish_stopped_at_any_batch_leaves_a_journal_that_accounts_for_every_order(cli, aws, stack, stop):
+    """publish-test --count 400, stopped after batch 1, 7, 20 and 33: once the pipeline has drained, every order in
+    the table is one the journal says was sent or in flight, and every one it says was sent is in the table."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.e2e.conftest import PROJECT_ROOT
+
+    cli("--stack", stack, "up")
+    home = Path(cli.env["ORDERFLOW_HOME"])
+    table = f"{stack}-Orders"
+    seen: list[str] = []
+    for batches in (1, 7, 20, 33):
+        publishing = subprocess.Popen(
+            [sys.executable, "-m", "orderflow", *cli.always, "--stack", stack, "publish-test", "--count", "400"],
+            env=cli.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=PROJECT_ROOT,
+            preexec_fn=_as_in_a_terminal,
+        )  # fmt: skip
+        wait_for(lambda n=batches, p=publishing: len(_journal(home, stack)[1]) >= 10 * n or p.poll() is not None,
+                 60, f"publish-test to reach batch {batches}")  # fmt: skip
+        publishing.send_signal(stop)
+        _, err = publishing.communicate(timeout=60)
+        sent, sending = _journal(home, stack)
+        if stop == signal.SIGINT and publishing.returncode == 130:
+            assert f"after sending {len(sent)} of 400 order(s)" in err, err
+        wait_for(lambda: aws.depth(f"{stack}-OrderQueue") == 0, 120, "the pipeline to drain")
+        written = set(table_ids(aws, table)) - set(seen)
+        seen += written
+        unaccounted = written - set(sent) - set(sending)
+        lost = set(sent) - written
+        assert unaccounted == set() and lost == set(), (batches, len(unaccounted), len(lost))
+        flying = len(set(sending) - set(sent))
+        report(f"journal | {signal.Signals(stop).name} after batch {batches} | sent {len(sent)}, in flight {flying}, "
+               f"in the table {len(written)}: every order accounted for")  # fmt: skip
