@@ -135,3 +135,23 @@ def test_the_file_is_found_from_a_subfolder_as_pyproject_is_and_up_names_it(run,
     human = run("up", "--dry-run")
     assert "settings file: ../../orderflow.toml [stacks.default]" in human.stdout
     assert "function_timeout 5 (from ../../orderflow.toml [stacks.default])" in human.stdout
+
+
+def test_a_bad_value_is_blamed_on_where_it_was_set(run, tmp_path):
+    by_variable = run("up", "--dry-run", env={"ORDERFLOW_FUNCTION_TIMEOUT": "abc"})
+    assert by_variable.exit_code == 2
+    assert "Invalid value for ORDERFLOW_FUNCTION_TIMEOUT (environment variable): 'abc'" in by_variable.stderr
+    by_flag = run("up", "--dry-run", "--function-timeout", "abc", env={"ORDERFLOW_FUNCTION_TIMEOUT": "abc"})
+    assert "Invalid value for '--function-timeout'" in by_flag.stderr
+    missing = run("up", "--dry-run", env={"ORDERFLOW_CONFIG": str(tmp_path / "nope.toml")})
+    assert missing.exit_code == 2 and "nope.toml: no such settings file (ORDERFLOW_CONFIG)" in missing.stderr
+    empty = run("--config", "", "up", "--dry-run")
+    assert empty.exit_code == 2 and "--config is empty: give the settings file's name" in empty.stderr
+
+
+def test_a_conflict_between_settings_names_the_file_a_value_came_from(run, tmp_path):
+    (tmp_path / "orderflow.toml").write_text("[stacks.default]\nfunction_timeout = 10\n")
+    result = run("up", "--dry-run")
+    assert result.exit_code == 2
+    assert "Raise --visibility-timeout or lower --function-timeout" in result.stderr
+    assert "(set in orderflow.toml [stacks.default]: function_timeout = 10)" in result.stderr
