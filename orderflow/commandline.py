@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
 import click
 from click.core import ParameterSource
 
 from orderflow import settings_file
-from orderflow.aws import LOCAL_CONFIG, Aws, aws_errors, connect
+from orderflow.aws import LOCAL_CONFIG, Aws, aws_errors, connect, or_none
 from orderflow.errors import AwsError, Cancelled, FileProblem, NotFoundError, OrderflowError
 from orderflow.iac import resolve
 from orderflow.local.server import state
@@ -167,12 +168,24 @@ class OrderflowGroup(click.Group):
 
 
 def _with_local_hint(options: Options | None, error: OrderflowError) -> str:
-    """On the embedded AWS, what a command did not find may be gone because it started empty: say so."""
+    """On the embedded AWS, what a command did not find may be gone because it started empty: say so (when the
+    stack is indeed not there: a missing bucket of one's own is not the embedded AWS's fault)."""
     if options is None or not options.local or not isinstance(error, NotFoundError | AwsError):
         return str(error)
     server = state.recorded_server()
     hint = server.empty_hint() if server is not None else None
-    return f"{hint[0].upper()}{hint[1:]} ({error})" if hint else str(error)
+    if hint is None or _stack_is_there(options):
+        return str(error)
+    return f"{hint[0].upper()}{hint[1:]} ({error})"
+
+
+def _stack_is_there(options: Options) -> bool:
+    try:
+        aws = options.connect()
+        table = options.stack_config(aws).table_name
+        return or_none(lambda: aws.client("dynamodb").describe_table(TableName=table)) is not None
+    except (OrderflowError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        return False
 
 
 def blamed(error: click.UsageError, arguments: list[str]) -> str:

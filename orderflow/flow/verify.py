@@ -14,7 +14,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from orderflow.access import topic_may_send
-from orderflow.aws import Aws
+from orderflow.aws import Aws, or_none
+from orderflow.errors import NotFoundError
 from orderflow.flow import dlq, permissions
 from orderflow.flow.logs import HandlerRecord, LogEvent, fetch_events, quoted
 from orderflow.flow.publish import Published
@@ -152,12 +153,17 @@ def check_wiring(ctx: Context) -> Check:
 
 
 def stored_order(aws: Aws, config: StackConfig, order_id: str) -> dict[str, Any] | None:
-    """The order's item, by consistent read, with DynamoDB's Decimals turned back into JSON numbers."""
-    raw = (
-        aws.client("dynamodb")
-        .get_item(TableName=config.table_name, Key={"orderId": {"S": order_id}}, ConsistentRead=True)
-        .get("Item")
+    """The order's item, by consistent read, with DynamoDB's Decimals turned back into JSON numbers. A table that
+    does not exist is the stack not being up, said so (not a raw ResourceNotFoundException)."""
+    read = lambda: aws.client("dynamodb").get_item(  # noqa: E731
+        TableName=config.table_name, Key={"orderId": {"S": order_id}}, ConsistentRead=True
     )
+    found = or_none(read)
+    if found is None:
+        raise NotFoundError(
+            f"Table {config.table_name!r} does not exist in {aws.region}: the stack is not up (run `orderflow up`)"
+        )
+    raw = found.get("Item")
     return None if raw is None else _plain({k: _DESERIALIZER.deserialize(v) for k, v in raw.items()})
 
 

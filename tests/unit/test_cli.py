@@ -172,3 +172,11 @@ def test_dlq_show_counts_the_receives_before_its_own(run):
         sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
     [letter] = json.loads(run("--json", "dlq", "show").stdout)["letters"]
     assert letter["receiveCount"] == 3
+
+
+def test_verify_on_a_stack_that_is_not_up_says_so_in_one_line(run):
+    result = run("verify", "--order-id", "O-1", "--timeout", "0")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: Table 'Orders' does not exist in eu-west-3: the stack is not up (run `orderflow up`)"
+    )
