@@ -160,7 +160,7 @@ def test_down_then_up_on_one_daemon_works_every_time_and_leaves_no_process_behin
 def test_a_region_the_embedded_aws_cannot_serve_is_one_line(daemon):
     cli, _, _ = daemon
     result = cli("--local", "--region", "nowhere-1", "status", check=False)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a value given on the command line: a usage error
     assert result.stderr.strip() == (
         "error: Region 'nowhere-1' is not an AWS region the embedded AWS serves: use one such as us-east-1"
     )

@@ -119,17 +119,7 @@ def start(
     _check_port_free(port)
     with open_private_append(log_file()) as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "orderflow.local.daemon",
-                "--port",
-                str(port),
-                "--time-scale",
-                repr(time_scale),
-                *(["--realistic"] if realistic else []),
-                *(["--fresh"] if fresh else []),
-            ],
+            daemon_command(port, time_scale, realistic, fresh),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -146,6 +136,20 @@ def start(
         time.sleep(0.05)
     process.kill()
     raise EndpointError(f"The embedded AWS did not answer within {START_TIMEOUT_SECONDS:.0f}s: {_log_tail()}")
+
+
+def daemon_command(port: int, time_scale: float, realistic: bool, fresh: bool) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "orderflow.local.daemon",
+        "--port",
+        str(port),
+        "--time-scale",
+        repr(time_scale),
+        *(["--realistic"] if realistic else []),
+        *(["--fresh"] if fresh else []),
+    ]
 
 
 def _answers(port: int) -> bool:

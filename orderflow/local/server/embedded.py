@@ -108,11 +108,11 @@ class EmbeddedAws:
         app = self._app()
         moto_patches.use_realistic(self.realistic)
         if self.state_file is not None:
-            from orderflow.local.server import persistence
+            from orderflow.local.server.persistence import Snapshots, marking_writes, restore
 
-            self.restored = persistence.restore(self.state_file)  # before anything is served
-            self.snapshots = persistence.Snapshots(self.state_file).start()
-            app = persistence.marking_writes(app, self.snapshots.written)
+            self.restored = restore(self.state_file)  # before anything is served
+            self.snapshots = Snapshots(self.state_file).start()
+            app = marking_writes(app, self.snapshots.written)
         self._listen(self.wrap_app(app) if self.wrap_app else app)
         if self.with_cloudwatch:
             from orderflow.local.cloudwatch.minute import CloudWatchMinute
