@@ -187,7 +187,13 @@ def publish_recorded(aws: Aws, config: StackConfig, orders: list[dict[str, Any]]
     try:
         publish_orders(aws, config, orders, on_sent=record, on_sending=about_to_send)
     except (Exception, KeyboardInterrupt) as e:
-        raise PublishInterrupted(len(sent), len(sending), len(orders), e) from e
+        # The counts are the journal's own (an interruption may fall between writing a line and counting it here):
+        # what the user is told is what `verify` and `trace` will find.
+        try:
+            recorded, flying = len(recall(aws, config)), len(in_flight(aws, config))
+        except (OrderflowError, KeyboardInterrupt):
+            recorded, flying = len(sent), len(sending)
+        raise PublishInterrupted(recorded, flying, len(orders), e) from e
     return sent
 
 

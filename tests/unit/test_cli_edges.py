@@ -427,3 +427,24 @@ def test_the_readme_lists_every_error_code_as_the_code_defines_it():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     for code, meaning in ERROR_CODES.items():
         assert f"| `{code}` | {meaning} |" in readme, code
+
+
+def test_interrupted_between_recording_a_batch_and_counting_it_the_message_says_what_the_journal_says(
+    pipeline, home, monkeypatch
+):
+    append = publish._append
+    lines = {"sent": 0}
+
+    def append_then_ctrl_c(path, line):
+        append(path, line)
+        if "orders" in line:
+            lines["sent"] += 1
+            if lines["sent"] == 2:
+                raise KeyboardInterrupt  # the second batch's line is on disk; the run never counted it
+
+    monkeypatch.setattr(publish, "_append", append_then_ctrl_c)
+    aws = connect(region=REGION)
+    with pytest.raises(publish.PublishInterrupted) as stopped:
+        publish.publish_recorded(aws, StackConfig(), [publish.sample_order() for _ in range(25)])
+    assert "after sending 20 of 25 order(s)" in str(stopped.value) and "in flight" not in str(stopped.value)
+    assert len(publish.recall(aws, StackConfig())) == 20
