@@ -405,7 +405,7 @@ def test_a_publish_stopped_at_any_batch_leaves_a_journal_that_accounts_for_every
         publishing.send_signal(stop)
         _, err = publishing.communicate(timeout=60)
         sent, sending = _journal(home, stack)
-        if stop == signal.SIGINT and publishing.returncode == 130:
+        if "publish-test interrupted" in err:  # (a SIGINT after the last batch interrupts only the report)
             assert f"after sending {len(sent)} of 400 order(s)" in err, err
         wait_for(lambda: aws.depth(f"{stack}-OrderQueue") == 0, 120, "the pipeline to drain")
         written = set(table_ids(aws, table)) - set(seen)
