@@ -66,13 +66,11 @@ def _resolve(value: Any, known: dict[str, dict[str, Any]], used: set[str]) -> An
     return value
 
 
-def _code(sam: bool) -> Any:
-    if sam:
-        return None  # CodeUri is set by the caller
-    return {"S3Bucket": _ref(CODE_BUCKET), "S3Key": _ref(CODE_KEY)}
+# The function's code: its S3 location, the template's parameters (SAM replaces it with `CodeUri`).
+CODE = {"S3Bucket": _ref(CODE_BUCKET), "S3Key": _ref(CODE_KEY)}
 
 
-def resources(model: StackModel, sam: bool = False) -> dict[str, dict[str, Any]]:
+def resources(model: StackModel) -> dict[str, dict[str, Any]]:
     """Every resource of the template, by logical id."""
     known: dict[str, dict[str, Any]] = {}
     own_name: dict[str, str] = {}
@@ -86,7 +84,7 @@ def resources(model: StackModel, sam: bool = False) -> dict[str, dict[str, Any]]
         properties = {}
         for name, value in resource.properties.items():
             if value == "@code":
-                value = _code(sam)
+                value = CODE
             if name == own_name[resource.logical_id]:
                 properties[name] = value  # its own name stays a literal (and names are not references to itself)
             else:
@@ -134,7 +132,7 @@ def template(model: StackModel, code_bucket: str = "", code_key: str = "") -> di
 def sam_template(model: StackModel, code_uri: str) -> dict[str, Any]:
     """The SAM template: the function as `AWS::Serverless::Function` with its code at `code_uri` and the SQS trigger
     as its event; everything else as in the CloudFormation template."""
-    body = resources(model, sam=True)
+    body = resources(model)
     function = next(r for r in model.resources if r.type == "AWS::Lambda::Function")
     mapping = next(r for r in model.resources if r.type == "AWS::Lambda::EventSourceMapping")
     trigger = body.pop(mapping.logical_id)["Properties"]
