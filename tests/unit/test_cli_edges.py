@@ -132,16 +132,21 @@ def test_when_the_record_cannot_be_written_nothing_is_sent(pipeline, home, monke
     assert pipeline.event()["Records"] == []
 
 
-def test_an_interrupted_publish_says_how_many_went_out_and_records_them_for_verify(pipeline, home):
-    aws = connect(region=REGION)
-    batches = {"n": 0}
+def ctrl_c_at_call(n: int):
+    """A botocore hook that raises KeyboardInterrupt (the user's Ctrl-C) the n-th time its event fires."""
+    calls = {"n": 0}
 
-    def ctrl_c_during_the_second_batch(**_):
-        batches["n"] += 1
-        if batches["n"] == 2:
+    def hook(**_):
+        calls["n"] += 1
+        if calls["n"] == n:
             raise KeyboardInterrupt
 
-    aws.register("before-call.sns.PublishBatch", ctrl_c_during_the_second_batch)
+    return hook
+
+
+def test_an_interrupted_publish_says_how_many_went_out_and_records_them_for_verify(pipeline, home):
+    aws = connect(region=REGION)
+    aws.register("before-call.sns.PublishBatch", ctrl_c_at_call(2))  # during the second batch
     orders = [publish.sample_order() for _ in range(25)]
     with pytest.raises(publish.PublishInterrupted) as stopped:
         publish.publish_recorded(aws, StackConfig(), orders)
@@ -157,14 +162,7 @@ def test_killed_after_sns_accepted_a_batch_the_journal_still_accounts_for_it(pip
     """The worst moment: SNS has the batch, the answer never reached the journal. Sent + in flight still cover
     every order SNS has."""
     aws = connect(region=REGION)
-    batches = {"n": 0}
-
-    def ctrl_c_after_the_second_batch_was_accepted(**_):
-        batches["n"] += 1
-        if batches["n"] == 2:
-            raise KeyboardInterrupt
-
-    aws.register("after-call.sns.PublishBatch", ctrl_c_after_the_second_batch_was_accepted)
+    aws.register("after-call.sns.PublishBatch", ctrl_c_at_call(2))  # once SNS accepted the second batch
     orders = [publish.sample_order() for _ in range(30)]
     with pytest.raises(publish.PublishInterrupted):
         publish.publish_recorded(aws, StackConfig(), orders)
