@@ -20,6 +20,7 @@ from orderflow.commandline import (
     FiniteFloat,
     Options,
     OrderflowGroup,
+    account_concurrency_option,
     check_export,
     export,
     export_option,
@@ -412,14 +413,17 @@ def local() -> None:
     envvar="ORDERFLOW_LOCAL_PORT",
 )
 @realistic_options
+@account_concurrency_option
 @click.option("--fresh", is_flag=True, help="Start empty: discard the stacks, orders and logs kept from last time.")
 @click.pass_obj
-def local_start(options: Options, port: int, realistic: bool, time_scale: float, fresh: bool) -> None:
+def local_start(
+    options: Options, port: int, realistic: bool, time_scale: float, account_concurrency: int, fresh: bool
+) -> None:
     """Start the embedded AWS in the background (with the state it had when it last stopped) and wait until it
     answers."""
     out = options.output
     with out.waiting("starting the embedded AWS …"):
-        status = control.start(port, time_scale, realistic, fresh)
+        status = control.start(port, time_scale, realistic, fresh, account_concurrency)
     if status.note:
         out.warn(status.note)
     render_local_server(out, status)

@@ -289,6 +289,17 @@ def export(path: Path | None, render: Any) -> None:
         raise FileProblem(f"Cannot write {path}: {e.strerror or e}") from e
 
 
+def account_concurrency_option(command: Any) -> Any:
+    return click.option(
+        "--account-concurrency",
+        type=click.IntRange(1, 100_000),
+        default=1000,
+        show_default=True,
+        envvar="ORDERFLOW_ACCOUNT_CONCURRENCY",
+        help="The account's Lambda concurrency limit per region (AWS's default; a new account may start far lower).",
+    )(command)
+
+
 def realistic_options(command: Any) -> Any:
     """--realistic and --time-scale, shared by `local start` and `demo`."""
     command = click.option(
@@ -299,7 +310,8 @@ def realistic_options(command: Any) -> Any:
         envvar="ORDERFLOW_TIME_SCALE",
         help=(
             "AWS's durations times this (1.0 = AWS's pace; 0.05 = twenty times faster): CloudWatch's minute "
-            "(metrics, alarm evaluation) always, the control plane's delays with --realistic."
+            "(metrics, alarm evaluation) and the SQS poller's scaling minute always, the control plane's delays "
+            "with --realistic."
         ),
     )(command)
     return click.option(

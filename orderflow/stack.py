@@ -22,6 +22,9 @@ SUPPORTED_RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "py
 DEPRECATED_RUNTIMES = ("python3.9", "python3.10")
 ARCHITECTURES = ("x86_64", "arm64")
 
+# ScalingConfig.MaximumConcurrency of an SQS trigger (Lambda API Reference, ScalingConfig).
+MAXIMUM_CONCURRENCY = (2, 1000)
+
 # AWS recommends a visibility timeout of at least 6x the function timeout, so a slow batch is not handed to a
 # second invocation while the first is still working on it.
 VISIBILITY_TO_TIMEOUT_FACTOR = 6
@@ -53,6 +56,14 @@ class StackSettings:
     )
     batch_size: int = _setting(10, "--batch-size", "Messages per batch (above 10 needs a window).", min=1, max=10000)
     batching_window: int = _setting(0, "--batching-window", "Seconds to gather a batch.", min=0, max=300)
+    max_concurrency: int = _setting(
+        0,
+        "--max-concurrency",
+        "The trigger's maximum concurrent batches (2-1000; 0: none, up to 1,000). Cap here, not with reserved "
+        "concurrency: a throttled batch counts towards the DLQ.",
+        min=0,
+        max=MAXIMUM_CONCURRENCY[1],
+    )
     # None: not asked for (an address orderflow subscribed stays subscribed); "": none (it is unsubscribed).
     alarm_email: str | None = _setting(
         None,
@@ -95,6 +106,11 @@ class StackSettings:
             raise ConfigError("batch size must be between 1 and 10000")
         if self.alarm_email is not None and not re.fullmatch(EMAIL_PATTERN, self.alarm_email):
             raise ConfigError(f"alarm email {self.alarm_email!r} is not an email address")
+        if self.max_concurrency and not MAXIMUM_CONCURRENCY[0] <= self.max_concurrency <= MAXIMUM_CONCURRENCY[1]:
+            raise ConfigError(
+                f"maximum concurrency must be 0 (none) or between {MAXIMUM_CONCURRENCY[0]} and "
+                f"{MAXIMUM_CONCURRENCY[1]} (AWS's range for ScalingConfig.MaximumConcurrency)"
+            )
         if self.batch_size > 10 and self.batching_window < 1:
             raise ConfigError("a batch size above 10 needs a batching window of at least 1 second (AWS rule)")
         warnings = []

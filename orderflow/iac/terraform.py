@@ -246,6 +246,11 @@ _BODIES: dict[str, Any] = {
         ("maximum_batching_window_in_seconds", p["MaximumBatchingWindowInSeconds"]),
         ("function_response_types", p["FunctionResponseTypes"]),
         ("enabled", p["Enabled"]),
+        *(
+            [("block scaling_config", [("maximum_concurrency", p["ScalingConfig"]["MaximumConcurrency"])])]
+            if p.get("ScalingConfig")
+            else []
+        ),
     ],
 }
 

@@ -14,13 +14,18 @@ from orderflow.local.server.persistence import INTERVAL_SECONDS
 from orderflow.local.server.state import LocalServer, pid_file, recorded_server, state_file
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="orderflow-local-daemon")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--time-scale", type=float, default=1.0, help="AWS's durations times this")
     parser.add_argument("--realistic", action="store_true", help="AWS's control plane, with its delays and states")
+    parser.add_argument("--account-concurrency", type=int, default=1000, help="Lambda's account concurrency limit")
     parser.add_argument("--fresh", action="store_true", help="start empty: discard the state kept from last time")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = _arguments()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -29,7 +34,13 @@ def main() -> int:
     if args.fresh:
         kept.unlink(missing_ok=True)
     try:
-        aws = EmbeddedAws(port=args.port, time_scale=args.time_scale, realistic=args.realistic, state_file=kept).start()
+        aws = EmbeddedAws(
+            port=args.port,
+            time_scale=args.time_scale,
+            realistic=args.realistic,
+            state_file=kept,
+            account_concurrency=args.account_concurrency,
+        ).start()
     except OrderflowError as e:
         logging.error("%s", e)
         return 1
@@ -40,11 +51,12 @@ def main() -> int:
     logging.info("state: %s (kept in %s, snapshot every %gs of writes)", server.state, kept, INTERVAL_SECONDS)
     pace = f"realistic control plane x{args.time_scale:g}" if args.realistic else "instant control plane"
     logging.info(
-        "embedded AWS ready at %s (pid %d, %s, CloudWatch minute %gs)",
+        "embedded AWS ready at %s (pid %d, %s, CloudWatch minute %gs, Lambda account concurrency %d)",
         aws.endpoint,
         os.getpid(),
         pace,
         60 * aws.time_scale,
+        aws.account_concurrency,
     )
     stop.wait()
     logging.info("stopping")

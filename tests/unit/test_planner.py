@@ -8,6 +8,7 @@ import json
 import pytest
 
 from orderflow.arns import Arns
+from orderflow.errors import ConfigError
 from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed
 from orderflow.provision.ops import Call, Pause, Ref, Wait
@@ -78,6 +79,7 @@ def mapping(state: str = "Enabled", **changes) -> Observed:
             "BatchSize": 10,
             "MaximumBatchingWindowInSeconds": 0,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {},
             "Enabled": True,
             "State": state,
             **changes,
@@ -203,6 +205,28 @@ def test_a_disabled_or_changed_mapping_is_updated_and_one_between_states_waited_
     assert set(ops[0].reasons) == {"BatchSize: 10 -> 5", "Enabled: False -> True"}
     creating = Trigger().update_operations(context(), mapping("Creating"))
     assert [a for a, _ in shape(creating)] == ["settled"]
+
+
+def test_the_maximum_concurrency_is_set_kept_and_removed_with_an_empty_scaling_config():
+    capped = Trigger().update_operations(context(max_concurrency=2), mapping())
+    assert [a for a, _ in shape(capped)] == ["lambda:UpdateEventSourceMapping", "settled"]
+    assert capped[0].params["ScalingConfig"] == {"MaximumConcurrency": 2}
+    assert (
+        Trigger().update_operations(context(max_concurrency=2), mapping(ScalingConfig={"MaximumConcurrency": 2})) == []
+    )
+    removed = Trigger().update_operations(context(), mapping(ScalingConfig={"MaximumConcurrency": 2}))
+    assert removed[0].params["ScalingConfig"] == {}  # Lambda's way to remove it
+    assert removed[0].reasons == ("ScalingConfig: {'MaximumConcurrency': 2} -> {}",)
+    create = Trigger().create_operations(context(), None)[0]
+    assert "ScalingConfig" not in create.params
+    assert Trigger().create_operations(context(max_concurrency=7), None)[0].params["ScalingConfig"] == {
+        "MaximumConcurrency": 7
+    }
+
+
+def test_a_maximum_concurrency_of_one_is_refused_as_aws_refuses_it():
+    with pytest.raises(ConfigError, match="0 \\(none\\) or between 2 and 1000"):
+        StackSettings(max_concurrency=1).validate()
 
 
 def test_role_drift_puts_the_differing_policy_and_removes_a_foreign_one():

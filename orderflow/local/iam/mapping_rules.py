@@ -13,8 +13,10 @@ from typing import Any
 
 from orderflow.arns import parse_arn
 from orderflow.local.iam.roles import RolePolicies
+from orderflow.stack import MAXIMUM_CONCURRENCY
 
 INVALID = "InvalidParameterValueException"
+VALIDATION = "ValidationException"
 # The permissions Lambda checks on the execution role for an SQS source, in the order it names them.
 POLLER_ACTIONS = ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
 
@@ -29,10 +31,34 @@ class MappingRequest:
     function_timeout: int | None  # None: the function was not found
     role_assumable: bool
     missing_poller_action: str | None  # the first of POLLER_ACTIONS the role may not call on the queue
+    maximum_concurrency: Any = None  # ScalingConfig.MaximumConcurrency as sent; None: not set
+
+
+def maximum_concurrency_refusal(value: Any) -> tuple[str, str] | None:
+    """The API's own validation of ScalingConfig.MaximumConcurrency (the message is the AWS API's constraint text)."""
+    low, high = MAXIMUM_CONCURRENCY
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return VALIDATION, f"1 validation error detected: Value '{value}' at 'scalingConfig.maximumConcurrency' " + (
+            "failed to satisfy constraint: Member must be an integer"
+        )
+    bound = (
+        f"greater than or equal to {low}" if value < low else f"less than or equal to {high}" if value > high else ""
+    )
+    if not bound:
+        return None
+    return VALIDATION, (
+        f"1 validation error detected: Value '{value}' at 'scalingConfig.maximumConcurrency' failed to satisfy "
+        f"constraint: Member must have value {bound}"
+    )
 
 
 def refusal(request: MappingRequest) -> tuple[str, str] | None:
     """(error code, message) when Lambda would refuse this mapping, else None."""
+    invalid_scaling = maximum_concurrency_refusal(request.maximum_concurrency)
+    if invalid_scaling:
+        return invalid_scaling
     if request.batch_size > 10 and request.batching_window < 1:
         return (
             INVALID,
@@ -81,9 +107,10 @@ class MappingRules:
             return None
         batch_size = int(params.get("BatchSize", current.batch_size if current else 10) or 10)
         window = int(params.get("MaximumBatchingWindowInSeconds", current.max_batch_window if current else 0) or 0)
+        maximum = (params.get("ScalingConfig") or {}).get("MaximumConcurrency")
         if uuid and "FunctionName" not in params:
             # Changing batch settings only: Lambda checks the parameters, not the role or the queue again.
-            return refusal(MappingRequest(batch_size, window, None, None, True, None))
+            return refusal(MappingRequest(batch_size, window, None, None, True, None, maximum))
         function = self._function(backend, params.get("FunctionName") or (current.function_arn if current else None))
         return refusal(
             MappingRequest(
@@ -93,6 +120,7 @@ class MappingRules:
                 function_timeout=int(function.timeout) if function else None,
                 role_assumable=function is None or self.roles.lambda_may_assume(function.role),
                 missing_poller_action=missing_poller_action(self.roles, function.role, queue_arn) if function else None,
+                maximum_concurrency=maximum,
             )
         )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import importlib
 import inspect
 import json
 import logging
@@ -76,6 +77,7 @@ _TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("moto.sns.models", "Subscription", "publish", ("self", "message", "message_id")),
     ("moto.awslambda.models", "LambdaFunction", "invoke", ("self", "body", "request_headers", "response_headers")),
     ("moto.awslambda.models", "EventSourceMapping", "get_configuration", ("self",)),
+    ("moto.awslambda.models", "LambdaFunction", "get_code", ("self.reserved_concurrency",)),
     # Read by the realistic control plane (realism/), which overlays AWS's transient states:
     ("moto.awslambda.models", "LambdaFunction", "get_configuration", ("self", "on_create")),
     ("moto.awslambda.models", "LambdaFunction", "__init__", ("self.region", "self.function_name")),
@@ -174,6 +176,11 @@ def _sqs_as_aws() -> list[Patch]:
     ]
 
 
+def _elsewhere(module: str, builder: str) -> Callable[[], list[Patch]]:
+    """A patch set kept in a module of its own (imported when applied: it imports moto)."""
+    return lambda: getattr(importlib.import_module(f"orderflow.local.patches.{module}"), builder)()
+
+
 def _patch_sets() -> list[PatchSet]:
     """One set per feature, in the order they apply (a later one may wrap an earlier one's function)."""
     return [
@@ -186,21 +193,10 @@ def _patch_sets() -> list[PatchSet]:
         PatchSet("cloudwatch: percentiles", _compute_percentiles),
         PatchSet("cloudwatch: alarms start without data", _alarms_start_without_data),
         PatchSet("sqs: message counters", _count_queue_messages),
-        PatchSet("cloudformation: properties moto drops", _cloudformation_properties),
-        PatchSet("cloudformation: stack tags", _cloudformation_stack_tags),
+        PatchSet("cloudformation: properties moto drops", _elsewhere("cloudformation", "properties_moto_drops")),
+        PatchSet("cloudformation: stack tags", _elsewhere("cloudformation", "stack_tags")),
+        PatchSet("lambda: a reserved concurrency of 0", _elsewhere("lambda_concurrency", "report_reservation_of_zero")),
     ]
-
-
-def _cloudformation_properties() -> list[Patch]:
-    from orderflow.local.patches.cloudformation import properties_moto_drops
-
-    return properties_moto_drops()
-
-
-def _cloudformation_stack_tags() -> list[Patch]:
-    from orderflow.local.patches.cloudformation import stack_tags
-
-    return stack_tags()
 
 
 def _forget() -> None:

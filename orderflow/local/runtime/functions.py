@@ -17,6 +17,7 @@ from typing import Any
 
 from orderflow.arns import parse_arn
 from orderflow.aws import or_none
+from orderflow.local.runtime.concurrency import ACCOUNT_CONCURRENCY, Concurrency, Throttled
 from orderflow.local.runtime.credentials import ExecutionRoles, RoleCredentials
 from orderflow.local.runtime.logs import LogWriter
 from orderflow.local.runtime.metrics import LambdaMetrics
@@ -44,8 +45,11 @@ class FunctionHost:
         work_dir: Path,
         roles: ExecutionRoles,
         metrics: LambdaMetrics | None = None,
+        concurrency: Concurrency | None = None,
     ) -> None:
         self.endpoint = endpoint
+        # None: nothing is ever throttled (a host of its own, as in the unit tests).
+        self.concurrency = concurrency or Concurrency(ACCOUNT_CONCURRENCY)
         self._metrics = metrics
         self._roles = roles
         self._code_source = code_source
@@ -63,7 +67,10 @@ class FunctionHost:
         cached = self._specs.get(function_arn)
         if cached and time.monotonic() - cached[0] < CONFIG_TTL_SECONDS:
             return cached[1]
-        config = self._lambda(region_of(function_arn)).get_function_configuration(FunctionName=function_arn)
+        # GetFunction: the configuration and the reserved concurrency in one call.
+        described = self._lambda(region_of(function_arn)).get_function(FunctionName=function_arn)
+        config = described["Configuration"]
+        reserved = (described.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
         code_dir = self._unpack(function_arn, config["FunctionName"], config["CodeSha256"])
         spec = FunctionSpec(
             name=config["FunctionName"],
@@ -78,6 +85,7 @@ class FunctionHost:
             code_dir=code_dir,
             log_group=config.get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{config['FunctionName']}",
             role=config["Role"],
+            reserved_concurrency=None if reserved is None else int(reserved),
         )
         self._specs[function_arn] = (time.monotonic(), spec)
         return spec
@@ -140,16 +148,24 @@ class FunctionHost:
             worker.close()
 
     def invoke(self, function_arn: str, event: dict[str, Any]) -> Invocation:
+        """Run the function on `event`; raises Throttled when its or the account's concurrency is used up."""
         spec = self.spec(function_arn)
         credentials = self._roles.credentials(spec.role, spec.name, spec.region)
-        worker, _cold = self._acquire(spec, credentials)
-        with self._lock:  # this function's instances processing events now, this one included
-            concurrent = sum(1 for w in self._busy if w.spec.arn == spec.arn)
-        started_ms = int(time.time() * 1000)
+        try:  # this function's executions now, this one included
+            concurrent = self.concurrency.acquire(spec.region, spec.name, spec.reserved_concurrency)
+        except Throttled:
+            if self._metrics is not None:
+                self._metrics.record_throttle(spec)
+            raise
         try:
-            invocation = worker.invoke(event, str(uuid.uuid4()))
+            worker, _cold = self._acquire(spec, credentials)
+            started_ms = int(time.time() * 1000)
+            try:
+                invocation = worker.invoke(event, str(uuid.uuid4()))
+            finally:
+                self._release(worker)
         finally:
-            self._release(worker)
+            self.concurrency.release(spec.region, spec.name)
         # Lambda delivers the function's logs with its execution role too.
         self._logs.write(spec, worker.log_stream, invocation, started_ms, credentials)
         if self._metrics is not None:

@@ -41,6 +41,7 @@ def put_datums(cloudwatch: Any, namespace: str, datums: list[dict[str, Any]]) ->
 class _FunctionMinute:
     invocations: int = 0
     errors: int = 0
+    throttles: int = 0
     durations: list[float] = field(default_factory=list)
     concurrency: list[float] = field(default_factory=list)
 
@@ -69,8 +70,8 @@ def function_datums(function_name: str, minute: _FunctionMinute, now: datetime) 
     counts = [
         ("Invocations", minute.invocations),
         ("Errors", minute.errors),
-        # The embedded runtime has no account concurrency limit, so nothing is throttled: Lambda publishes 0 then.
-        ("Throttles", 0),
+        # Invocation requests refused for concurrency: not counted in Invocations (Lambda counts them apart).
+        ("Throttles", minute.throttles),
     ]
     datums: list[dict[str, Any]] = [
         {"MetricName": name, "Dimensions": dimensions, "Value": float(value), "Unit": "Count", "Timestamp": now}
@@ -102,6 +103,10 @@ class LambdaMetrics:
             minute.errors += 0 if invocation.succeeded else 1
             minute.durations.append(invocation.duration_ms)
             minute.concurrency.append(float(concurrent))
+
+    def record_throttle(self, spec: FunctionSpec) -> None:
+        with self._lock:
+            self._pending.setdefault((spec.region, spec.name), _FunctionMinute()).throttles += 1
 
     def _deliver(self) -> None:
         while not self._closed.wait(self._interval):

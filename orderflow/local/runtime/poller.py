@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from orderflow.arns import parse_arn
 from orderflow.aws import error_code, is_access_denied, is_not_found
 from orderflow.local.runtime.batch import failed_message_ids
+from orderflow.local.runtime.concurrency import Throttled
 from orderflow.local.runtime.credentials import RoleCredentials, RoleNotAssumable
 from orderflow.local.runtime.events import sqs_event
 from orderflow.local.runtime.functions import FunctionHost, region_of
@@ -29,6 +30,8 @@ LONG_POLL_SECONDS = 1  # short enough that a disabled or deleted mapping stops w
 REFUSED_RETRY_SECONDS = 1.0
 # GetEventSourceMapping's LastProcessingResult, as orderflow's poller last met it.
 OK = "OK"
+# How long a poller whose batch was throttled waits before it receives again (Lambda backs off when throttled).
+THROTTLED_BACKOFF_SECONDS = 1.0
 
 
 def receive_problem(function_name: str) -> str:
@@ -53,10 +56,10 @@ class MappingConfig:
     batch_size: int
     batching_window: int
     report_item_failures: bool
-    concurrency: int
+    maximum_concurrency: int | None  # ScalingConfig.MaximumConcurrency
 
 
-def mapping_config(mapping: dict[str, Any], max_pollers: int) -> MappingConfig:
+def mapping_config(mapping: dict[str, Any]) -> MappingConfig:
     maximum = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
     return MappingConfig(
         uuid=mapping["UUID"],
@@ -65,7 +68,7 @@ def mapping_config(mapping: dict[str, Any], max_pollers: int) -> MappingConfig:
         batch_size=int(mapping.get("BatchSize") or 10),
         batching_window=int(mapping.get("MaximumBatchingWindowInSeconds") or 0),
         report_item_failures="ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or []),
-        concurrency=max(1, min(max_pollers, int(maximum or max_pollers))),
+        maximum_concurrency=int(maximum) if maximum else None,
     )
 
 
@@ -80,6 +83,7 @@ class QueuePoller(threading.Thread):
         host: FunctionHost,
         stop: threading.Event,
         report: Callable[[str, str], None] = lambda uuid, result: None,
+        observe: Callable[[bool], None] = lambda backlog: None,
     ) -> None:
         initial = config()
         super().__init__(name=f"poller-{initial.uuid[:8]}", daemon=True)
@@ -88,6 +92,8 @@ class QueuePoller(threading.Thread):
         self._host = host
         self._stopping = stop
         self._report = report
+        # Told after each receive whether it came back full: messages still waiting make the mapping scale up.
+        self._observe = observe
         self._client: tuple[RoleCredentials, Any] | None = None
         # Clear while a receive is under way: once stopped, a poller outside one never receives again.
         self._not_receiving = threading.Event()
@@ -154,6 +160,7 @@ class QueuePoller(threading.Thread):
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
             messages += received
+            self._observe(len(received) >= wanted)
             if len(messages) >= config.batch_size or time.monotonic() >= window_ends:
                 break
             if not received and not messages:
@@ -173,6 +180,12 @@ class QueuePoller(threading.Thread):
             invocation = self._host.invoke(config.function_arn, event)
         except RoleNotAssumable as e:  # the trust policy changed since the receive: the messages return later
             self._refused(config.uuid, f"PROBLEM: {e}")
+            return
+        except Throttled as e:
+            # Received but not invoked: the messages stay in flight and return after the visibility timeout with
+            # their receive count raised, so a throttled message moves towards the DLQ as a failed one does.
+            log.info("poller %s: %d message(s) throttled (%s)", self.name, len(messages), e.reason)
+            self._stopping.wait(THROTTLED_BACKOFF_SECONDS)
             return
         ids = [m["MessageId"] for m in messages]
         failed = failed_message_ids(invocation.succeeded, invocation.payload, ids, config.report_item_failures)

@@ -21,6 +21,7 @@ import psutil
 
 from orderflow.arns import parse_arn
 from orderflow.aws import connect
+from orderflow.local.runtime.concurrency import ACCOUNT_CONCURRENCY, Concurrency, PollerScaling, ScalingRules
 from orderflow.local.runtime.credentials import ExecutionRoles, RoleCredentials
 from orderflow.local.runtime.functions import CodeSource, FunctionHost
 from orderflow.local.runtime.logs import LogWriter
@@ -33,8 +34,6 @@ log = logging.getLogger("orderflow.local.runtime")
 # States in which Lambda's pollers read the queue: not yet while Creating or Enabling, no more once Disabling or
 # Deleting (Lambda API Reference, EventSourceMappingConfiguration.State).
 ACTIVE_STATES = ("Enabled", "Updating")
-# AWS starts SQS pollers at five concurrent batches per mapping.
-DEFAULT_POLLERS_PER_MAPPING = 5
 # How long a stopped mapping's pollers may take to finish the receive each may be in (LONG_POLL_SECONDS each, slower
 # on a busy machine) before "stopped" is logged anyway.
 STOP_RECEIVING_SECONDS = 10.0
@@ -59,8 +58,13 @@ def sweep_dead_work_dirs(root: Path | None = None) -> list[Path]:
 @dataclass
 class _Mapping:
     config: MappingConfig
-    stop: threading.Event = field(default_factory=threading.Event)
-    pollers: list[QueuePoller] = field(default_factory=list)
+    scaling: PollerScaling
+    reported: int = 0  # the concurrent batches last logged
+    pollers: list[tuple[QueuePoller, threading.Event]] = field(default_factory=list)
+
+    @property
+    def all_pollers(self) -> list[QueuePoller]:
+        return [poller for poller, _stop in self.pollers]
 
 
 def _own_work_dir() -> tempfile.TemporaryDirectory[str]:
@@ -78,7 +82,8 @@ class LambdaRuntime:
         regions: Callable[[], Iterable[str]],
         lambda_may_assume: Callable[[str], bool],
         report_processing_result: Callable[[str, str], None] = lambda uuid, result: None,
-        pollers_per_mapping: int = DEFAULT_POLLERS_PER_MAPPING,
+        scaling: ScalingRules | None = None,
+        concurrency: Concurrency | None = None,
         sync_interval: float = 0.5,
         work_dir: Path | None = None,
         queue_client: Callable[[str, RoleCredentials], Any] | None = None,
@@ -91,7 +96,8 @@ class LambdaRuntime:
             lambda region, credentials: self._connect(region, credentials).client("sqs")
         )
         self._regions = regions
-        self._pollers_per_mapping = pollers_per_mapping
+        self._scaling = scaling or ScalingRules()
+        self.concurrency = concurrency or Concurrency(ACCOUNT_CONCURRENCY)
         self._sync_interval = sync_interval
         self._clients: dict[tuple[str, str], Any] = {}
         self._clients_lock = threading.Lock()
@@ -107,6 +113,7 @@ class LambdaRuntime:
             work_dir or Path(self._tmp.name),
             ExecutionRoles(lambda region: self.client("sts", region), lambda_may_assume),
             self.metrics,
+            self.concurrency,
         )
         self._mappings: dict[str, _Mapping] = {}
         self._stopped = threading.Event()
@@ -155,53 +162,64 @@ class LambdaRuntime:
                         mapping.get("EventSourceArn", "").startswith("arn:aws:sqs:")
                         and mapping.get("State") in ACTIVE_STATES
                     ):
-                        found[mapping["UUID"]] = mapping_config(mapping, self._pollers_per_mapping)
+                        found[mapping["UUID"]] = mapping_config(mapping)
         return found
 
     def sync(self) -> None:
-        """Start pollers for new mappings, re-configure changed ones, stop disabled or deleted ones."""
+        """Start pollers for new mappings, re-configure and re-scale the others, stop disabled or deleted ones."""
         wanted = self._enabled_mappings()
         for uuid, config in wanted.items():
-            current = self._mappings.get(uuid)
-            if current is not None and current.config.concurrency == config.concurrency:
-                current.config = config
-                continue
-            if current is not None:
-                self._stop_mapping(uuid)
-            self._start_mapping(config)
+            mapping = self._mappings.get(uuid)
+            if mapping is None:
+                mapping = self._mappings[uuid] = _Mapping(config, self._scaling.for_mapping(config.maximum_concurrency))
+                log.info("mapping %s: polling %s -> %s", uuid, config.queue_arn, config.function_arn)
+            mapping.config = config
+            mapping.scaling.maximum = config.maximum_concurrency
+            self._scale(mapping)
         for uuid in set(self._mappings) - set(wanted):
             self._stop_mapping(uuid)
         self.host.reconcile()
 
-    def _start_mapping(self, config: MappingConfig) -> None:
-        mapping = _Mapping(config)
-        region = parse_arn(config.queue_arn).region
-        for _ in range(config.concurrency):
+    def batches(self, uuid: str) -> tuple[int, int] | None:
+        """(batches the scaling rule allows now, pollers running) for a mapping, or None when it is not polled."""
+        mapping = self._mappings.get(uuid)
+        if mapping is None:
+            return None
+        return mapping.scaling.rule(time.monotonic()), len(mapping.pollers)
+
+    def _scale(self, mapping: _Mapping) -> None:
+        """As many pollers as the scaling rule allows now (each runs one batch at a time); extra ones stop after
+        their batch."""
+        target = mapping.scaling.target(time.monotonic())
+        region = parse_arn(mapping.config.queue_arn).region
+        while len(mapping.pollers) < target:
             # One client per poller (over HTTP, each holds its own connection for its long polls), as the role.
+            stop = threading.Event()
             poller = QueuePoller(
                 lambda m=mapping: m.config,
                 lambda credentials: self._queue_client(region, credentials),
                 self.host,
-                mapping.stop,
+                stop,
                 self._report,
+                mapping.scaling.observe,
             )
-            mapping.pollers.append(poller)
+            mapping.pollers.append((poller, stop))
             poller.start()
-        self._mappings[config.uuid] = mapping
-        log.info(
-            "mapping %s: %d poller(s) on %s -> %s",
-            config.uuid,
-            config.concurrency,
-            config.queue_arn,
-            config.function_arn,
-        )
+        if len(mapping.pollers) > target:
+            for _poller, stop in mapping.pollers[target:]:
+                stop.set()
+            del mapping.pollers[target:]
+        if target != mapping.reported:
+            log.info("mapping %s: %d concurrent batch(es)", mapping.config.uuid, target)
+            mapping.reported = target
 
     def _stop_mapping(self, uuid: str, wait: bool = True) -> _Mapping:
         """Stop a mapping's pollers; with `wait`, "stopped" is logged (from a thread of its own, so that the watcher
         goes on following the other mappings) once none of them can receive any more. A poller may still be
         finishing an invocation then: it receives nothing after it."""
         mapping = self._mappings.pop(uuid)
-        mapping.stop.set()
+        for _poller, stop in mapping.pollers:
+            stop.set()
         if wait:
             threading.Thread(
                 target=self._report_stopped, args=(uuid, mapping), name="mapping-stop", daemon=True
@@ -215,7 +233,7 @@ class LambdaRuntime:
         # A poller checks its stop flag between receives (each at most LONG_POLL_SECONDS): within a few seconds none
         # is receiving, even while one still runs a long invocation (which once held the watcher for 20 s).
         deadline = time.monotonic() + STOP_RECEIVING_SECONDS
-        for poller in mapping.pollers:
+        for poller in mapping.all_pollers:
             poller.join_receiving(max(0.0, deadline - time.monotonic()))
         log.info("mapping %s stopped", uuid)
 
@@ -229,7 +247,7 @@ class LambdaRuntime:
         # Closing the host ends in-flight invocations (their messages return after the visibility timeout).
         self.host.close()
         for mapping in stopped:
-            for poller in mapping.pollers:
+            for poller in mapping.all_pollers:
                 poller.join(timeout=5)
         self._log_writer.close()
         if self.metrics is not None:

@@ -72,6 +72,8 @@ class FunctionSpec:
     code_dir: Path
     log_group: str
     role: str = ""
+    # Not part of the execution environment: a new reservation keeps the warm processes.
+    reserved_concurrency: int | None = field(default=None, compare=False)
 
 
 @dataclass

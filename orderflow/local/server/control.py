@@ -101,7 +101,11 @@ def _log_tail(lines: int = 5) -> str:
 
 
 def start(
-    port: int = DEFAULT_PORT, time_scale: float = 1.0, realistic: bool = False, fresh: bool = False
+    port: int = DEFAULT_PORT,
+    time_scale: float = 1.0,
+    realistic: bool = False,
+    fresh: bool = False,
+    account_concurrency: int = 1000,
 ) -> LocalStatus:
     """Start the background server and wait until it answers. Refuses a second one and a busy port."""
     note = ""
@@ -119,7 +123,7 @@ def start(
     _check_port_free(port)
     with open_private_append(log_file()) as log:
         process = subprocess.Popen(
-            daemon_command(port, time_scale, realistic, fresh),
+            daemon_command(port, time_scale, realistic, fresh, account_concurrency),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -138,7 +142,9 @@ def start(
     raise EndpointError(f"The embedded AWS did not answer within {START_TIMEOUT_SECONDS:.0f}s: {_log_tail()}")
 
 
-def daemon_command(port: int, time_scale: float, realistic: bool, fresh: bool) -> list[str]:
+def daemon_command(
+    port: int, time_scale: float, realistic: bool, fresh: bool, account_concurrency: int = 1000
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -149,6 +155,8 @@ def daemon_command(port: int, time_scale: float, realistic: bool, fresh: bool) -
         repr(time_scale),
         *(["--realistic"] if realistic else []),
         *(["--fresh"] if fresh else []),
+        "--account-concurrency",
+        str(account_concurrency),
     ]
 
 

@@ -15,6 +15,7 @@ from orderflow.errors import EndpointError, PortInUse
 from orderflow.local.iam.roles import RolePolicies
 
 LOOPBACK = "127.0.0.1"
+QUOTA_VARIABLE = "MOTO_LAMBDA_CONCURRENCY_QUOTA"
 
 
 def _require_moto() -> None:
@@ -62,6 +63,7 @@ class EmbeddedAws:
         control_plane: Any = None,
         cloudwatch: bool = True,
         state_file: Path | None = None,
+        account_concurrency: int = 1000,
     ) -> None:
         self.requested_port = port
         # A WSGI middleware around moto's app, e.g. the benchmarks' API call counter.
@@ -89,6 +91,9 @@ class EmbeddedAws:
         self.state_file = state_file
         self.snapshots: Any = None
         self.restored: Any = None
+        # The account's concurrency limit per region (AWS's default 1,000; a new account's may be far lower).
+        self.account_concurrency = account_concurrency
+        self._quota_before: str | None = None
 
     @property
     def port(self) -> int:
@@ -104,6 +109,9 @@ class EmbeddedAws:
 
         moto_patches.PATCHES.enter()  # left in stop(), whatever happens next
         self._patched = True
+        # moto's own knob: PutFunctionConcurrency then refuses a reservation that leaves under 100 unreserved.
+        self._quota_before = os.environ.get(QUOTA_VARIABLE)
+        os.environ[QUOTA_VARIABLE] = str(self.account_concurrency)
         moto_patches.route_invocations_to(lambda: self.runtime.host if self.runtime else None)
         app = self._app()
         moto_patches.use_realistic(self.realistic)
@@ -167,8 +175,12 @@ class EmbeddedAws:
         from orderflow.local.runtime.service import LambdaRuntime
 
         if self.runtime is None:
+            from moto.core import DEFAULT_ACCOUNT_ID
+
             from orderflow.local.iam.queue_access import InProcessQueues
             from orderflow.local.patches import moto as moto_patches
+            from orderflow.local.patches.lambda_concurrency import reservations
+            from orderflow.local.runtime.concurrency import SCALING_MINUTE_SECONDS, Concurrency, ScalingRules
 
             self.runtime = LambdaRuntime(
                 self.endpoint,
@@ -176,7 +188,10 @@ class EmbeddedAws:
                 regions_with_mappings,
                 lambda_may_assume=self.roles.lambda_may_assume,
                 report_processing_result=moto_patches.report_processing_result,
-                pollers_per_mapping=self.pollers_per_mapping,
+                scaling=ScalingRules(initial=self.pollers_per_mapping, minute=SCALING_MINUTE_SECONDS * self.time_scale),
+                concurrency=Concurrency(
+                    self.account_concurrency, lambda region: reservations(DEFAULT_ACCOUNT_ID, region)
+                ),
                 # The pollers live beside the queues, as Lambda's live inside AWS: no HTTP round trip.
                 queue_client=(
                     (lambda region, credentials: InProcessQueues(self.roles, credentials.access_key_id, region))
@@ -210,6 +225,10 @@ class EmbeddedAws:
             self.snapshots = None
         if self._patched:
             self._patched = False
+            if self._quota_before is None:
+                os.environ.pop(QUOTA_VARIABLE, None)
+            else:
+                os.environ[QUOTA_VARIABLE] = self._quota_before
             moto_patches.PATCHES.leave()  # the last embedded AWS to stop gives moto back as it was
 
     def __enter__(self) -> EmbeddedAws:

@@ -65,11 +65,14 @@ class Trigger(Resource):
         return arn.rsplit(":function:", 1)[0] + f":event-source-mapping:{observed.state['UUID']}"
 
     def desired(self, ctx: Context) -> dict[str, Any]:
+        maximum = ctx.settings.max_concurrency
         return {
             "BatchSize": ctx.settings.batch_size,
             "MaximumBatchingWindowInSeconds": ctx.settings.batching_window,
             "FunctionResponseTypes": RESPONSE_TYPES,
             "Enabled": True,
+            # An empty ScalingConfig removes the maximum (Lambda API Reference, ScalingConfig).
+            "ScalingConfig": {"MaximumConcurrency": maximum} if maximum else {},
         }
 
     def read(self, ctx: Context) -> Observed | None:
@@ -82,6 +85,7 @@ class Trigger(Resource):
                 "BatchSize": mapping.get("BatchSize"),
                 "MaximumBatchingWindowInSeconds": mapping.get("MaximumBatchingWindowInSeconds", 0),
                 "FunctionResponseTypes": mapping.get("FunctionResponseTypes", []),
+                "ScalingConfig": mapping.get("ScalingConfig") or {},
                 "Enabled": mapping.get("State") in ("Enabled", "Enabling", "Creating", "Updating"),
                 "State": mapping.get("State"),
             }
@@ -91,6 +95,7 @@ class Trigger(Resource):
         return {
             "batch_size": observed.state["BatchSize"],
             "batching_window": observed.state["MaximumBatchingWindowInSeconds"],
+            "max_concurrency": observed.state["ScalingConfig"].get("MaximumConcurrency", 0),
         }
 
     def vanishing(self, observed: Observed) -> bool:
@@ -112,10 +117,13 @@ class Trigger(Resource):
         )
 
     def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
+        desired = self.desired(ctx)
+        if not desired["ScalingConfig"]:
+            del desired["ScalingConfig"]  # nothing to remove on a new mapping
         params = {
             "EventSourceArn": ctx.arns.queue(ctx.config.queue_name),
             "FunctionName": ctx.config.function_name,
-            **self.desired(ctx),
+            **desired,
         }
         create = Call(
             "lambda",
