@@ -29,10 +29,10 @@ from orderflow.commandline import (
     settings_options,
 )
 from orderflow.errors import Cancelled, ConfigError, NeedsConfirmation, NotFoundError
+from orderflow.flow import advice, publish
 from orderflow.flow import demo as demo_flow
 from orderflow.flow import dlq as dlq_flow
 from orderflow.flow import logs as logs_flow
-from orderflow.flow import publish
 from orderflow.flow import trace as trace_flow
 from orderflow.flow import verify as verify_flow
 from orderflow.flow import watch as watch_flow
@@ -203,9 +203,10 @@ def status(options: Options) -> None:
     """Every resource of the stack, its state and the queue depths."""
     out = options.output
     ctx = options.context()
-    rows = operations.inventory(ctx)
-    render_status(out, ctx, rows)
+    rows, warnings = operations.inventory(ctx), advice.stack_warnings(ctx)
+    render_status(out, ctx, rows, warnings)
     document = {"ok": True, "stack": ctx.config.name, "region": ctx.aws.region, "resources": rows}
+    document["warnings"] = warnings
     out.document(document | ({"managedBy": ctx.config.managed_by} if ctx.config.managed_by else {}))
 
 

@@ -94,6 +94,8 @@ def render_verify(out: Output, report: verify_flow.VerifyReport) -> None:
             for c in report.checks
         ],
     )
+    for warning in report.warnings:
+        out.warn(warning)
     if report.passed:
         out.line(f"[green]every hop proven[/] for order {report.order_id} in {report.seconds:.2f}s")
 
@@ -125,7 +127,7 @@ def render_down(out: Output, ctx: Context, results: list[StepResult]) -> None:
 STATE_COLOURS = {"exists": "green", "missing": "dim", "foreign": "magenta", "owner unknown": "yellow"}
 
 
-def render_status(out: Output, ctx: Context, rows: list[dict[str, Any]]) -> None:
+def render_status(out: Output, ctx: Context, rows: list[dict[str, Any]], warnings: list[str]) -> None:
     def state(row: dict[str, Any]) -> str:
         detail = f" ({row['detail']})" if row.get("detail") else ""
         return f"[{STATE_COLOURS[row['state']]}]{row['state']}[/]{detail}"
@@ -145,6 +147,8 @@ def render_status(out: Output, ctx: Context, rows: list[dict[str, Any]]) -> None
             for r in rows
         ],
     )
+    for warning in warnings:
+        out.warn(warning)
 
 
 def render_exported(out: Output, exported: Exported, next_steps: list[str]) -> None:

@@ -154,6 +154,10 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
 
 
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
 def dashboard(snapshot: Snapshot, stack: str, taken_at: str) -> Table:
     """The `watch` dashboard: one table, counts over the window."""
     s = snapshot
@@ -170,7 +174,8 @@ def dashboard(snapshot: Snapshot, stack: str, taken_at: str) -> Table:
     table.add_row(
         "function",
         f"{s.invocations} invocations · [{'red' if s.errors else 'green'}]{s.errors} errors[/] · "
-        f"{s.throttles} throttles",
+        f"[{'red' if s.throttles else 'green'}]{s.throttles} throttles[/] · "
+        f"peak {_count(s.peak_concurrency)} concurrent",
     )
     table.add_row("duration", f"p50 {_ms(s.duration_p50_ms)} · p95 {_ms(s.duration_p95_ms)}")
     table.add_row(
@@ -203,7 +208,8 @@ def snapshot_line(snapshot: Snapshot, taken_at: str, width: int | None = None) -
         return line if len(line) <= width else line[: max(1, width - 1)] + "…"
     return (
         f"{taken_at} queue {s.queue_visible} visible/{s.queue_in_flight} in flight/oldest {oldest} | "
-        f"dlq {s.dlq_visible} | {s.invocations} inv {s.errors} err {s.throttles} thr | "
+        f"dlq {s.dlq_visible} | {s.invocations} inv {s.errors} err {s.throttles} thr "
+        f"{_count(s.peak_concurrency)} conc | "
         f"p50 {_ms(s.duration_p50_ms)} p95 {_ms(s.duration_p95_ms)} | written {sum(s.written)} "
         f"{sparkline(s.written[-SPARK_WIDTH:])} | alarm {s.alarm_state} (last {s.window_s}s)"
     )

@@ -127,11 +127,12 @@ def timeline(
     dlq_name: str,
     max_receive_count: int,
 ) -> list[TraceEvent]:
-    """The events, oldest first (pure: every input already read)."""
+    """The events, oldest first (pure: every input already read). A receive the handler never saw (its count
+    skipped, or missing before the move to the DLQ) was received but never invoked: shown as throttled, inferred."""
     events: list[TraceEvent] = []
     if published is not None:
         events.append(TraceEvent(published[1], "sns", "published", {"snsMessageId": published[0]}))
-    seen_sqs: set[str | None] = set()
+    seen_sqs: dict[str | None, int] = {}  # message id -> the last receive count the handler logged
     previous: Attempt | None = None
     for attempt in attempts_found:
         record = attempt.record
@@ -140,13 +141,50 @@ def timeline(
                 previous, attempt, attempt.record.sqs_message_id not in seen_sqs, visibility_timeout_s, dlq_name
             )
         if record.sqs_message_id not in seen_sqs:
-            seen_sqs.add(record.sqs_message_id)
             events += _queued(attempt, first=published is None and not events)
+        last = seen_sqs.get(record.sqs_message_id, 0)
+        missing = range(last + 1, record.attempt) if record.attempt > last else range(1, record.attempt)
+        events += [
+            _throttled(
+                n, record.sqs_message_id, attempt.started_ms - (record.attempt - n) * visibility_timeout_s * 1000
+            )
+            for n in missing
+        ]
+        seen_sqs[record.sqs_message_id] = record.attempt
         events += _attempted(attempt)
         previous = attempt
-    if dead_letter is not None and previous is not None:
-        events.append(_moved(previous, visibility_timeout_s, dlq_name, dead_letter))
+    if dead_letter is not None:
+        events += _dead_lettered(previous, published, dead_letter, visibility_timeout_s, dlq_name, max_receive_count)
     return sorted(events, key=lambda e: e.at_ms)
+
+
+def _throttled(receive: int, sqs_message_id: str | None, at_ms: int) -> TraceEvent:
+    details = {"sqsMessageId": sqs_message_id, "receiveCount": receive, "outcome": "throttled", "inferred": True}
+    return TraceEvent(at_ms, "lambda", f"attempt {receive}: throttled (received, never invoked)", details, None, True)
+
+
+def _dead_lettered(
+    last: Attempt | None,
+    published: tuple[str, int] | None,
+    letter: dlq_flow.DeadLetter,
+    visibility_timeout_s: int,
+    dlq_name: str,
+    max_receive_count: int,
+) -> list[TraceEvent]:
+    """The move to the DLQ, after the receives the handler never saw (throttled) when it saw fewer than allowed."""
+    if last is None and published is None:
+        return []
+    logged = last.record.attempt if last is not None else 0
+    ended = last.started_ms + int(last.duration_ms or 0) if last is not None else published[1]  # type: ignore[index]
+    step = visibility_timeout_s * 1000
+    throttled = [
+        _throttled(n, letter.message_id, ended + (n - logged - (0 if last else 1)) * step)
+        for n in range(logged + 1, max_receive_count + 1)
+    ]
+    details: dict[str, Any] = {"queue": dlq_name, "afterReceives": max(logged, max_receive_count) or None}
+    details["sqsMessageId"] = letter.message_id
+    moved_at = (throttled[-1].at_ms if throttled else ended) + step
+    return [*throttled, TraceEvent(moved_at, "dlq", f"moved to {dlq_name}", details, estimated=True)]
 
 
 def _came_back(previous: Attempt, record: HandlerRecord, max_receive_count: int) -> bool:
@@ -221,10 +259,14 @@ def trace(aws: Aws, config: StackConfig, order_id: str | None, message_id: str |
     if published is None and message_id is not None:
         published = next((p for p in journal.values() if p.message_id == message_id), None)
     dead_letter = None
-    if found and found[-1].record.outcome in FAILED:
+    # Failed, or published but never invoked (throttled every time): look for it in the DLQ.
+    if (found and found[-1].record.outcome in FAILED) or (not found and published is not None):
         sqs_ids = {a.record.sqs_message_id for a in found}
         letters = dlq_flow.show(aws, config).letters
-        dead_letter = next((letter for letter in letters if letter.message_id in sqs_ids), None)
+        dead_letter = next(
+            (x for x in letters if x.message_id in sqs_ids or (order_id and not found and x.order_id == order_id)),
+            None,
+        )
     queue = find_queue(Context(aws=aws, config=config), config.queue_name)
     attributes = queue[1] if queue else {}
     redrive = json.loads(attributes.get("RedrivePolicy") or "{}")

@@ -16,7 +16,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from orderflow.access import topic_may_send
 from orderflow.aws import Aws, or_none
 from orderflow.errors import NotFoundError
-from orderflow.flow import dlq, permissions
+from orderflow.flow import advice, dlq, permissions
 from orderflow.flow.logs import HandlerRecord, LogEvent, fetch_events, quoted
 from orderflow.flow.publish import Published
 from orderflow.provision.base import Context
@@ -59,6 +59,7 @@ class VerifyReport:
     checks: list[Check] = field(default_factory=list)
     seconds: float = 0.0
     in_flight: bool = False  # its publish was interrupted mid-call: it may never have been sent
+    warnings: list[str] = field(default_factory=list)  # settings that break under load (flow.advice)
 
     @property
     def passed(self) -> bool:
@@ -75,6 +76,7 @@ class VerifyReport:
             "orderId": self.order_id,
             **({"inFlight": True} if self.in_flight else {}),
             "seconds": round(self.seconds, 3),
+            "warnings": self.warnings,
             "checks": [
                 {
                     "hop": c.hop,
@@ -371,6 +373,7 @@ def verify(
     first_passed: dict[str, float] = {}
     delay = 0.1
     static = static_problems(ctx)
+    warnings = advice.stack_warnings(ctx)
     while True:
         checks = _evaluate(ctx, order_id, published, static)
         now = clock() - started
@@ -390,7 +393,7 @@ def verify(
         check.hint = repair_hint(config, check.hint)
         if in_flight and check.passed is False:
             check.evidence += f" ({IN_FLIGHT})"
-    return VerifyReport(order_id, checks, clock() - started, in_flight)
+    return VerifyReport(order_id, checks, clock() - started, in_flight, warnings)
 
 
 IN_FLIGHT = "publish-test was interrupted while sending this order: it may never have been sent"

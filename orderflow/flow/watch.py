@@ -1,7 +1,8 @@
 """One snapshot of a running stack: the numbers `orderflow watch` shows, read the same way on AWS and embedded.
 
-Queue depths from SQS (GetQueueAttributes); the age of the oldest message, invocations, errors, throttles and
-duration percentiles from CloudWatch (GetMetricData); orders written per interval from the handler's log lines;
+Queue depths from SQS (GetQueueAttributes); the age of the oldest message, invocations, errors, throttles, the
+peak of concurrent executions and duration percentiles from CloudWatch (GetMetricData); orders written per interval
+from the handler's log lines;
 the DLQ alarm's state from DescribeAlarms.
 """
 
@@ -42,6 +43,8 @@ class Snapshot:
     alarm_state: str
     # Orders the handler wrote in each interval of the window, oldest first.
     written: list[int] = field(default_factory=list)
+    # The most of the function's instances running at once in the window (ConcurrentExecutions, Maximum).
+    peak_concurrency: int | None = None
 
     def to_document(self) -> dict[str, Any]:
         return {
@@ -56,6 +59,7 @@ class Snapshot:
                 "invocations": self.invocations,
                 "errors": self.errors,
                 "throttles": self.throttles,
+                "peak_concurrency": self.peak_concurrency,
                 "duration_p50_ms": self.duration_p50_ms,
                 "duration_p95_ms": self.duration_p95_ms,
             },
@@ -108,6 +112,7 @@ def _metrics(aws: Aws, config: StackConfig, window_s: int, now: datetime) -> dic
         metric_query("invocations", "AWS/Lambda", "Invocations", function, "Sum", period),
         metric_query("errors", "AWS/Lambda", "Errors", function, "Sum", period),
         metric_query("throttles", "AWS/Lambda", "Throttles", function, "Sum", period),
+        metric_query("concurrency", "AWS/Lambda", "ConcurrentExecutions", function, "Maximum", period),
         metric_query("p50", "AWS/Lambda", "Duration", function, "p50", period),
         metric_query("p95", "AWS/Lambda", "Duration", function, "p95", period),
         # SQS publishes the age once a minute: the newest one-minute value is the current age.
@@ -166,4 +171,5 @@ def snapshot(aws: Aws, config: StackConfig, window_s: int, interval_s: int, now:
         alarm_name=config.dlq_alarm_name,
         alarm_state=_alarm_state(aws, config),
         written=_written(aws, config, window_s, interval_s, now),
+        peak_concurrency=int(max(metrics["concurrency"])) if metrics.get("concurrency") else None,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import boto3
+import botocore.config
 import botocore.exceptions
 import pytest
 
@@ -192,6 +193,33 @@ def test_mapping_creation_follows_lambdas_rules(endpoint, stack):
         lam.update_event_source_mapping(UUID=mapping["UUID"], BatchSize=100)
     moto_patches.report_processing_result(mapping["UUID"], "PROBLEM: seen by the poller")
     assert lam.get_event_source_mapping(UUID=mapping["UUID"])["LastProcessingResult"] == "PROBLEM: seen by the poller"
+
+
+def test_concurrency_settings_are_kept_and_refused_as_lambda_does(endpoint, stack):
+    config, arns, _queue_url = stack
+    lam = _function(endpoint, config, arns, timeout=3)
+    lam.put_function_concurrency(FunctionName=config.function_name, ReservedConcurrentExecutions=0)
+    # A reservation of 0 (throttle everything) is reported, as AWS reports it; moto alone leaves it out.
+    assert lam.get_function(FunctionName=config.function_name)["Concurrency"] == {"ReservedConcurrentExecutions": 0}
+    with pytest.raises(botocore.exceptions.ClientError, match="below its minimum value of \\[100\\]"):
+        lam.put_function_concurrency(FunctionName=config.function_name, ReservedConcurrentExecutions=901)
+    unchecked = boto3.client(
+        "lambda",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="admin",
+        aws_secret_access_key="admin",
+        config=botocore.config.Config(parameter_validation=False),  # what a client without botocore's model sends
+    )
+    create = dict(EventSourceArn=arns.queue(config.queue_name), FunctionName=config.function_name)
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        unchecked.create_event_source_mapping(**create, ScalingConfig={"MaximumConcurrency": 1})
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "Member must have value greater than or equal to 2" in refused.value.response["Error"]["Message"]
+    mapping = lam.create_event_source_mapping(**create, ScalingConfig={"MaximumConcurrency": 2})
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 2}
+    with pytest.raises(botocore.exceptions.ClientError, match="less than or equal to 1000"):
+        unchecked.update_event_source_mapping(UUID=mapping["UUID"], ScalingConfig={"MaximumConcurrency": 1001})
 
 
 def test_the_rule_book_is_lambdas():

@@ -73,6 +73,35 @@ def test_the_same_order_published_again_after_a_success_is_no_redrive():
     assert whats.count("queued") == 2
 
 
+def test_receives_the_handler_never_saw_are_shown_as_throttled_and_marked_inferred():
+    # Receive 1 throttled, 2 invoked and failed, 3 throttled, then the move to the DLQ.
+    letter = DeadLetter("m-1", "o-1", 3, None, "{}")
+    events = timeline([_attempt(2, 31_100)], ("s-1", 1_000), letter, 30, "OrderQueueDLQ", 3)
+    assert [(e.hop, e.what) for e in events] == [
+        ("sns", "published"),
+        ("sqs", "queued"),
+        ("lambda", "attempt 1: throttled (received, never invoked)"),
+        ("lambda", "attempt 2: invalid"),
+        ("lambda", "attempt 3: throttled (received, never invoked)"),
+        ("dlq", "moved to OrderQueueDLQ"),
+    ]
+    throttled = events[2].to_document()
+    assert throttled["outcome"] == "throttled" and throttled["inferred"] and throttled["estimated"]
+    assert events[-1].to_document()["afterReceives"] == 3
+
+
+def test_an_order_throttled_on_every_receive_is_traced_from_its_publish_to_the_dlq():
+    letter = DeadLetter("m-9", "o-1", 3, None, "{}")
+    events = timeline([], ("s-1", 1_000), letter, 30, "OrderQueueDLQ", 3)
+    assert [e.what for e in events] == [
+        "published",
+        *(f"attempt {n}: throttled (received, never invoked)" for n in (1, 2, 3)),
+        "moved to OrderQueueDLQ",
+    ]
+    assert [e.at_ms for e in events] == [1_000, 1_000, 31_000, 61_000, 91_000]
+    assert timeline([], None, letter, 30, "OrderQueueDLQ", 3) == []  # nothing known of it: no invented story
+
+
 def test_waterfall_and_sparkline():
     assert waterfall_bar(0, 500.0, 0, 1000, 10) == "█████"
     assert waterfall_bar(500, None, 0, 1000, 10) == "     │"
@@ -102,6 +131,11 @@ def test_a_snapshot_reads_depths_metrics_logs_and_the_alarm(ctx):
                 "Timestamp": now - timedelta(minutes=2),
             },
             {"MetricName": "Errors", "Dimensions": function, "Value": 1.0, "Timestamp": now - timedelta(minutes=2)},
+            {"MetricName": "Throttles", "Dimensions": function, "Value": 2.0, "Timestamp": now - timedelta(minutes=2)},
+            *(
+                {"MetricName": "ConcurrentExecutions", "Dimensions": function, "Value": v, "Timestamp": now - ago}
+                for v, ago in ((3.0, timedelta(minutes=1)), (5.0, timedelta(minutes=2)), (9.0, timedelta(hours=1)))
+            ),
             # outside the window: not counted
             {"MetricName": "Invocations", "Dimensions": function, "Value": 50.0, "Timestamp": now - timedelta(hours=1)},
         ],
@@ -121,7 +155,8 @@ def test_a_snapshot_reads_depths_metrics_logs_and_the_alarm(ctx):
     assert document["function"] | {"duration_p50_ms": None, "duration_p95_ms": None} == {
         "invocations": 7,
         "errors": 1,
-        "throttles": 0,
+        "throttles": 2,
+        "peak_concurrency": 5,  # the most at once in the window (the 9 an hour ago is outside it)
         "duration_p50_ms": None,
         "duration_p95_ms": None,
     }

@@ -65,6 +65,8 @@ class Function(Resource):
                 "StateReason": config.get("StateReason"),
                 "LastUpdateStatus": config.get("LastUpdateStatus"),
                 "LastUpdateStatusReason": config.get("LastUpdateStatusReason"),
+                # Not a setting orderflow makes (it is the user's, or their platform team's): read for advice only.
+                "ReservedConcurrentExecutions": (response.get("Concurrency") or {}).get("ReservedConcurrentExecutions"),
             },
             tags=tags,
             tags_unreadable=unreadable,
