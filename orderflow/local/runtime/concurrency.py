@@ -103,7 +103,7 @@ class Concurrency:
 
 # How many batches this machine runs at once per mapping, at most, whatever the scaling rule allows: every batch in
 # flight is a Python process. Beyond it a poller does not receive (no message waits in flight for a process).
-DEFAULT_MACHINE_CAPACITY = max(16, 8 * (os.cpu_count() or 2))
+DEFAULT_MACHINE_CAPACITY = max(8, 4 * (os.cpu_count() or 2))
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,10 @@ LONG_POLL_SECONDS = 1  # short enough that a disabled or deleted mapping stops w
 REFUSED_RETRY_SECONDS = 1.0
 # GetEventSourceMapping's LastProcessingResult, as orderflow's poller last met it.
 OK = "OK"
-# How long a poller whose batch was throttled waits before it receives again (Lambda backs off when throttled).
-THROTTLED_BACKOFF_SECONDS = 1.0
+# How long a poller whose batch was throttled waits before it receives again: a breath, not a cure. AWS documents no
+# back-off that would spare the next batch, and the trap it describes (healthy messages dead-lettered under reserved
+# concurrency) is what a poller that keeps receiving produces.
+THROTTLED_BACKOFF_SECONDS = 0.1
 
 
 def receive_problem(function_name: str) -> str:

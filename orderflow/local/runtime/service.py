@@ -96,7 +96,7 @@ class LambdaRuntime:
             lambda region, credentials: self._connect(region, credentials).client("sqs")
         )
         self._regions = regions
-        self._scaling = scaling or ScalingRules()
+        self.scaling = scaling or ScalingRules()
         self.concurrency = concurrency or Concurrency(ACCOUNT_CONCURRENCY)
         self._sync_interval = sync_interval
         self._clients: dict[tuple[str, str], Any] = {}
@@ -171,7 +171,7 @@ class LambdaRuntime:
         for uuid, config in wanted.items():
             mapping = self._mappings.get(uuid)
             if mapping is None:
-                mapping = self._mappings[uuid] = _Mapping(config, self._scaling.for_mapping(config.maximum_concurrency))
+                mapping = self._mappings[uuid] = _Mapping(config, self.scaling.for_mapping(config.maximum_concurrency))
                 log.info("mapping %s: polling %s -> %s", uuid, config.queue_arn, config.function_arn)
             mapping.config = config
             mapping.scaling.maximum = config.maximum_concurrency
