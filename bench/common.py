@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from orderflow.aws import Aws, connect  # noqa: E402
-from orderflow.local.runtime.worker import memory_mb  # noqa: E402
+from orderflow.local.runtime.environment.worker import memory_mb  # noqa: E402
 from orderflow.local.server.embedded import EmbeddedAws  # noqa: E402
 from orderflow.local.server.state import LOCAL_CREDENTIALS  # noqa: E402
 from orderflow.local.server.wire import is_read, operation_of  # noqa: E402

@@ -39,10 +39,12 @@ def _function_processes(daemon_pid: int, function: str | None = None) -> list[ps
     found = []
     for child in psutil.Process(daemon_pid).children(recursive=True):
         try:
-            command = " ".join(child.cmdline())
+            command, folder = " ".join(child.cmdline()), child.cwd()
         except psutil.NoSuchProcess:
             continue
-        if "bootstrap.py" in command and (function is None or f"/{function}-" in command):
+        # A function process runs a Runtime API client in its deployed code's folder (<function>-<digest>/task).
+        client = "awslambdaric" in command or "ric.py" in command
+        if client and (function is None or f"/{function}-" in folder):
             found.append(child)
     return found
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orderflow.local.runtime import isolation
+from orderflow.local.runtime.environment import isolation
 
 
 def test_a_home_holding_nothing_functions_need_is_hidden_whole(tmp_path, monkeypatch):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+from orderflow.local.runtime.environment.worker import FunctionSpec, Invocation, exit_reason
 from orderflow.local.runtime.logs import report_lines
-from orderflow.local.runtime.worker import FunctionSpec, Invocation, exit_reason
 
 SPEC = FunctionSpec(
     "fn",

@@ -1,5 +1,6 @@
-"""One function process, in-process (in the style of awslambdaric's tests/test_bootstrap.py): the real bootstrap
-in a real child process, driven by WorkerProcess directly — no server, no poller, no sleeps."""
+"""One function process, in-process (in the style of awslambdaric's tests/test_bootstrap.py): a real runtime client
+in a real child process, over the Runtime API, driven by WorkerProcess directly — no server, no poller, no sleeps.
+Every test runs with AWS's client (awslambdaric) and with orderflow's stand-in (ric.py)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,32 @@ from pathlib import Path
 import pytest
 
 from orderflow.local.runtime.credentials import RoleCredentials
-from orderflow.local.runtime.worker import FunctionSpec, WorkerProcess
+from orderflow.local.runtime.environment.launch import CLIENT_VARIABLE, has_awslambdaric, launch_for
+from orderflow.local.runtime.environment.worker import FunctionSpec, WorkerProcess
 
 CREDENTIALS = RoleCredentials("ASIATESTKEY", "secret", "token")
 
 
-def worker_for(tmp_path: Path, source: str, timeout: int = 3, memory: int = 128, handler: str = "index.handler"):
+CLIENTS = ["orderflow", pytest.param("awslambdaric", marks=pytest.mark.skipif(not has_awslambdaric(), reason="Linux"))]
+
+
+def worker_for(
+    tmp_path: Path,
+    source: str,
+    timeout: int = 3,
+    memory: int = 128,
+    handler: str = "index.handler",
+    runtime: str = "python3.13",
+):
     code = tmp_path / "task"
-    code.mkdir()
+    code.mkdir(exist_ok=True)
     (code / "index.py").write_text(textwrap.dedent(source))
     spec = FunctionSpec(
         name="fn",
         arn="arn:aws:lambda:eu-west-2:111122223333:function:fn",
         region="eu-west-2",
         handler=handler,
-        runtime="python3.13",
+        runtime=runtime,
         timeout=timeout,
         memory_size=memory,
         variables={"TABLE_NAME": "Orders"},
@@ -32,11 +44,12 @@ def worker_for(tmp_path: Path, source: str, timeout: int = 3, memory: int = 128,
         log_group="/aws/lambda/fn",
         role="arn:aws:iam::111122223333:role/fn-role",
     )
-    return WorkerProcess(spec, "http://127.0.0.1:9", CREDENTIALS)
+    return WorkerProcess(spec, "http://127.0.0.1:9", CREDENTIALS, launch_for(runtime, tmp_path / "work"))
 
 
-@pytest.fixture
-def make_worker(tmp_path):
+@pytest.fixture(params=CLIENTS)
+def make_worker(tmp_path, request, monkeypatch):
+    monkeypatch.setenv(CLIENT_VARIABLE, request.param)
     made = []
 
     def make(*args, **kwargs):
@@ -46,7 +59,7 @@ def make_worker(tmp_path):
 
     yield make
     for worker in made:
-        worker.kill()
+        worker.close()
 
 
 def test_a_warm_process_is_reused_and_its_module_code_runs_once(make_worker):
@@ -91,18 +104,34 @@ def test_a_process_over_its_memory_size_is_killed(make_worker):
 
 
 @pytest.mark.parametrize(
-    ("source", "handler", "error_type"),
+    ("source", "handler", "error_type", "at_init"),
     [
-        ("import no_such_module\n", "index.handler", "Runtime.ImportModuleError"),
-        ("def handler(event, context)\n    return 1\n", "index.handler", "Runtime.UserCodeSyntaxError"),
-        ("def handler(event, context):\n    return 1\n", "index.missing", "Runtime.HandlerNotFound"),
-        ("def handler(event, context):\n    return object()\n", "index.handler", "Runtime.MarshalError"),
-        ("def handler(event, context):\n    raise KeyError('messageId')\n", "index.handler", "KeyError"),
+        ("import no_such_module\n", "index.handler", "Runtime.ImportModuleError", True),
+        ("def handler(event, context)\n    return 1\n", "index.handler", "Runtime.UserCodeSyntaxError", True),
+        ("def handler(event, context):\n    return 1\n", "index.missing", "Runtime.HandlerNotFound", True),
+        ("def handler(event, context):\n    return object()\n", "index.handler", "Runtime.MarshalError", False),
+        ("def handler(event, context):\n    raise KeyError('messageId')\n", "index.handler", "KeyError", False),
     ],
 )
-def test_errors_are_named_as_lambda_names_them(make_worker, source, handler, error_type):
+def test_errors_are_named_as_lambda_names_them(make_worker, source, handler, error_type, at_init):
     worker = make_worker(source, handler=handler)
     result = worker.invoke({}, "r")
     assert not result.succeeded and result.error["errorType"] == error_type
-    assert worker.alive  # a failing handler is an outcome: the process stays warm for the next invocation
-    assert any(error_type in line for _, line in result.output)
+    assert any(line.startswith(f"[ERROR] {error_type}") for _, line in result.output)
+    if at_init:  # the runtime reports it to /init/error and exits; Lambda starts a new environment next time
+        assert result.init_ms is not None
+        worker._process.wait(timeout=10)
+        assert not worker.alive
+    else:  # a failing handler is an outcome: the process stays warm for the next invocation
+        assert worker.alive and result.error["requestId"] == "r"
+
+
+def test_the_function_runs_on_the_python_its_runtime_names_where_there_is_one(make_worker):
+    import shutil
+
+    if shutil.which("python3.12") is None:
+        pytest.skip("no python3.12 on this machine")
+    worker = make_worker("import sys\ndef handler(event, context):\n    return list(sys.version_info[:2])\n",
+                         runtime="python3.12")  # fmt: skip
+    result = worker.invoke({}, "v")
+    assert result.succeeded and result.payload == [3, 12]

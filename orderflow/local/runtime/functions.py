@@ -19,9 +19,10 @@ from orderflow.arns import parse_arn
 from orderflow.aws import or_none
 from orderflow.local.runtime.concurrency import ACCOUNT_CONCURRENCY, Concurrency, Throttled
 from orderflow.local.runtime.credentials import ExecutionRoles, RoleCredentials
+from orderflow.local.runtime.environment.launch import Launch, launch_for
+from orderflow.local.runtime.environment.worker import FunctionSpec, Invocation, WorkerProcess
 from orderflow.local.runtime.logs import LogWriter
 from orderflow.local.runtime.metrics import LambdaMetrics
-from orderflow.local.runtime.worker import FunctionSpec, Invocation, WorkerProcess
 
 # function ARN -> the zip bytes that were deployed (what CreateFunction / UpdateFunctionCode received).
 CodeSource = Callable[[str], bytes]
@@ -60,6 +61,7 @@ class FunctionHost:
         self._idle: dict[str, list[WorkerProcess]] = {}
         self._busy: set[WorkerProcess] = set()
         self._specs: dict[str, tuple[float, FunctionSpec]] = {}
+        self._launches: dict[str, Launch] = {}
         self._closed = False
 
     def spec(self, function_arn: str) -> FunctionSpec:
@@ -106,6 +108,13 @@ class FunctionHost:
             staging.rename(target)
         return target
 
+    def launch(self, runtime: str) -> Launch:
+        """How this runtime's processes start (the Python is looked for once per runtime)."""
+        with self._lock:
+            if runtime not in self._launches:
+                self._launches[runtime] = launch_for(runtime, self._work_dir)
+            return self._launches[runtime]
+
     def invalidate(self) -> None:
         """Forget every cached configuration: the next invocation reads it from the Lambda API."""
         with self._lock:
@@ -133,7 +142,7 @@ class FunctionHost:
             old.close()
         cold = worker is None
         if worker is None:
-            worker = WorkerProcess(spec, self.endpoint, credentials)
+            worker = WorkerProcess(spec, self.endpoint, credentials, self.launch(spec.runtime))
         with self._lock:
             self._busy.add(worker)
         return worker, cold

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from orderflow.aws import error_code
 from orderflow.local.runtime.credentials import RoleCredentials
-from orderflow.local.runtime.worker import FunctionSpec, Invocation
+from orderflow.local.runtime.environment.worker import FunctionSpec, Invocation
 
 log = logging.getLogger("orderflow.local.runtime")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from orderflow.local.runtime.worker import FunctionSpec, Invocation
+from orderflow.local.runtime.environment.worker import FunctionSpec, Invocation
 
 log = logging.getLogger("orderflow.local.runtime")
 

@@ -83,23 +83,23 @@ def private_directories(needed: tuple[Path, ...]) -> tuple[Path, ...]:
     return tuple(dict.fromkeys(hide))
 
 
-def needed_by_functions(code_root: Path) -> tuple[Path, ...]:
-    """What a function process must see: the interpreter and its libraries (boto3 for the handler), orderflow's
-    bootstrap, the deployed code."""
+def needed_by_functions(code_root: Path, needs: tuple[str, ...] = ()) -> tuple[Path, ...]:
+    """What a function process must see: the interpreter and its libraries (boto3 for the handler), the runtime
+    client, the deployed code, and what its launch names (`needs`: another Python, the libraries linked for it)."""
     import sys
 
     here = Path(__file__).resolve().parent
-    return tuple(Path(p).resolve() for p in {sys.prefix, sys.base_prefix, str(here), str(code_root)})
+    return tuple(Path(p).resolve() for p in {sys.prefix, sys.base_prefix, str(here), str(code_root), *needs})
 
 
-@functools.lru_cache(maxsize=8)
-def isolation(code_root: Path) -> Isolation:
+@functools.lru_cache(maxsize=16)
+def isolation(code_root: Path, needs: tuple[str, ...] = ()) -> Isolation:
     """Probe once (per folder the deployed code is unpacked in) whether function processes can run with the
     private directories hidden."""
     unshare = shutil.which("unshare")
     if unshare is None:
         return _without("there is no `unshare` on this system (Linux's util-linux has it; macOS has none)")
-    hidden = tuple(str(p) for p in private_directories(needed_by_functions(code_root)))
+    hidden = tuple(str(p) for p in private_directories(needed_by_functions(code_root, needs)))
     if not hidden:
         return _without("every private directory holds what functions need (the Python running them)")
     for mapping in ("--map-current-user", "--map-root-user"):
