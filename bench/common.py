@@ -22,7 +22,7 @@ from orderflow.local.server.state import LOCAL_CREDENTIALS  # noqa: E402
 from orderflow.local.server.wire import is_read, operation_of  # noqa: E402
 from orderflow.provision import operations  # noqa: E402
 from orderflow.provision.base import Context  # noqa: E402
-from orderflow.stack import StackConfig  # noqa: E402
+from orderflow.stack import StackConfig, StackSettings  # noqa: E402
 
 DUMMY_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_EC2_METADATA_DISABLED": "true"}
 
@@ -84,10 +84,12 @@ def start_embedded(
     ).start()
 
 
-def stacks_on(embedded: EmbeddedAws, *names: str, region: str = "us-east-1") -> tuple[Aws, list[StackConfig]]:
+def stacks_on(
+    embedded: EmbeddedAws, *names: str, region: str = "us-east-1", settings: StackSettings | None = None
+) -> tuple[Aws, list[StackConfig]]:
     """A client session on the embedded AWS and the named stacks, converged (`orderflow up`, in-process)."""
     aws = connect(region, endpoint_url=embedded.endpoint, credentials=LOCAL_CREDENTIALS)
-    configs = [StackConfig(name) for name in names]
+    configs = [StackConfig(name, settings or StackSettings()) for name in names]
     for config in configs:
         operations.converge(Context(aws=aws, config=config))
     return aws, configs

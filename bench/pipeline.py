@@ -27,7 +27,7 @@ from common import (
 
 from orderflow.flow.logs import fetch_events
 from orderflow.flow.publish import sample_order
-from orderflow.stack import StackConfig
+from orderflow.stack import StackConfig, StackSettings
 
 # What the metrics and the alarm evaluation call (botocore's CloudWatch client may speak a REST-like protocol, whose
 # operation is the path's last part).
@@ -128,12 +128,12 @@ class Measured:
     seconds: float = 0.0
 
 
-def measure(count: int, paced: int, http_pollers: bool, cloudwatch: bool) -> Measured:
+def measure(count: int, paced: int, http_pollers: bool, cloudwatch: bool, runtime: str) -> Measured:
     started = time.monotonic()
     counter = ApiCounter()
     embedded = start_embedded(runtime=True, counter=counter, http_pollers=http_pollers, cloudwatch=cloudwatch)
     try:
-        aws, [pipeline, floor] = stacks_on(embedded, "bench", "floor")
+        aws, [pipeline, floor] = stacks_on(embedded, "bench", "floor", settings=StackSettings(runtime=runtime))
         lam = aws.client("lambda")
         for mapping in lam.list_event_source_mappings(FunctionName=floor.function_name)["EventSourceMappings"]:
             lam.delete_event_source_mapping(UUID=mapping["UUID"])  # the floor loop consumes this queue itself
@@ -201,19 +201,24 @@ def main() -> int:
         action="store_true",
         help="the mapping's pollers reach SQS over HTTP, as before they ran in-process (for comparison)",
     )
+    parser.add_argument(
+        "--runtime",
+        default=StackSettings().runtime,
+        help="the function's runtime: the embedded AWS runs it on that Python where this machine has it",
+    )
     args = parser.parse_args()
     count = 200 if args.quick else args.orders
     paced = 20 if args.quick else 100
 
     # Metrics on (the default embedded AWS: Lambda's and SQS's metrics, alarms evaluated), then off, one after the
     # other in this run: both against their own floor, measured beside them.
-    on = measure(count, paced, args.http_pollers, cloudwatch=True)
-    off = measure(count, paced, args.http_pollers, cloudwatch=False)
+    on = measure(count, paced, args.http_pollers, cloudwatch=True, runtime=args.runtime)
+    off = measure(count, paced, args.http_pollers, cloudwatch=False, runtime=args.runtime)
 
     pollers = "over HTTP" if args.http_pollers else "in-process"
     print(
-        f"{count} orders through an embedded AWS (pollers {pollers}), with CloudWatch's metrics and alarms on, then "
-        "off; floor = one boto3 thread doing the same API work, interleaved"
+        f"{count} orders through an embedded AWS (pollers {pollers}, function on {args.runtime}), with CloudWatch's "
+        "metrics and alarms on, then off; floor = one boto3 thread doing the same API work, interleaved"
     )
     headers = ["run", "orders", "seconds", "orders/s", "p50 s", "p95 s", "max s"]
     print(table(headers, rows("metrics on", count, paced, on) + rows("metrics off", count, paced, off)))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,13 +41,30 @@ class Launch:
             return [*python, "-m", "awslambdaric", handler]
         return [*python, str(OWN_CLIENT), handler]
 
-    def pythonpath(self, task_root: Path) -> str:
-        return os.pathsep.join([str(task_root), *self.libraries])
+    def environment(self, task_root: Path) -> dict[str, str]:
+        """PYTHONPATH (the deployed code first, as on Lambda), and for another Python a bytecode cache of its own:
+        the linked libraries hold bytecode for this Python only, and compiling boto3 at every cold start costs
+        about 0.4 s of CPU."""
+        variables = {"PYTHONPATH": os.pathsep.join([str(task_root), *self.libraries])}
+        if self.libraries:
+            variables |= {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(bytecode_cache())}
+        return variables
 
     @property
     def needs(self) -> tuple[str, ...]:
         """What the function process must be able to read (isolation keeps it visible)."""
         return (*self.interpreter.prefixes, *self.libraries, str(HERE))
+
+
+def _private_folder(name: str) -> Path:
+    """A folder of this user's under the temporary directory, kept across runs (private: what it holds is code)."""
+    folder = Path(tempfile.gettempdir()) / f"orderflow-{name}-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def bytecode_cache() -> Path:
+    return _private_folder("bytecode")
 
 
 def has_awslambdaric() -> bool:
@@ -61,17 +79,27 @@ def _location(module: str) -> Path | None:
     return origin.parent if origin.name == "__init__.py" else origin
 
 
+def _link(link: Path, target: Path) -> None:
+    """`link` -> `target`, replaced atomically when it points elsewhere (another install of orderflow)."""
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    staging = link.with_name(f".{link.name}.{os.getpid()}")
+    staging.unlink(missing_ok=True)
+    staging.symlink_to(target)
+    os.replace(staging, link)
+
+
 def linked_libraries(folder: Path, modules: tuple[str, ...], with_transport: bool) -> Path:
     """A folder of links to this environment's pure-Python packages (and the transport stand-in), for a function
-    running on another Python."""
+    running on another Python. Its path stays the same from run to run, so the bytecode cache (keyed by path) keeps
+    serving cold starts."""
     folder.mkdir(parents=True, exist_ok=True)
     for module in modules:
         source = _location(module)
-        link = folder / (source.name if source else module)
-        if source is not None and not link.exists():
-            link.symlink_to(source)
-    if with_transport and not (folder / "runtime_client.py").exists():
-        (folder / "runtime_client.py").symlink_to(HERE / "runtime_client.py")
+        if source is not None:
+            _link(folder / source.name, source)
+    if with_transport:
+        _link(folder / "runtime_client.py", HERE / "runtime_client.py")
     return folder
 
 
@@ -82,7 +110,8 @@ def choose_client() -> str:
     return "awslambdaric" if sys.platform.startswith("linux") and has_awslambdaric() else "orderflow"
 
 
-def launch_for(runtime: str, work_dir: Path) -> Launch:
+def launch_for(runtime: str, work_dir: Path | None = None) -> Launch:
+    """How to start a function of `runtime` (`work_dir` is no longer needed: the libraries' folder is shared)."""
     interpreter = find(runtime)
     client = choose_client()
     if client == "awslambdaric" and not has_awslambdaric():
@@ -90,5 +119,7 @@ def launch_for(runtime: str, work_dir: Path) -> Launch:
     if interpreter.is_ours:
         return Launch(interpreter, client, ())
     foreign = BUNDLED + (AWS_CLIENT if client == "awslambdaric" else ())
-    folder = linked_libraries(work_dir / f"libraries-{client}", foreign, with_transport=client == "awslambdaric")
+    folder = linked_libraries(
+        _private_folder("libraries") / f"python{interpreter.version}-{client}", foreign, client == "awslambdaric"
+    )
     return Launch(interpreter, client, (str(folder),))

@@ -173,6 +173,9 @@ class _Server(ThreadingHTTPServer):
 def _handler_for(api: RuntimeApi) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: one connection per runtime, as on Lambda
+        # Headers and body go out in separate writes: without TCP_NODELAY the body waits for the client's delayed
+        # ACK (40 ms on Linux), on every /next and every answer.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the embedded AWS's log is not the place for every /next

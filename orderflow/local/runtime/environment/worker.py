@@ -171,7 +171,7 @@ class WorkerProcess:
                 env={
                     **function_environment(spec, endpoint, self.log_stream, credentials),
                     "AWS_LAMBDA_RUNTIME_API": self.api.address,
-                    "PYTHONPATH": launch.pythonpath(spec.code_dir),
+                    **launch.environment(spec.code_dir),
                 },
                 cwd=spec.code_dir,
                 start_new_session=True,  # a signal to the runtime's terminal never reaches the function
