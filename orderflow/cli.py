@@ -53,7 +53,7 @@ from orderflow.render import (
     render_up,
     render_verify,
 )
-from orderflow.stack import DEFAULT_STACK, StackConfig
+from orderflow.stack import DEFAULT_STACK, StackConfig, StackSettings
 from orderflow.ui import Output, keep_watching, show_snapshot
 
 __all__ = ["COMMAND_ORDER", "cli", "main"]
@@ -123,6 +123,8 @@ def up(click_ctx: click.Context, dry_run: bool, no_wait: bool, **flags: Any) -> 
     out = options.output
     resolved = resolve_settings(click_ctx, options, flags)
     resolved.validate()  # before anything is read: a conflict names the flags and the file it comes from
+    if note := options.runtime_note(resolved.settings.runtime):
+        out.warn(note)
     ctx = options.context(resolved.settings)
     held = contextlib.nullcontext() if dry_run else stack_lock(ctx, "up", wait=not no_wait, on_wait=out.warn)
     try:
@@ -469,6 +471,8 @@ def demo(options: Options, timeout: float, realistic: bool, time_scale: float) -
 
     out = options.output
     out.line("[bold]orderflow demo[/]: the seed guide's ten steps on an embedded AWS (no account, no Docker)")
+    if note := options.runtime_note(StackSettings().runtime, embedded=True):
+        out.warn(note)
     with out.waiting("starting the embedded AWS …"):
         embedded = EmbeddedAws(port=0, time_scale=time_scale, realistic=realistic).start()
     try:

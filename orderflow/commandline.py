@@ -49,6 +49,15 @@ class Options:
             )
         return connect(region=self.region, profile=self.profile, endpoint_url=self.endpoint_url)
 
+    def runtime_note(self, runtime: str, embedded: bool = False) -> str | None:
+        """On the embedded AWS (this machine's): which Python stands in for a runtime this machine lacks, else None."""
+        if not (self.local or embedded):
+            return None
+        from orderflow.local.runtime.environment.interpreters import find
+
+        found = find(runtime)
+        return found.stand_in_warning() if found.stands_in else None
+
     def stack_config(self, aws: Aws | None, settings: StackSettings | None = None) -> StackConfig:
         """The stack the command acts on: orderflow's names, or those resolved from where it is managed."""
         names, managed_by = self.managed_names(aws)

@@ -12,7 +12,7 @@ from tests.e2e.conftest import PROJECT_ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("script", ["provision", "pipeline", "verify", "load", "one_writer"])
+@pytest.mark.parametrize("script", ["provision", "pipeline", "verify", "load", "one_writer", "throttle"])
 def test_benchmark_quick_mode_runs_and_reports_its_ratio(script):
     result = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "bench" / f"{script}.py"), "--quick"],

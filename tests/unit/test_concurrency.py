@@ -87,3 +87,15 @@ def test_maximum_concurrency_is_validated_as_the_lambda_api_validates_it(value, 
     assert (found is not None) == refused
     if found is not None:
         assert found[0] == "ValidationException" and "scalingConfig.maximumConcurrency" in found[1]
+
+
+def test_the_embedded_aws_counts_against_the_account_concurrency_it_was_started_with():
+    import os
+
+    from orderflow.local.server.embedded import QUOTA_VARIABLE, EmbeddedAws
+
+    before = os.environ.get(QUOTA_VARIABLE)
+    with EmbeddedAws(account_concurrency=10, cloudwatch=False) as aws:
+        assert aws.runtime.concurrency.account_limit == 10
+        assert os.environ[QUOTA_VARIABLE] == "10"  # moto's own check of PutFunctionConcurrency reads it
+    assert os.environ.get(QUOTA_VARIABLE) == before

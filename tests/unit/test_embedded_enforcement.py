@@ -354,3 +354,47 @@ def test_a_decision_read_before_an_iam_change_is_never_cached_after_it(monkeypat
     assert roles.decide(role, "sqs:ReceiveMessage", "arn:aws:sqs:eu-west-2:111122223333:q") == "allow"
     monkeypatch.setattr(roles, "policies", lambda role_arn: [])
     assert roles.decide(role, "sqs:ReceiveMessage", "arn:aws:sqs:eu-west-2:111122223333:q") == "implicit-deny"
+
+
+def test_concurrent_receives_never_hand_out_one_message_twice(endpoint, stack):
+    """Many pollers of a scaled mapping receive at once, in-process beside the queues: SQS gives each message to one
+    of them, and moves each spent one to the DLQ once."""
+    import threading
+
+    from moto.sqs.models import sqs_backends
+
+    config, arns, queue_url = stack
+    sqs = admin(endpoint, "sqs")
+    dlq_url = sqs.create_queue(QueueName=config.dlq_name)["QueueUrl"]
+    redrive = {"deadLetterTargetArn": arns.queue(config.dlq_name), "maxReceiveCount": "2"}
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"RedrivePolicy": json.dumps(redrive)})
+    for start in range(0, 400, 10):
+        sqs.send_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)]
+        )
+    backend = sqs_backends[arns.account][REGION]
+    received: list[str] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def drain(visibility: int) -> None:
+        try:
+            while batch := backend.receive_message(config.queue_name, 10, 0, visibility):
+                with lock:
+                    received.extend(m.body for m in batch)
+        except BaseException as e:  # noqa: BLE001 - what moto's unguarded scan raised
+            failures.append(e)
+
+    def run(visibility: int) -> None:
+        threads = [threading.Thread(target=drain, args=(visibility,)) for _ in range(12)]  # a scaled mapping's
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+    # Visible again at once after each receive: two receives each, then the next receive moves it to the DLQ.
+    run(0)
+    assert failures == []
+    assert sorted(received) == sorted(f"m{i}" for i in range(400) for _ in range(2))  # never one more
+    depth = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert int(depth["Attributes"]["ApproximateNumberOfMessages"]) == 400

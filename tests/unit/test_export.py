@@ -30,9 +30,10 @@ from tests.unit.conftest import REGION
 SETTINGS = [
     {},
     {"runtime": "python3.9", "architecture": "arm64", "memory_size": 10240, "function_timeout": 900,
-     "visibility_timeout": 5700, "max_receive_count": 1000, "batching_window": 300},
+     "visibility_timeout": 5700, "max_receive_count": 1000, "batching_window": 300, "max_concurrency": 1000},
     {"runtime": "python3.14", "batch_size": 10000, "batching_window": 1, "alarm_email": "ops@example.com"},
-    {"memory_size": 128, "function_timeout": 1, "visibility_timeout": 6, "batch_size": 1, "max_receive_count": 1},
+    {"memory_size": 128, "function_timeout": 1, "visibility_timeout": 6, "batch_size": 1, "max_receive_count": 1,
+     "max_concurrency": 2},
 ]  # fmt: skip
 STACKS = ["default", "shop"]
 

@@ -67,6 +67,7 @@ _TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         ("self", "queue_name", "count", "wait_seconds_timeout", "visibility_timeout", "message_attribute_names"),
     ),
     ("moto.sqs.models", "SQSBackend", "delete_message_batch", ("self", "queue_name", "receipts")),
+    ("moto.sqs.models", "Queue", "wait_for_messages", ("self", "timeout")),
     ("moto.sqs.models", "SQSBackend", "change_message_visibility_batch", ("self", "queue_name", "entries")),
     (
         "moto.sqs.models",
@@ -186,6 +187,7 @@ def _patch_sets() -> list[PatchSet]:
     return [
         PatchSet("sqs: as AWS", _sqs_as_aws),
         PatchSet("sqs: operations that scale", _make_queue_operations_scale),
+        PatchSet("sqs: one receive at a time per queue", _elsewhere("sqs_receive", "one_receive_at_a_time")),
         PatchSet("lambda: invocations in orderflow's runtime", _run_invocations_in_orderflows_runtime),
         PatchSet("sns: only what the queue policy allows", _deliver_only_what_the_queue_policy_allows),
         PatchSet("lambda: last processing result", _report_last_processing_result),

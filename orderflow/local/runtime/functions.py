@@ -111,9 +111,12 @@ class FunctionHost:
     def launch(self, runtime: str) -> Launch:
         """How this runtime's processes start (the Python is looked for once per runtime)."""
         with self._lock:
-            if runtime not in self._launches:
-                self._launches[runtime] = launch_for(runtime, self._work_dir)
-            return self._launches[runtime]
+            known = self._launches.get(runtime)
+        if known is None:  # found outside the lock: looking for a Python runs it (other invocations go on)
+            known = launch_for(runtime)
+            with self._lock:
+                known = self._launches.setdefault(runtime, known)
+        return known
 
     def invalidate(self) -> None:
         """Forget every cached configuration: the next invocation reads it from the Lambda API."""
