@@ -95,6 +95,16 @@ def stacks_on(
     return aws, configs
 
 
+def depth(aws: Aws, name: str) -> int:
+    """Messages in a queue, visible and in flight."""
+    sqs = aws.client("sqs")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attributes.values())
+
+
 def function_processes_rss_mb(embedded: EmbeddedAws) -> tuple[int, float]:
     """How many warm function processes the runtime holds, and their peak RSS added up."""
     pids = embedded.runtime.host.worker_pids()

@@ -10,6 +10,7 @@ import os
 import time
 
 from common import (
+    depth,
     function_processes_rss_mb,
     peak_rss_mb,
     stacks_on,
@@ -28,15 +29,6 @@ def stored_ids(aws, config: StackConfig) -> set[str]:
         .paginate(TableName=config.table_name, ProjectionExpression="orderId")
     )
     return {item["orderId"]["S"] for page in pages for item in page["Items"]}
-
-
-def depth(aws, name: str) -> int:
-    sqs = aws.client("sqs")
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"],
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(v) for v in attributes.values())
 
 
 def main() -> int:

@@ -6,7 +6,7 @@
    maxReceiveCount is the guide's 3.
 2. Scale: M orders (10,000) into a stack with no limit while the poller scales by AWS's rule (5 batches, +300 a
    minute while messages wait), with the minute shortened by --time-scale; the drain time against the rule's ideal
-   (every batch as fast as the measured median) with and without this machine's capacity.
+   for the same arrivals (every batch as fast as the measured median), with and without this machine's capacity.
 
     python bench/throttle.py [--quick] [--orders N] [--scale-orders M] [--time-scale F]
 """
@@ -14,12 +14,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from common import table  # also puts the project on sys.path
+from common import depth, table  # also puts the project on sys.path
 
 from orderflow.aws import connect
 from orderflow.flow.publish import publish_orders, sample_order
@@ -31,15 +30,6 @@ from orderflow.stack import StackConfig, StackSettings
 
 REGION = "us-east-1"
 SHORT = {"function_timeout": 1, "visibility_timeout": 6}
-
-
-def depth(aws, name: str) -> int:
-    sqs = aws.client("sqs")
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"],
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(v) for v in attributes.values())
 
 
 def stored(aws, config: StackConfig) -> int:
@@ -92,31 +82,33 @@ def drained(aws, config: StackConfig, started: float, limit: float) -> float:
     return time.monotonic() - started
 
 
-def ideal_seconds(count: int, batch_size: int, batch_seconds: float, minute: float, capacity: int | None) -> float:
-    """How long the scaling rule takes to process `count` messages if every batch took `batch_seconds`."""
-    done, t, step = 0.0, 0.0, min(0.05, minute / 20)
-    while done < count:
-        batches = min(1000, 5 + 300 * math.floor(t / minute))
-        if capacity:
-            batches = min(batches, capacity)
-        done += batches * batch_size * step / batch_seconds
+def ideal_seconds(
+    arrivals: float, count: int, batch_seconds: float, minute: float, capacity: int | None, batch_size: int = 10
+) -> float:
+    """How long the scaling rule takes to process `count` messages arriving evenly over `arrivals` seconds, if every
+    batch took `batch_seconds`: five batches, 300 more each minute with messages waiting, at most 1,000 (or
+    `capacity`)."""
+    step = min(0.01, minute / 100)
+    t = arrived = done = 0.0
+    batches, window, waited = 5, 0.0, False
+    while done < count - 1e-6:
+        arrived = count if t >= arrivals else count * t / arrivals
+        done += min(arrived - done, min(batches, capacity or batches) * batch_size * step / batch_seconds)
+        waited = waited or arrived - done > 0
         t += step
+        if t - window >= minute:
+            batches, window, waited = (min(1000, batches + 300) if waited else 5), t, False
     return t
 
 
 def scale(embedded: EmbeddedAws, aws, count: int, time_scale: float) -> tuple[list[list[object]], dict[str, float]]:
-    """The orders wait in the queue first (trigger disabled), then the trigger is enabled: the drain is the
-    poller's scaling alone, from five batches."""
+    """Orders published as fast as one client can while the trigger drains them: the backlog that builds makes the
+    poller scale. (Publishing into a stopped trigger first would measure moto instead: its SendMessage counts the
+    whole queue each time.)"""
     config = StackConfig("scale")
     operations.converge(Context(aws=aws, config=config))
     lam = aws.client("lambda")
     uuid = lam.list_event_source_mappings(FunctionName=config.function_name)["EventSourceMappings"][0]["UUID"]
-    lam.update_event_source_mapping(UUID=uuid, Enabled=False)
-    while lam.get_event_source_mapping(UUID=uuid)["State"] != "Disabled":
-        time.sleep(0.1)
-    publish_orders(aws, config, [sample_order() for _ in range(count)])
-    while depth(aws, config.queue_name) < count:
-        time.sleep(0.1)
     samples: list[tuple[int, int]] = []
     stop = threading.Event()
 
@@ -128,7 +120,8 @@ def scale(embedded: EmbeddedAws, aws, count: int, time_scale: float) -> tuple[li
 
     threading.Thread(target=sample, daemon=True).start()
     started = time.monotonic()
-    lam.update_event_source_mapping(UUID=uuid, Enabled=True)
+    publish_orders(aws, config, [sample_order() for _ in range(count)])
+    published = time.monotonic() - started
     seconds = drained(aws, config, started, limit=1800)
     stop.set()
     embedded.runtime.metrics.flush()
@@ -137,10 +130,11 @@ def scale(embedded: EmbeddedAws, aws, count: int, time_scale: float) -> tuple[li
     capacity = embedded.runtime.scaling.capacity
     minute = 60 * time_scale
     batch_seconds = max(p50_ms / 1000, 0.001)
-    rule = ideal_seconds(count, 10, batch_seconds, minute, None)
-    machine = ideal_seconds(count, 10, batch_seconds, minute, capacity)
+    rule = ideal_seconds(published, count, batch_seconds, minute, None)
+    machine = ideal_seconds(published, count, batch_seconds, minute, capacity)
     peak_rule, peak_pollers = max((s[0] for s in samples), default=0), max((s[1] for s in samples), default=0)
-    rows = [[count, written, dead, f"{seconds:.1f}", f"{rule:.1f}", f"{machine:.1f}", peak_rule, peak_pollers]]
+    times = [f"{published:.1f}", f"{seconds:.1f}", f"{rule:.1f}", f"{machine:.1f}"]
+    rows = [[count, written, dead, *times, peak_rule, peak_pollers]]
     return rows, {"seconds": seconds, "machine": machine, "capacity": capacity, "p50_ms": p50_ms, "minute": minute}
 
 
@@ -168,6 +162,7 @@ def main() -> int:
                 "orders",
                 "written",
                 "dead-lettered",
+                "publish s",
                 "drain s",
                 "rule's ideal s",
                 f"ideal at {measured['capacity']} batches s",
