@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from orderflow.local.runtime.environment.launch import CLIENT_VARIABLE
 from tests.e2e.conftest import ORDER, Aws, Cli, free_port, mapping_stopped, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -257,8 +258,11 @@ def test_a_function_over_its_memory_size_is_killed_as_lambda_does(cli, aws, stac
     assert "FunctionError" not in fits and json.loads(fits["Payload"].read()) == 200 * 1024 * 1024
 
 
-def test_demo_runs_the_whole_guide_and_exits_0(cli):
-    result = cli("demo", timeout=180)
+@pytest.mark.parametrize("client", ["default", "orderflow"])
+def test_demo_runs_the_whole_guide_and_exits_0(cli, client):
+    # "orderflow": the Runtime API client that runs functions where awslambdaric does not install (macOS).
+    forced = Cli(cli.env["ORDERFLOW_HOME"], env={CLIENT_VARIABLE: client}) if client != "default" else cli
+    result = forced("demo", timeout=180)
     assert "demo passed" in result.stdout
     assert result.stderr == ""  # no warning or traceback from the embedded AWS reaches a newcomer's terminal
     assert result.stdout.count("✔ pass") == 6
