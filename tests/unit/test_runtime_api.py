@@ -101,6 +101,18 @@ HANDLERS = {
             return inner(event["id"])
         """
     ),
+    "context": textwrap.dedent(
+        """
+        def handler(event, context):
+            identity = context.identity
+            return {"request": context.aws_request_id, "function": context.function_name,
+                    "memory": context.memory_limit_in_mb, "version": context.function_version,
+                    "arn": context.invoked_function_arn, "group": context.log_group_name,
+                    "client_context": context.client_context,
+                    "identity": [identity.cognito_identity_id, identity.cognito_identity_pool_id],
+                    "remaining": 0 < context.get_remaining_time_in_millis() <= 3000}
+        """
+    ),
     "bad partial batch response": "def handler(event, context):\n    return {'batchItemFailures': 'all'}\n",
     "cannot marshal": "def handler(event, context):\n    return {1, 2}\n",
     "import error": "import no_such_module\ndef handler(event, context):\n    return 1\n",

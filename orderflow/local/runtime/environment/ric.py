@@ -46,6 +46,34 @@ class Fault(Exception):
         self.error_type, self.message, self.trace = error_type, message, trace
 
 
+class Fields:
+    """An object with named attributes, None where the document lacks them (awslambdaric's make_obj_from_dict)."""
+
+    def __init__(self, names: tuple[str, ...], document: dict | None) -> None:
+        for name in names:
+            setattr(self, name, (document or {}).get(name))
+
+
+def client_context(document: dict | None) -> Fields | None:
+    if document is None:
+        return None
+    context = Fields(("custom", "env", "client"), document)
+    names = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
+    context.client = None if context.client is None else Fields(names, context.client)  # type: ignore[attr-defined]
+    return context
+
+
+def cognito_identity(document: dict | None) -> Fields:
+    found = document or {}
+    return Fields(
+        ("cognito_identity_id", "cognito_identity_pool_id"),
+        {
+            "cognito_identity_id": found.get("cognitoIdentityId"),
+            "cognito_identity_pool_id": found.get("cognitoIdentityPoolId"),
+        },
+    )
+
+
 class Context:
     """The context object awslambdaric passes (attributes of the same names and meaning)."""
 
@@ -179,14 +207,14 @@ def setup_logging() -> None:
 def invoke(api: RuntimeApi, handler: Any, headers: Any, body: bytes) -> None:
     request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
     try:
-        client_context = headers.get("Lambda-Runtime-Client-Context")
+        context_header = headers.get("Lambda-Runtime-Client-Context")
         identity = headers.get("Lambda-Runtime-Cognito-Identity")
         context = Context(
             request_id,
             int(headers.get("Lambda-Runtime-Deadline-Ms")),
             headers.get("Lambda-Runtime-Invoked-Function-Arn"),
-            json.loads(client_context) if client_context else None,
-            json.loads(identity) if identity else None,
+            client_context(json.loads(context_header)) if context_header else None,
+            cognito_identity(json.loads(identity) if identity else None),
         )
         try:
             event = json.loads(body)
