@@ -108,18 +108,30 @@ class RuntimeApi:
             self._current = invocation.request_id
         self._pending.put(invocation)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
     def close(self) -> None:
-        self._closed.set()
+        """Stop serving; idempotent. The wake pipe is closed under the lock `report` writes under: a file descriptor
+        number closed twice, or written after its close, could belong to another file by then."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
         self._server.shutdown()
         self._server.server_close()
-        for fd in (self.wake_fd, self._wake_write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        with self._lock:
+            for fd in (self.wake_fd, self._wake_write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def report(self, report: Report) -> None:
         self.reports.put(report)
-        with contextlib.suppress(OSError):
-            os.write(self._wake_write, b"!")
+        with self._lock:
+            if not self._closed.is_set():
+                with contextlib.suppress(OSError):
+                    os.write(self._wake_write, b"!")
 
     # The handler's side -------------------------------------------------------------------------------------
 

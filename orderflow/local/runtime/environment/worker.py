@@ -200,6 +200,8 @@ class WorkerProcess:
 
     def _read_output(self, timeout: float) -> None:
         """Wait up to `timeout` for output or a report; take in whatever output is there."""
+        if self.api.closed:
+            return
         watched = [self.api.wake_fd, *([self._stdout] if self._stdout_open else [])]
         try:
             ready, _, _ = select.select(watched, [], [], max(0.0, timeout))
