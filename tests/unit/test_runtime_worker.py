@@ -44,7 +44,7 @@ def worker_for(
         log_group="/aws/lambda/fn",
         role="arn:aws:iam::111122223333:role/fn-role",
     )
-    return WorkerProcess(spec, "http://127.0.0.1:9", CREDENTIALS, launch_for(runtime, tmp_path / "work"))
+    return WorkerProcess(spec, "http://127.0.0.1:9", CREDENTIALS, launch_for(runtime))
 
 
 @pytest.fixture(params=CLIENTS)

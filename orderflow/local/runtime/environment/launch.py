@@ -110,8 +110,8 @@ def choose_client() -> str:
     return "awslambdaric" if sys.platform.startswith("linux") and has_awslambdaric() else "orderflow"
 
 
-def launch_for(runtime: str, work_dir: Path | None = None) -> Launch:
-    """How to start a function of `runtime` (`work_dir` is no longer needed: the libraries' folder is shared)."""
+def launch_for(runtime: str) -> Launch:
+    """How to start a function of `runtime`."""
     interpreter = find(runtime)
     client = choose_client()
     if client == "awslambdaric" and not has_awslambdaric():
