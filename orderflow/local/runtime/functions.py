@@ -49,7 +49,7 @@ class FunctionHost:
         concurrency: Concurrency | None = None,
     ) -> None:
         self.endpoint = endpoint
-        # None: nothing is ever throttled (a host of its own, as in the unit tests).
+        # None: a counter of its own (AWS's default account limit; reservations as GetFunction reports them).
         self.concurrency = concurrency or Concurrency(ACCOUNT_CONCURRENCY)
         self._metrics = metrics
         self._roles = roles
