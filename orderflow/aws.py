@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -42,6 +43,7 @@ class Aws:
         self.config = config
         self._clients: dict[str, Any] = {}
         self._account: str | None = None
+        self._caller_arn: str | None = None
         if not session.region_name:
             raise NotConfigured(
                 "No AWS region configured: pass --region, set AWS_REGION, or set a region in your AWS profile"
@@ -65,8 +67,19 @@ class Aws:
     @property
     def account(self) -> str:
         if self._account is None:
-            self._account = self.client("sts").get_caller_identity()["Account"]
-        return self._account
+            self._identify()
+        return str(self._account)
+
+    @property
+    def caller_arn(self) -> str:
+        """Who signs the calls: a user's, a role session's or the root's ARN (STS GetCallerIdentity)."""
+        if self._caller_arn is None:
+            self._identify()
+        return str(self._caller_arn)
+
+    def _identify(self) -> None:
+        identity = self.client("sts").get_caller_identity()
+        self._account, self._caller_arn = identity["Account"], identity["Arn"]
 
     @property
     def arns(self) -> Arns:
@@ -93,7 +106,19 @@ def connect(
     with aws_errors(endpoint_url):
         region = region or os.environ.get("AWS_REGION") or None
         session = boto3.Session(profile_name=profile, region_name=region, **(credentials or {}))
+        check_region(session.region_name)
         return Aws(session, endpoint_url, config)
+
+
+# Every AWS region's name: two letters, a direction or name, a number (us-east-1, ap-southeast-4, us-gov-west-1).
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+
+
+def check_region(region: str | None) -> None:
+    """A region name as AWS spells them; anything else (a typo, a misplaced argument) is one line, not a call to
+    an endpoint that does not exist."""
+    if region and not _REGION.match(region):
+        raise ConfigError(f"region {region!r} is not an AWS region name (like eu-west-2 or us-east-1)")
 
 
 def check_endpoint(url: str) -> None:

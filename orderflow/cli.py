@@ -20,7 +20,6 @@ from orderflow.commandline import (
     FiniteFloat,
     Options,
     OrderflowGroup,
-    account_concurrency_option,
     check_export,
     export,
     export_option,
@@ -28,6 +27,7 @@ from orderflow.commandline import (
     resolve_settings,
     settings_options,
 )
+from orderflow.commands import local, policy_command, preflight_quietly
 from orderflow.errors import Cancelled, ConfigError, NeedsConfirmation, NotFoundError
 from orderflow.flow import advice, publish
 from orderflow.flow import demo as demo_flow
@@ -37,7 +37,7 @@ from orderflow.flow import trace as trace_flow
 from orderflow.flow import verify as verify_flow
 from orderflow.flow import watch as watch_flow
 from orderflow.iac import export as iac_export
-from orderflow.local.server import control, state
+from orderflow.local.server import state
 from orderflow.provision import operations
 from orderflow.provision.base import Context
 from orderflow.provision.lock import stack_lock
@@ -46,7 +46,6 @@ from orderflow.render import (
     render_dead_letters,
     render_down,
     render_exported,
-    render_local_server,
     render_published,
     render_status,
     render_trace,
@@ -126,6 +125,8 @@ def up(click_ctx: click.Context, dry_run: bool, no_wait: bool, **flags: Any) -> 
     if note := options.runtime_note(resolved.settings.runtime):
         out.warn(note)
     ctx = options.context(resolved.settings)
+    if not dry_run:
+        preflight_quietly(options, ctx, "up")
     held = contextlib.nullcontext() if dry_run else stack_lock(ctx, "up", wait=not no_wait, on_wait=out.warn)
     try:
         with held, out.progress() as progress:
@@ -402,59 +403,6 @@ def dlq_redrive(options: Options) -> None:
     out.document({"ok": True, "moved": result.moved, "method": result.method})
 
 
-@cli.group(no_args_is_help=False)
-def local() -> None:
-    """The embedded AWS: moto's server on 127.0.0.1 plus orderflow's docker-less Lambda runtime."""
-
-
-@local.command("start")
-@click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    default=control.DEFAULT_PORT,
-    show_default=True,
-    envvar="ORDERFLOW_LOCAL_PORT",
-)
-@realistic_options
-@account_concurrency_option
-@click.option("--fresh", is_flag=True, help="Start empty: discard the stacks, orders and logs kept from last time.")
-@click.pass_obj
-def local_start(
-    options: Options, port: int, realistic: bool, time_scale: float, account_concurrency: int, fresh: bool
-) -> None:
-    """Start the embedded AWS in the background (with the state it had when it last stopped) and wait until it
-    answers."""
-    out = options.output
-    with out.waiting("starting the embedded AWS …"):
-        status = control.start(port, time_scale, realistic, fresh, account_concurrency)
-    if status.note:
-        out.warn(status.note)
-    render_local_server(out, status)
-    out.document(status.to_document())
-
-
-@local.command("stop")
-@click.pass_obj
-def local_stop(options: Options) -> None:
-    """Stop the background embedded AWS."""
-    status = control.stop()
-    options.output.line(status.note)
-    options.output.document({"ok": True, "note": status.note})
-
-
-@local.command("status")
-@click.pass_obj
-def local_status(options: Options) -> None:
-    """Is the embedded AWS running, and where."""
-    status = control.status()
-    server = status.server
-    where = f" at {server.endpoint} (pid {server.pid})" if status.running and server else ""
-    options.output.line(f"embedded AWS: {status.note}{where}")
-    options.output.document(status.to_document())
-    if not status.running:
-        raise SystemExit(1)
-
-
 @cli.command()
 @click.option(
     "--timeout",
@@ -488,6 +436,10 @@ def demo(options: Options, timeout: float, realistic: bool, time_scale: float) -
         out.error(f"demo failed: {report.failure}")
         raise SystemExit(1)
     out.line("[green bold]demo passed[/]: the order went SNS → SQS → Lambda → DynamoDB, with logs; nothing left behind")
+
+
+cli.add_command(policy_command)
+cli.add_command(local)
 
 
 def main() -> None:

@@ -109,6 +109,7 @@ COMMAND_ORDER = (
     "dlq",
     "export",
     "down",
+    "policy",
     "local",
     "demo",
 )

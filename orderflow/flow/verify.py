@@ -13,12 +13,12 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from orderflow.access import topic_may_send
 from orderflow.aws import Aws, or_none
 from orderflow.errors import NotFoundError
 from orderflow.flow import advice, dlq, permissions
 from orderflow.flow.logs import HandlerRecord, LogEvent, fetch_events, quoted
 from orderflow.flow.publish import Published
+from orderflow.iam.questions import topic_may_send
 from orderflow.provision.base import Context
 from orderflow.provision.resources.queues import OrderQueue, parse_redrive
 from orderflow.provision.resources.subscription import Subscription
@@ -136,7 +136,15 @@ def check_wiring(ctx: Context) -> Check:
     if not str(subscription.get("SubscriptionArn", "")).startswith("arn:"):
         return Check("wiring", False, "the subscription is pending confirmation", "run `orderflow up`")
     queue_arn, topic_arn = ctx.arns.queue(ctx.config.queue_name), ctx.arns.topic(ctx.config.topic_name)
-    if not topic_may_send(wiring.state["policy"], queue_arn, topic_arn):
+    verdict = topic_may_send(wiring.state["policy"], queue_arn, topic_arn, permissions.undecidable(ctx))
+    if verdict.depends_on:
+        return Check(
+            "wiring",
+            None,
+            f"cannot decide whether the queue policy lets the topic send: it depends on {', '.join(verdict.depends_on)}"
+            " (the order's delivery decides)",
+        )
+    if not verdict.allowed:
         return Check(
             "wiring",
             False,
@@ -307,10 +315,10 @@ def _check_logs(ev: _Evidence, log_group: str, static: list[permissions.Problem]
     return Check("logs", None, UNCHECKED)
 
 
-def static_problems(ctx: Context) -> dict[str, list[permissions.Problem]]:
+def by_hop(found: list[permissions.Problem]) -> dict[str, list[permissions.Problem]]:
     """The role's and the function's problems by hop: read once per verify, since waiting never mends them."""
     static: dict[str, list[permissions.Problem]] = {}
-    for problem in permissions.problems(ctx):
+    for problem in found:
         static.setdefault(problem.hop, []).append(problem)
     return static
 
@@ -372,8 +380,9 @@ def verify(
     started = clock()
     first_passed: dict[str, float] = {}
     delay = 0.1
-    static = static_problems(ctx)
-    warnings = advice.stack_warnings(ctx)
+    judged = permissions.judge(ctx)
+    static = by_hop(judged.problems)
+    warnings = advice.stack_warnings(ctx) + judged.notes
     while True:
         checks = _evaluate(ctx, order_id, published, static)
         now = clock() - started

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from orderflow.arns import Arns
 from orderflow.aws import Aws
+from orderflow.provision.grants import Grant
 from orderflow.provision.ops import Call, Operation, Retag, Wait, reasons_of
 from orderflow.provision.package import LambdaPackage
 from orderflow.stack import StackConfig, StackSettings
@@ -164,6 +165,11 @@ class Resource(ABC):
     def explain(self, ctx: Context, wait: Wait) -> str | None:
         """Why a waiter met a failure state, in AWS's words (None: the waiter's own answer says it)."""
         return None
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        """What each orderflow command needs on this resource: its reads, the calls it plans, and what the flows
+        do with it (provision/grants.py turns them into the deployer's policy)."""
+        return []
 
     def tag_call(self, ctx: Context) -> Call | None:
         """The service's TagResource call that puts this stack's tags on the resource (None: it carries no tags)."""

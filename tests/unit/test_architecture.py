@@ -68,7 +68,7 @@ def test_provision_never_imports_the_flows():
 
 
 def test_the_foundation_imports_no_layer_above_it():
-    for base in ("orderflow.stack", "orderflow.aws", "orderflow.arns", "orderflow.errors", "orderflow.access"):
+    for base in ("orderflow.stack", "orderflow.aws", "orderflow.arns", "orderflow.errors", "orderflow.iam"):
         above = {
             t
             for t in GRAPH[base]

@@ -12,7 +12,7 @@ import pytest
 
 from orderflow.arns import Arns
 from orderflow.errors import OrderflowError
-from orderflow.local.iam.enforcement import iam_action, resource_arn
+from orderflow.local.iam.actions import Need, needs
 from orderflow.local.iam.mapping_rules import MappingRequest, refusal
 from orderflow.local.patches import moto as moto_patches
 from orderflow.local.server.embedded import EmbeddedAws
@@ -240,24 +240,48 @@ def test_the_rule_book_is_lambdas():
     assert refusal(MappingRequest(10, 0, None, 31, True, None)) is None  # no such queue: moto answers
 
 
-def test_requests_map_to_the_iam_action_and_resource_aws_checks():
-    def req(service, operation, **params):
-        return SignedRequest("AKID", "eu-west-2", service, operation, params)
+def test_requests_map_to_the_iam_actions_and_resources_aws_checks():
+    def need(service, operation, **params):
+        return needs(SignedRequest("AKID", "eu-west-2", service, operation, params), account)
 
     account = "111122223333"
-    assert resource_arn(req("dynamodb", "PutItem", TableName="T"), account) == (
-        f"arn:aws:dynamodb:eu-west-2:{account}:table/T"
-    )
+    region = f"eu-west-2:{account}"
+    assert need("dynamodb", "PutItem", TableName="T") == [
+        Need("dynamodb:PutItem", f"arn:aws:dynamodb:{region}:table/T")
+    ]
     url = "http://127.0.0.1:4599/444455556666/Q"
-    assert resource_arn(req("sqs", "ReceiveMessage", QueueUrl=url), account) == "arn:aws:sqs:eu-west-2:444455556666:Q"
-    assert resource_arn(req("sqs", "GetQueueUrl", QueueName="Q"), account) == f"arn:aws:sqs:eu-west-2:{account}:Q"
-    assert resource_arn(req("logs", "PutLogEvents", logGroupName="/g", logStreamName="s"), account) == (
-        f"arn:aws:logs:eu-west-2:{account}:log-group:/g:log-stream:s"
-    )
-    assert resource_arn(req("sqs", "ListQueues"), account) == "*"
-    assert iam_action(req("sqs", "DeleteMessageBatch")) == "sqs:DeleteMessage"
-    assert iam_action(req("dynamodb", "BatchWriteItem")) == "dynamodb:BatchWriteItem"
-    assert iam_action(req("lambda", "GET /2015-03-31/functions")) == "lambda:*"
+    assert need("sqs", "ReceiveMessage", QueueUrl=url) == [
+        Need("sqs:ReceiveMessage", "arn:aws:sqs:eu-west-2:444455556666:Q")
+    ]
+    assert need("sqs", "GetQueueUrl", QueueName="Q") == [Need("sqs:GetQueueUrl", f"arn:aws:sqs:{region}:Q")]
+    assert need("logs", "PutLogEvents", logGroupName="/g", logStreamName="s") == [
+        Need("logs:PutLogEvents", f"arn:aws:logs:{region}:log-group:/g:log-stream:s")
+    ]
+    assert need("sqs", "ListQueues") == [Need("sqs:ListQueues", "*")]
+    assert need("sqs", "DeleteMessageBatch", QueueUrl=url)[0].action == "sqs:DeleteMessage"
+    assert need("dynamodb", "BatchWriteItem")[0].action == "dynamodb:BatchWriteItem"
+    # Lambda's REST calls are read from method and path (Service Authorization Reference, Lambda).
+    function = f"arn:aws:lambda:{region}:function:F"
+    assert need("lambda", "GET /2015-03-31/functions/F") == [Need("lambda:GetFunction", function)]
+    assert need("lambda", "POST /2015-03-31/functions/F/invocations") == [Need("lambda:InvokeFunction", function)]
+    role = f"arn:aws:iam::{account}:role/R"
+    assert need("lambda", "POST /2015-03-31/functions", FunctionName="F", Role=role) == [
+        Need("lambda:CreateFunction", function),
+        Need("iam:PassRole", role, {"iam:PassedToService": "lambda.amazonaws.com"}),
+    ]
+    assert need("lambda", "POST /2015-03-31/event-source-mappings/", FunctionName="F") == [
+        Need("lambda:CreateEventSourceMapping", "*", {"lambda:FunctionArn": function})
+    ]
+    assert need("lambda", "DELETE /2015-03-31/event-source-mappings/u-1", FunctionName="F") == [
+        Need("lambda:DeleteEventSourceMapping", f"arn:aws:lambda:{region}:event-source-mapping:u-1",
+             {"lambda:FunctionArn": function})
+    ]  # fmt: skip
+    assert need("sns", "Unsubscribe", SubscriptionArn="arn:aws:sns:eu-west-2:1:T:x") == [Need("sns:Unsubscribe", "*")]
+    assert need("sns", "CreateTopic", Name="T") == [Need("sns:CreateTopic", f"arn:aws:sns:{region}:T")]
+    assert need("iam", "PutRolePolicy", RoleName="R", PolicyName="P") == [Need("iam:PutRolePolicy", role)]
+    assert need("cloudwatch", "PutMetricAlarm", AlarmName="A") == [
+        Need("cloudwatch:PutMetricAlarm", f"arn:aws:cloudwatch:{region}:alarm:A")
+    ]
 
 
 def test_a_patch_target_that_changed_shape_stops_start_up_with_one_line(monkeypatch):
@@ -288,12 +312,12 @@ def test_the_scaled_receive_and_delete_keep_sqs_semantics(endpoint, stack):
 
 
 def test_the_pollers_in_process_client_answers_as_sqs_does_and_checks_the_role(endpoint, stack):
+    from orderflow.local.iam.identities import Identities
     from orderflow.local.iam.queue_access import InProcessQueues
-    from orderflow.local.iam.roles import RolePolicies
 
     config, arns, queue_url = stack
     issued = admin(endpoint, "sts").assume_role(RoleArn=arns.role(config.role_name), RoleSessionName="poller")
-    roles = RolePolicies()
+    roles = Identities()
     queues = InProcessQueues(roles, issued["Credentials"]["AccessKeyId"], REGION)
     admin(endpoint, "sqs").send_message(
         QueueUrl=queue_url,
@@ -340,19 +364,19 @@ def test_the_pollers_in_process_client_answers_as_sqs_does_and_checks_the_role(e
 
 
 def test_a_decision_read_before_an_iam_change_is_never_cached_after_it(monkeypatch):
-    from orderflow.local.iam.roles import RolePolicies
+    from orderflow.local.iam import identities
 
-    roles = RolePolicies()
+    roles = identities.Identities()
     role = "arn:aws:iam::111122223333:role/r"
     allow_all = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
-    def policies_read_while_iam_changes(role_arn):
+    def policies_read_while_iam_changes(role_arn, plane):
         roles.invalidate()  # an IAM write lands between reading the policies and caching the answer
-        return [allow_all]
+        return identities._loaded([allow_all], None, {})
 
-    monkeypatch.setattr(roles, "policies", policies_read_while_iam_changes)
+    monkeypatch.setattr(identities, "_role_policies", policies_read_while_iam_changes)
     assert roles.decide(role, "sqs:ReceiveMessage", "arn:aws:sqs:eu-west-2:111122223333:q") == "allow"
-    monkeypatch.setattr(roles, "policies", lambda role_arn: [])
+    monkeypatch.setattr(identities, "_role_policies", lambda role_arn, plane: identities._loaded([], None, {}))
     assert roles.decide(role, "sqs:ReceiveMessage", "arn:aws:sqs:eu-west-2:111122223333:q") == "implicit-deny"
 
 

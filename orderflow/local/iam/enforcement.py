@@ -1,8 +1,11 @@
 """The embedded AWS refuses what AWS refuses: a WSGI middleware in front of moto.
 
-- Calls signed with a role session's keys (the functions' and the pollers' — see runtime/credentials.py) are
-  allowed or refused by the role's policies, on the exact resource ARN worked out from the request, with the error
-  code and message the service itself returns. Other keys stay unrestricted, as an administrator's would be.
+- Calls signed by an IAM user's access key or a role session's keys (the functions' and the pollers' too — see
+  runtime/credentials.py) are allowed or refused by that identity's policies and permissions boundary, for every
+  action the call needs (local/iam/actions.py) on its exact resource, with the request context AWS supplies and
+  the error code and message the service itself returns. Other keys stay unrestricted, as an administrator's.
+- IAM refuses a malformed policy document when it is written (MalformedPolicyDocument), so no evaluator guesses.
+- SimulatePrincipalPolicy and SimulateCustomPolicy are answered by the same evaluator (local/iam/simulate.py).
 - CreateEventSourceMapping / UpdateEventSourceMapping refuse what Lambda refuses (see `mapping_refusal`).
 - Any IAM write invalidates the cached decisions, so a changed policy applies to the next call.
 """
@@ -13,10 +16,13 @@ import logging
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlparse
 
-from orderflow.access import denial_message
-from orderflow.local.iam.roles import RolePolicies
+from orderflow.iam.documents import MalformedPolicy, validate
+from orderflow.iam.evaluation import denial_message
+from orderflow.local.iam import identities as identity_store
+from orderflow.local.iam.actions import needs
+from orderflow.local.iam.identities import Caller, Identities
+from orderflow.local.iam.simulate import simulate
 from orderflow.local.server.wire import (
     SignedRequest,
     credential_scope,
@@ -37,54 +43,30 @@ _DENIAL_CODES = {
     "sns": ("AuthorizationError", 403),
     "sts": ("AccessDenied", 403),
     "iam": ("AccessDenied", 403),
+    "cloudwatch": ("AccessDenied", 403),
 }
 # Actions every identity may call whatever its policies say (STS API reference, GetCallerIdentity).
 _ALWAYS_ALLOWED = {"sts:getcalleridentity"}
 _MAPPINGS_PATH = re.compile(r"^/2015-03-31/event-source-mappings/?(?P<uuid>[^/]*)$")
-
-
-def _partition(region: str) -> str:
-    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
-
-
-def resource_arn(request: SignedRequest, account: str) -> str:
-    """The resource a call acts on, as IAM sees it (Service Authorization Reference); `*` where the action has
-    no resource type (ListQueues, DescribeLogGroups, …)."""
-    p, region, params = _partition(request.region), request.region, request.params
-    if request.service == "dynamodb" and params.get("TableName"):
-        return f"arn:{p}:dynamodb:{region}:{account}:table/{params['TableName']}"
-    if request.service == "sqs":
-        if params.get("QueueUrl"):
-            owner, _, name = urlparse(str(params["QueueUrl"])).path.strip("/").partition("/")
-            return f"arn:{p}:sqs:{region}:{owner}:{name}"
-        if params.get("QueueName"):
-            owner = params.get("QueueOwnerAWSAccountId") or account
-            return f"arn:{p}:sqs:{region}:{owner}:{params['QueueName']}"
-    if request.service == "logs" and params.get("logGroupName"):
-        group = f"arn:{p}:logs:{region}:{account}:log-group:{params['logGroupName']}"
-        return f"{group}:log-stream:{params['logStreamName']}" if params.get("logStreamName") else group
-    if request.service == "sns" and params.get("TopicArn"):
-        return str(params["TopicArn"])
-    if request.service == "lambda":
-        return f"arn:{p}:lambda:{region}:{account}:function:*"
-    return "*"
-
-
-# API operations authorised by another action's permission (SQS developer guide, "Amazon SQS API permissions":
-# a batch call needs the permission of the single call).
-_IAM_ACTIONS = {
-    ("sqs", "DeleteMessageBatch"): "DeleteMessage",
-    ("sqs", "SendMessageBatch"): "SendMessage",
-    ("sqs", "ChangeMessageVisibilityBatch"): "ChangeMessageVisibility",
+# IAM writes that carry a policy document, and the kind of document (a trust policy names a principal).
+_DOCUMENTS = {
+    "PutRolePolicy": ("PolicyDocument", "identity"),
+    "PutUserPolicy": ("PolicyDocument", "identity"),
+    "PutGroupPolicy": ("PolicyDocument", "identity"),
+    "CreatePolicy": ("PolicyDocument", "identity"),
+    "CreatePolicyVersion": ("PolicyDocument", "identity"),
+    "CreateRole": ("AssumeRolePolicyDocument", "trust"),
+    "UpdateAssumeRolePolicy": ("PolicyDocument", "trust"),
 }
+_IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
+_SIMULATIONS = ("SimulatePrincipalPolicy", "SimulateCustomPolicy")
+_USER_BOUNDARY = ("CreateUser", "PutUserPermissionsBoundary", "DeleteUserPermissionsBoundary")
 
 
-def iam_action(request: SignedRequest) -> str:
-    """The IAM action a call needs. REST services name no operation on the wire: a role's call to one is checked
-    as the service's every action (`lambda:*`)."""
-    if " " in request.operation:
-        return f"{request.service}:*"
-    return f"{request.service}:{_IAM_ACTIONS.get((request.service, request.operation), request.operation)}"
+def _xml(environ: dict[str, Any], start_response: Any, body: str) -> list[bytes]:
+    data = body.encode()
+    start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(data)))])
+    return [data]
 
 
 class Enforcement:
@@ -93,7 +75,7 @@ class Enforcement:
     def __init__(
         self,
         app: Callable[..., Any],
-        roles: RolePolicies,
+        roles: Identities,
         mapping_refusal: Callable[[str, str, dict[str, Any]], tuple[str, str] | None] | None = None,
         on_lambda_write: Callable[[], None] | None = None,
     ) -> None:
@@ -122,34 +104,101 @@ class Enforcement:
                 self.on_lambda_write()
             return response
 
-        if writes_lambda and self.mapping_refusal is not None and _MAPPINGS_PATH.match(environ.get("PATH_INFO", "")):
-            request = parse_request(environ)
-            refusal = self._mapping_refusal(environ, request) if request else None
-            if refusal is not None:
-                code, message = refusal
-                return error_response(environ, start_response, code, message, status=400)
         caller = self.roles.caller(access_key)
-        if caller is None:
-            return forward()
+        if caller is None and service not in ("iam", "lambda"):
+            return forward()  # an administrator's call to a service with no rule of its own here: body unread
         request = parse_request(environ)
         if request is None:
             return forward()
-        action = iam_action(request)
-        if action.lower() in _ALWAYS_ALLOWED:
-            return forward()
-        resource = resource_arn(request, caller.account)
-        decision = self.roles.decide(caller.role_arn, action, resource)
-        if decision == "allow":
-            return forward()
-        code, status = _DENIAL_CODES.get(request.service, ("AccessDenied", 403))
-        message = denial_message(caller.arn, action, resource, decision)
-        log.info("refused: %s", message)
-        return error_response(environ, start_response, code, message, status=status)
+        if caller is not None:
+            refused = self._refusal(caller, request)
+            if refused is not None:
+                code, status, message = refused
+                log.info("refused: %s", message)
+                return error_response(environ, start_response, code, message, status=status)
+        if service == "iam":
+            answered = self._iam(environ, start_response, request)
+            if answered is not None:
+                return answered
+        if writes_lambda and self.mapping_refusal is not None:
+            refusal = self._mapping_refusal(environ, request)
+            if refusal is not None:
+                code, message = refusal
+                return error_response(environ, start_response, code, message, status=400)
+        return forward()
+
+    def _refusal(self, caller: Caller, request: SignedRequest) -> tuple[str, int, str] | None:
+        """(code, status, message) of the first action the caller may not perform, or None."""
+        for need in needs(request, caller.account, _mapping_function(request)):
+            if need.action.lower() in _ALWAYS_ALLOWED:
+                continue
+            verdict = self.roles.authorize(caller, need.action, need.resource, request.region, need.context)
+            if verdict.decision != "allow":
+                code, status = _DENIAL_CODES.get(request.service, ("AccessDenied", 403))
+                return code, status, denial_message(caller.arn, need.action, need.resource, verdict)
+        return None
+
+    def _iam(self, environ: dict[str, Any], start_response: Any, request: SignedRequest) -> Any:
+        """IAM's own checks and the calls moto lacks; None: moto answers."""
+        operation, params = request.operation, request.params
+        try:
+            if operation in _DOCUMENTS:
+                name, kind = _DOCUMENTS[operation]
+                if name in params:
+                    validate(params[name], kind)
+            if operation in _SIMULATIONS:
+                return _xml(environ, start_response, simulate(operation, params, self.roles))
+        except MalformedPolicy as e:
+            return error_response(environ, start_response, "MalformedPolicyDocument", str(e), status=400)
+        except LookupError as e:
+            message = f"Invalid value for PolicySourceArn: {e} does not name a user, group or role"
+            return error_response(environ, start_response, "NoSuchEntity", message, status=404)
+        if operation in _USER_BOUNDARY:
+            return self._user_boundary(environ, start_response, request)
+        return None
+
+    def _user_boundary(self, environ: dict[str, Any], start_response: Any, request: SignedRequest) -> Any:
+        """moto keeps no boundary for users: recorded here, for the evaluator (CreateUser goes on to moto)."""
+        params = request.params
+        account = next(iter(identity_store.accounts()), "")
+        user = f"arn:aws:iam::{account}:user/{params.get('UserName', '')}"
+        self.roles.invalidate()
+        if request.operation == "CreateUser":
+            if params.get("PermissionsBoundary"):
+                identity_store.USER_BOUNDARIES[user] = str(params["PermissionsBoundary"])
+            return None
+        if request.operation == "PutUserPermissionsBoundary":
+            identity_store.USER_BOUNDARIES[user] = str(params.get("PermissionsBoundary", ""))
+        else:
+            identity_store.USER_BOUNDARIES.pop(user, None)
+        op = request.operation
+        metadata = "<ResponseMetadata><RequestId>orderflow-local</RequestId></ResponseMetadata>"
+        return _xml(environ, start_response, f'<{op}Response xmlns="{_IAM_NS}">{metadata}</{op}Response>')
 
     def _mapping_refusal(self, environ: dict[str, Any], request: SignedRequest) -> tuple[str, str] | None:
         match = _MAPPINGS_PATH.match(environ.get("PATH_INFO", ""))
+        if match is None:
+            return None
         method = environ.get("REQUEST_METHOD")
         if match is None or method not in ("POST", "PUT"):
             return None
         assert self.mapping_refusal is not None
         return self.mapping_refusal(request.region, match.group("uuid") if method == "PUT" else "", request.params)
+
+
+def _mapping_function(request: SignedRequest) -> Callable[[str], str | None] | None:
+    """How to find the function of an event source mapping a Lambda call names (for lambda:FunctionArn)."""
+    if request.service != "lambda":
+        return None
+
+    def function_of(uuid: str) -> str | None:
+        from moto.awslambda.models import lambda_backends
+
+        for backends in list(lambda_backends.values()):
+            backend = backends.get(request.region) if request.region in backends else None
+            mapping = backend.get_event_source_mapping(uuid) if backend is not None else None
+            if mapping is not None:
+                return str(mapping.function_arn)
+        return None
+
+    return function_of

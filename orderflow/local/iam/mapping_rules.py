@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orderflow.arns import parse_arn
-from orderflow.local.iam.roles import RolePolicies
+from orderflow.local.iam.identities import Identities
 from orderflow.stack import MAXIMUM_CONCURRENCY
 
 INVALID = "InvalidParameterValueException"
@@ -80,7 +80,7 @@ def refusal(request: MappingRequest) -> tuple[str, str] | None:
     return None
 
 
-def missing_poller_action(roles: RolePolicies, role_arn: str, queue_arn: str) -> str | None:
+def missing_poller_action(roles: Identities, role_arn: str, queue_arn: str) -> str | None:
     return next(
         (a for a in POLLER_ACTIONS if roles.decide(role_arn, f"sqs:{a}", queue_arn) != "allow"),
         None,
@@ -90,7 +90,7 @@ def missing_poller_action(roles: RolePolicies, role_arn: str, queue_arn: str) ->
 class MappingRules:
     """Reads the embedded AWS's state for `refusal`. Only SQS sources are judged; anything else passes to moto."""
 
-    def __init__(self, roles: RolePolicies, default_account: Callable[[], str]) -> None:
+    def __init__(self, roles: Identities, default_account: Callable[[], str]) -> None:
         self.roles = roles
         self.default_account = default_account
 

@@ -13,8 +13,8 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
-from orderflow.access import denial_message
-from orderflow.local.iam.roles import RolePolicies
+from orderflow.iam.evaluation import denial_message
+from orderflow.local.iam.identities import Identities
 
 NON_EXISTENT_QUEUE = "AWS.SimpleQueueService.NonExistentQueue"
 
@@ -53,7 +53,7 @@ def message_dict(message: Any) -> dict[str, Any]:
 class InProcessQueues:
     """An SQS client for one role session (identified by its access key), served by moto's backend directly."""
 
-    def __init__(self, roles: RolePolicies, access_key: str, region: str) -> None:
+    def __init__(self, roles: Identities, access_key: str, region: str) -> None:
         self._roles = roles
         self._access_key = access_key
         self._region = region
@@ -66,9 +66,9 @@ class InProcessQueues:
         caller = self._roles.caller(self._access_key)
         if caller is None:
             raise _error("InvalidClientTokenId", "The security token included in the request is invalid.", operation)
-        decision = self._roles.decide(caller.role_arn, action, queue_arn)
-        if decision != "allow":
-            raise _error("AccessDenied", denial_message(caller.arn, action, queue_arn, decision), operation)
+        verdict = self._roles.authorize(caller, action, queue_arn, self._region)
+        if verdict.decision != "allow":
+            raise _error("AccessDenied", denial_message(caller.arn, action, queue_arn, verdict), operation)
         return sqs_backends[account][self._region], name
 
     def _call(self, operation: str, call: Any) -> Any:

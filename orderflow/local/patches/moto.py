@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from orderflow.access import topic_may_send
 from orderflow.arns import parse_arn
 from orderflow.errors import EndpointError
+from orderflow.iam.questions import topic_may_send
 from orderflow.local.patches.patching import Patch, Patches, PatchSet
 
 log = logging.getLogger("orderflow.local")
@@ -225,7 +225,7 @@ def queue_policy_allows_topic(queue_arn: str, topic_arn: str) -> bool:
     policy = sqs_backends[arn.account][arn.region].get_queue(arn.resource).policy
     if _realistic is not None:
         policy = _realistic.queue_policy_in_effect(queue_arn, policy)
-    return topic_may_send(json.loads(policy or "{}"), queue_arn, topic_arn)
+    return topic_may_send(json.loads(policy or "{}"), queue_arn, topic_arn).allowed
 
 
 def _deliver_only_what_the_queue_policy_allows() -> list[Patch]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from orderflow.arns import parse_arn
 from orderflow.errors import EndpointError, PortInUse
-from orderflow.local.iam.roles import RolePolicies
+from orderflow.local.iam.identities import Identities
 
 LOOPBACK = "127.0.0.1"
 QUOTA_VARIABLE = "MOTO_LAMBDA_CONCURRENCY_QUOTA"
@@ -75,7 +75,7 @@ class EmbeddedAws:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.runtime: Any = None
-        self.roles = RolePolicies()
+        self.roles = Identities()
         # AWS's durations times this: CloudWatch's minute (SQS metrics, alarm evaluation) always, and with
         # `realistic` the control plane's delays (control_plane.DELAYS). One concept, one number.
         self.time_scale = time_scale

@@ -16,6 +16,7 @@ from typing import Any
 from orderflow.arns import parse_arn
 from orderflow.aws import Aws, or_none
 from orderflow.provision.base import Context, Observed, Resource
+from orderflow.provision.grants import OBSERVERS, Grant, grant
 from orderflow.provision.ops import Call, Operation
 from orderflow.provision.resources.topic import Topic
 from orderflow.stack import StackConfig, tag_dict, tag_list
@@ -106,6 +107,17 @@ class DlqAlarm(Resource):
     kind = "CloudWatch alarm"
     depends_on = ("dlq", "alerts_topic")
 
+    def grants(self, ctx: Context) -> list[Grant]:
+        alarm = self.arn(ctx)
+        return [
+            grant(OBSERVERS | {"watch"}, ("cloudwatch:DescribeAlarms",), alarm),
+            grant(OBSERVERS, ("cloudwatch:ListTagsForResource",), alarm),
+            grant({"up"}, ("cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"), alarm),
+            grant({"down"}, ("cloudwatch:DeleteAlarms",), alarm),
+            # GetMetricData has no resource type (Service Authorization Reference, CloudWatch).
+            grant({"watch"}, ("cloudwatch:GetMetricData",), "*"),
+        ]
+
     def name(self, ctx: Context) -> str:
         return ctx.config.dlq_alarm_name
 
@@ -157,6 +169,18 @@ class AlertsTopic(Topic):
     that someone else subscribed by hand."""
 
     key = "alerts_topic"
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        topic = self.arn(ctx)
+        reads = ("sns:GetTopicAttributes", "sns:ListTagsForResource", "sns:ListSubscriptionsByTopic")
+        writes = ("sns:CreateTopic", "sns:TagResource", "sns:UntagResource", "sns:Subscribe")
+        return [
+            grant(OBSERVERS, reads, topic),
+            grant({"up"}, writes, topic),
+            # SNS has no resource type for a subscription: Unsubscribe is allowed on "*" or not at all.
+            grant({"up"}, ("sns:Unsubscribe",), "*"),
+            grant({"down"}, ("sns:DeleteTopic",), topic),
+        ]
 
     def name(self, ctx: Context) -> str:
         return ctx.config.alerts_topic_name

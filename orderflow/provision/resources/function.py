@@ -8,6 +8,7 @@ from botocore.exceptions import ClientError
 
 from orderflow.aws import is_access_denied, or_none
 from orderflow.provision.base import Context, Observed, Resource, changed
+from orderflow.provision.grants import OBSERVERS, Grant, grant
 from orderflow.provision.ops import Call, Operation, Transient, Wait
 from orderflow.provision.package import LambdaPackage
 
@@ -24,6 +25,16 @@ class Function(Resource):
     key = "function"
     kind = "Lambda function"
     depends_on = ("role", "log_group")
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        function = self.arn(ctx)
+        writes = ("lambda:CreateFunction", "lambda:TagResource", "lambda:UpdateFunctionCode",
+                  "lambda:UpdateFunctionConfiguration")  # fmt: skip
+        return [
+            grant(OBSERVERS | {"verify"}, ("lambda:GetFunction", "lambda:ListTags"), function),
+            grant({"up"}, (*writes, "lambda:GetFunctionConfiguration"), function),
+            grant({"down"}, ("lambda:DeleteFunction",), function),
+        ]
 
     def name(self, ctx: Context) -> str:
         return ctx.config.function_name

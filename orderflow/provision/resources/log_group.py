@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from orderflow.provision.base import Context, Observed, Resource, changed
+from orderflow.provision.grants import OBSERVERS, Grant, grant
 from orderflow.provision.ops import Call, Operation
 
 
 class LogGroup(Resource):
     key = "log_group"
     kind = "CloudWatch log group"
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        # Log group actions are checked on the group's ARN, and policies usually name it with ":*" (any of its
+        # streams): both are granted. DescribeLogGroups is checked on every group of the account.
+        group = (self.arn(ctx), f"{self.arn(ctx)}:*")
+        every_group = ctx.arns.log_group("*")
+        return [
+            grant(OBSERVERS, ("logs:DescribeLogGroups",), every_group),
+            grant(OBSERVERS, ("logs:ListTagsForResource",), *group),
+            grant({"up"}, ("logs:CreateLogGroup", "logs:TagResource", "logs:PutRetentionPolicy"), *group),
+            grant({"down"}, ("logs:DeleteLogGroup",), *group),
+            grant({"verify", "watch", "trace", "logs"}, ("logs:FilterLogEvents",), *group),
+        ]
 
     def name(self, ctx: Context) -> str:
         return ctx.config.log_group_name

@@ -9,6 +9,7 @@ from orderflow.arns import parse_arn
 from orderflow.aws import Aws, or_none
 from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed, Resource, changed
+from orderflow.provision.grants import OBSERVERS, Grant, grant
 from orderflow.provision.ops import Call, Operation, Ref, Transient
 
 # SQS blocks a deleted queue's name for 60 s (QueueDeletedRecently); `down` then `up` meets it every time.
@@ -77,6 +78,15 @@ def messages_held(attributes: dict[str, str]) -> int:
 
 class _Queue(Resource):
     holds = "message(s)"
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        queue = self.arn(ctx)
+        return [
+            grant(OBSERVERS | {"verify", "watch", "dlq"}, ("sqs:GetQueueUrl", "sqs:GetQueueAttributes"), queue),
+            grant(OBSERVERS | {"verify"}, ("sqs:ListQueueTags",), queue),
+            grant({"up"}, ("sqs:CreateQueue", "sqs:TagQueue", "sqs:SetQueueAttributes"), queue),
+            grant({"down"}, ("sqs:DeleteQueue",), queue),
+        ]
 
     def arn(self, ctx: Context) -> str:
         return ctx.arns.queue(self.name(ctx))
@@ -165,6 +175,19 @@ class DeadLetterQueue(_Queue):
     kind = "SQS dead-letter queue"
     holds = "dead letter(s)"
 
+    def grants(self, ctx: Context) -> list[Grant]:
+        # `dlq show` peeks (receives, then puts each letter back); `dlq redrive` starts SQS's message move task, which
+        # needs ReceiveMessage, DeleteMessage and GetQueueAttributes on the DLQ (the SQS developer guide, "Configure
+        # a dead-letter queue redrive"), or moves the letters itself where there is no such task.
+        dlq = (
+            "sqs:ReceiveMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+            "sqs:StartMessageMoveTask",
+            "sqs:ListMessageMoveTasks",
+        )
+        return [*super().grants(ctx), grant({"dlq"}, dlq, self.arn(ctx))]
+
     def name(self, ctx: Context) -> str:
         return ctx.config.dlq_name
 
@@ -178,6 +201,11 @@ class OrderQueue(_Queue):
     kind = "SQS queue"
     depends_on = ("dlq",)
     holds = "queued order(s)"
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        # A redriven letter is sent back to the queue; `down` takes the topic's statement out of the queue policy.
+        return [*super().grants(ctx), grant({"dlq"}, ("sqs:SendMessage",), self.arn(ctx)),
+                grant({"down"}, ("sqs:SetQueueAttributes",), self.arn(ctx))]  # fmt: skip
 
     def name(self, ctx: Context) -> str:
         return ctx.config.queue_name

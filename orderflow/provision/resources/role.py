@@ -7,6 +7,7 @@ import json
 from orderflow.aws import or_none
 from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed, Resource, changed
+from orderflow.provision.grants import OBSERVERS, Grant, grant
 from orderflow.provision.ops import Call, Operation
 from orderflow.stack import tag_dict, tag_list
 
@@ -16,23 +17,47 @@ def _as_dict(document: dict | str) -> dict:
     return json.loads(document) if isinstance(document, str) else document
 
 
+def managed_policy_document(ctx: Context, arn: str) -> dict:
+    """The default version of a managed policy."""
+    iam = ctx.client("iam")
+    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    return _as_dict(iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"])
+
+
 def attached_policy_documents(ctx: Context, role_name: str) -> list[dict]:
     """The default versions of the managed policies attached to a role (someone may have attached one by hand)."""
     iam = ctx.client("iam")
-    documents = []
-    for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
-        for attached in page["AttachedPolicies"]:
-            arn = attached["PolicyArn"]
-            version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-            documents.append(
-                _as_dict(iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"])
-            )
-    return documents
+    return [
+        managed_policy_document(ctx, attached["PolicyArn"])
+        for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name)
+        for attached in page["AttachedPolicies"]
+    ]
 
 
 class Role(Resource):
     key = "role"
     kind = "IAM role"
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        role = self.arn(ctx)
+        reads = ("iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies")
+        writes = ("iam:CreateRole", "iam:TagRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy",
+                  "iam:DetachRolePolicy", "iam:UpdateAssumeRolePolicy")  # fmt: skip
+        # verify judges the role as AWS does: it reads what is attached to it and its permissions boundary, which
+        # may be any managed policy of the account's or AWS's.
+        managed = (
+            f"arn:{ctx.arns.partition}:iam::{ctx.arns.account}:policy/*",
+            f"arn:{ctx.arns.partition}:iam::aws:policy/*",
+        )
+        passed = {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+        return [
+            grant(OBSERVERS | {"verify"}, reads, role),
+            grant({"verify"}, ("iam:GetPolicy", "iam:GetPolicyVersion"), *managed),
+            grant({"up"}, writes, role),
+            # Lambda runs the function as this role: the deployer may hand this role to Lambda, and to nothing else.
+            grant({"up"}, ("iam:PassRole",), role, condition=passed),
+            grant({"down"}, ("iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:DeleteRole"), role),
+        ]
 
     def name(self, ctx: Context) -> str:
         return ctx.config.role_name
@@ -66,7 +91,13 @@ class Role(Resource):
             return None
         role, inline = found
         return Observed(
-            state={"arn": role["Arn"], "trust": _as_dict(role["AssumeRolePolicyDocument"]), "inline": inline},
+            state={
+                "arn": role["Arn"],
+                "trust": _as_dict(role["AssumeRolePolicyDocument"]),
+                "inline": inline,
+                # Not orderflow's to set: a platform team's cap on the role, read so verify judges as AWS does.
+                "boundary": (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn"),
+            },
             tags=tag_dict(role.get("Tags")),
         )
 

@@ -11,6 +11,7 @@ import json
 from orderflow.aws import or_none
 from orderflow.provision import policies
 from orderflow.provision.base import Context, Observed, Resource
+from orderflow.provision.grants import Grant, grant
 from orderflow.provision.ops import Call, Operation, Pause
 from orderflow.provision.resources.queues import find_queue
 
@@ -23,6 +24,14 @@ class Subscription(Resource):
     kind = "SNS->SQS subscription"
     owned_with = "topic"
     depends_on = ("topic", "queue")
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        # Unsubscribe has no resource type in SNS: "*" or nothing.
+        return [
+            grant({"up"}, ("sns:Subscribe",), self.arn(ctx)),
+            grant({"up", "down"}, ("sns:Unsubscribe",), "*"),
+            grant({"up", "down"}, ("sqs:SetQueueAttributes",), self._queue_arn(ctx)),
+        ]
 
     def name(self, ctx: Context) -> str:
         return f"{ctx.config.topic_name} -> {ctx.config.queue_name}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from orderflow.aws import or_none
 from orderflow.errors import Conflict
 from orderflow.provision.base import Context, Observed, Resource, changed
+from orderflow.provision.grants import OBSERVERS, Grant, grant
 from orderflow.provision.ops import Call, Operation, Wait
 from orderflow.stack import tag_dict, tag_list
 
@@ -16,6 +17,15 @@ BILLING_MODE = "PAY_PER_REQUEST"
 class Table(Resource):
     key = "table"
     kind = "DynamoDB table"
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        table = self.arn(ctx)
+        return [
+            grant(OBSERVERS, ("dynamodb:DescribeTable", "dynamodb:ListTagsOfResource"), table),
+            grant({"up"}, ("dynamodb:CreateTable", "dynamodb:TagResource", "dynamodb:UpdateTable"), table),
+            grant({"down"}, ("dynamodb:DeleteTable",), table),
+            grant({"verify", "trace"}, ("dynamodb:GetItem",), table),  # the order, read back by its key
+        ]
 
     def name(self, ctx: Context) -> str:
         return ctx.config.table_name

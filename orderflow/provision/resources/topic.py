@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from orderflow.aws import or_none
 from orderflow.provision.base import Context, Observed, Resource
+from orderflow.provision.grants import OBSERVERS, Grant, grant
 from orderflow.provision.ops import Call, Operation
 from orderflow.stack import tag_dict, tag_list
 
@@ -11,6 +12,16 @@ from orderflow.stack import tag_dict, tag_list
 class Topic(Resource):
     key = "topic"
     kind = "SNS topic"
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        topic = self.arn(ctx)
+        reads = ("sns:GetTopicAttributes", "sns:ListTagsForResource", "sns:ListSubscriptionsByTopic")
+        return [
+            grant(OBSERVERS | {"verify"}, reads, topic),
+            grant({"up"}, ("sns:CreateTopic", "sns:TagResource"), topic),
+            grant({"down"}, ("sns:DeleteTopic",), topic),
+            grant({"publish-test", "verify"}, ("sns:Publish",), topic),
+        ]
 
     def name(self, ctx: Context) -> str:
         return ctx.config.topic_name

@@ -7,6 +7,7 @@ from typing import Any
 from orderflow.aws import or_none
 from orderflow.errors import NotFoundError
 from orderflow.provision.base import Context, Observed, Resource, changed
+from orderflow.provision.grants import OBSERVERS, Grant, grant
 from orderflow.provision.ops import Call, Operation, Ref, Transient, Wait
 
 RESPONSE_TYPES = ["ReportBatchItemFailures"]
@@ -49,6 +50,31 @@ class Trigger(Resource):
     kind = "SQS trigger"
     owned_with = "function"
     depends_on = ("function", "queue", "role")
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        # A mapping's ARN is known only once it exists: its calls are allowed for mappings of this function alone
+        # (lambda:FunctionArn), and ListEventSourceMappings has no resource type.
+        of_ours = {"ArnLike": {"lambda:FunctionArn": self.arn(ctx)}}
+        # …IfExists: once a mapping is deleted it has no function, and the wait for its deletion must hear "not
+        # found", not "access denied"; while it exists, its function must be ours.
+        existing = {"ArnLikeIfExists": {"lambda:FunctionArn": self.arn(ctx)}}
+        mappings = f"arn:{ctx.arns.partition}:lambda:{ctx.arns.region}:{ctx.arns.account}:event-source-mapping:*"
+        return [
+            grant(OBSERVERS | {"verify"}, ("lambda:ListEventSourceMappings",), "*"),
+            grant({"up"}, ("lambda:CreateEventSourceMapping",), "*", condition=of_ours),
+            grant(
+                {"up"},
+                ("lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"),
+                mappings,
+                condition=existing,
+            ),
+            grant(
+                {"down"},
+                ("lambda:GetEventSourceMapping", "lambda:DeleteEventSourceMapping"),
+                mappings,
+                condition=existing,
+            ),
+        ]
 
     def name(self, ctx: Context) -> str:
         return f"{ctx.config.queue_name} -> {ctx.config.function_name}"
