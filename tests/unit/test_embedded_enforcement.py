@@ -422,3 +422,141 @@ def test_concurrent_receives_never_hand_out_one_message_twice(endpoint, stack):
     assert sorted(received) == sorted(f"m{i}" for i in range(400) for _ in range(2))  # never one more
     depth = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
     assert int(depth["Attributes"]["ApproximateNumberOfMessages"]) == 400
+
+
+def test_update_function_code_applies_the_architectures_it_is_given(endpoint):
+    """Lambda API reference, UpdateFunctionCode: Architectures is one of its parameters; moto alone drops it."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("index.py", "def lambda_handler(event, context):\n    return 1\n")
+    iam, lam = admin(endpoint, "iam"), admin(endpoint, "lambda")
+    role = iam.create_role(RoleName="arch-role", AssumeRolePolicyDocument=json.dumps(lambda_trust_policy()))["Role"]
+    lam.create_function(FunctionName="arch", Runtime="python3.12", Role=role["Arn"], Handler="index.lambda_handler",
+                        Code={"ZipFile": buffer.getvalue()})  # fmt: skip
+    lam.update_function_code(FunctionName="arch", ZipFile=buffer.getvalue(), Architectures=["arm64"])
+    assert lam.get_function(FunctionName="arch")["Configuration"]["Architectures"] == ["arm64"]
+    with pytest.raises(botocore.exceptions.ClientError):
+        lam.update_function_code(FunctionName="arch", ZipFile=buffer.getvalue(), Architectures=["sparc"])
+
+
+def as_user(endpoint, keys, service):
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id=keys["AccessKeyId"],
+                        aws_secret_access_key=keys["SecretAccessKey"])  # fmt: skip
+
+
+def _allow(*actions, resource="*"):
+    return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": list(actions),
+                                                               "Resource": resource}]})  # fmt: skip
+
+
+def test_an_iam_users_keys_carry_its_own_group_and_attached_policies_and_its_boundary(endpoint, stack):
+    config, arns, queue_url = stack
+    iam = admin(endpoint, "iam")
+    name = f"u-{config.name}"
+    iam.create_user(UserName=name)
+    keys = iam.create_access_key(UserName=name)["AccessKey"]
+    sqs = as_user(endpoint, keys, "sqs")
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        sqs.get_queue_attributes(QueueUrl=queue_url)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    user_arn = f"arn:aws:iam::{arns.account}:user/{name}"
+    assert refused.value.response["Error"]["Message"] == (
+        f"User: {user_arn} is not authorized to perform: sqs:GetQueueAttributes on resource: "
+        f"{arns.queue(config.queue_name)} because no identity-based policy allows the sqs:GetQueueAttributes action"
+    )
+    iam.create_group(GroupName=name)
+    iam.put_group_policy(GroupName=name, PolicyName="sqs", PolicyDocument=_allow("sqs:Get*"))
+    iam.add_user_to_group(GroupName=name, UserName=name)
+    assert "Attributes" in sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])
+    arn = iam.create_policy(PolicyName=f"{name}-ddb", PolicyDocument=_allow("dynamodb:*"))["Policy"]["Arn"]
+    iam.attach_user_policy(UserName=name, PolicyArn=arn)
+    ddb = as_user(endpoint, keys, "dynamodb")
+    ddb.describe_table(TableName=config.table_name)
+    # A boundary caps what the identity policies grant (moto keeps none for users: the embedded AWS does).
+    only_sqs = iam.create_policy(PolicyName=f"{name}-boundary", PolicyDocument=_allow("sqs:*"))["Policy"]["Arn"]
+    iam.put_user_permissions_boundary(UserName=name, PermissionsBoundary=only_sqs)
+    with pytest.raises(botocore.exceptions.ClientError) as capped:
+        ddb.describe_table(TableName=config.table_name)
+    assert capped.value.response["Error"]["Message"].endswith(
+        "because no permissions boundary allows the dynamodb:DescribeTable action"
+    )
+    iam.delete_user_permissions_boundary(UserName=name)
+    ddb.describe_table(TableName=config.table_name)
+    # A deleted key signs nothing any more: never the unrestricted default.
+    iam.delete_access_key(UserName=name, AccessKeyId=keys["AccessKeyId"])
+    with pytest.raises(botocore.exceptions.ClientError) as invalid:
+        ddb.describe_table(TableName=config.table_name)
+    assert invalid.value.response["Error"]["Code"] == "InvalidClientTokenId"
+
+
+def test_create_function_needs_iam_pass_role_on_that_role_for_lambda(endpoint, stack):
+    config, arns, _ = stack
+    iam = admin(endpoint, "iam")
+    name = f"p-{config.name}"
+    iam.create_user(UserName=name)
+    keys = iam.create_access_key(UserName=name)["AccessKey"]
+    iam.put_user_policy(UserName=name, PolicyName="lambda", PolicyDocument=_allow("lambda:*"))
+    lam = as_user(endpoint, keys, "lambda")
+    create = {"FunctionName": f"{name}-f", "Runtime": "python3.12", "Role": arns.role(config.role_name),
+              "Handler": "index.lambda_handler", "Code": {"ZipFile": b"PK\x05\x06" + b"\x00" * 18}}  # fmt: skip
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        lam.create_function(**create)
+    message = refused.value.response["Error"]["Message"]
+    assert f"iam:PassRole on resource: {arns.role(config.role_name)}" in message
+    passed_to_ec2 = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "iam:PassRole", "Resource": arns.role(config.role_name),
+        "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}}]})  # fmt: skip
+    iam.put_user_policy(UserName=name, PolicyName="pass", PolicyDocument=passed_to_ec2)
+    with pytest.raises(botocore.exceptions.ClientError):
+        lam.create_function(**create)  # passed to another service: still refused
+
+
+def test_simulate_principal_and_custom_policy_answer_with_the_enforcing_evaluator(endpoint, stack):
+    config, arns, _ = stack
+    iam = admin(endpoint, "iam")
+    name = f"s-{config.name}"
+    iam.create_user(UserName=name)
+    table = arns.table(config.table_name)
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=_allow("dynamodb:PutItem", resource=table))
+    answer = iam.simulate_principal_policy(
+        PolicySourceArn=f"arn:aws:iam::{arns.account}:user/{name}",
+        ActionNames=["dynamodb:PutItem", "dynamodb:DeleteTable"],
+        ResourceArns=[table],
+    )
+    assert [(r["EvalActionName"], r["EvalDecision"]) for r in answer["EvaluationResults"]] == [
+        ("dynamodb:PutItem", "allowed"),
+        ("dynamodb:DeleteTable", "implicitDeny"),
+    ]
+    tls_only = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "sqs:*", "Resource": "*",
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})  # fmt: skip
+    custom = iam.simulate_custom_policy(
+        PolicyInputList=[tls_only],
+        ActionNames=["sqs:SendMessage"],
+        ContextEntries=[{"ContextKeyName": "aws:SecureTransport", "ContextKeyValues": ["false"],
+                         "ContextKeyType": "boolean"}],
+    )  # fmt: skip
+    assert custom["EvaluationResults"][0]["EvalDecision"] == "explicitDeny"
+    with pytest.raises(botocore.exceptions.ClientError) as unknown:
+        iam.simulate_principal_policy(PolicySourceArn=f"arn:aws:iam::{arns.account}:user/nobody", ActionNames=["s:A"])
+    assert unknown.value.response["Error"]["Code"] == "NoSuchEntity"
+
+
+def test_iam_refuses_a_malformed_policy_document_when_it_is_written(endpoint, stack):
+    config, _, _ = stack
+    iam = admin(endpoint, "iam")
+    lower_case = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "deny", "Action": "*", "Resource": "*"}]}
+    )
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        iam.put_role_policy(RoleName=config.role_name, PolicyName="bad", PolicyDocument=lower_case)
+    assert refused.value.response["Error"]["Code"] == "MalformedPolicyDocument"
+    unknown = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*",
+                          "Condition": {"StringEqualz": {"aws:username": "x"}}}]})  # fmt: skip
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        iam.create_policy(PolicyName=f"{config.name}-bad", PolicyDocument=unknown)
+    assert "Invalid Condition type : StringEqualz" in refused.value.response["Error"]["Message"]

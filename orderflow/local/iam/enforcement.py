@@ -105,6 +105,9 @@ class Enforcement:
             return response
 
         caller = self.roles.caller(access_key)
+        if caller is None and self.roles.revoked(access_key):
+            message = "The security token included in the request is invalid."
+            return error_response(environ, start_response, "InvalidClientTokenId", message, status=403)
         if caller is None and service not in ("iam", "lambda"):
             return forward()  # an administrator's call to a service with no rule of its own here: body unread
         request = parse_request(environ)

@@ -73,6 +73,9 @@ class Identities:
         # `local start --realistic`: IAM changes take a while to apply (realism.ControlPlane); None: at once.
         self.plane: Any = None
         self._callers: dict[str, Caller | None] = {}
+        # Keys that once belonged to a user or session: deleted or deactivated since, they sign nothing any more
+        # (never fall back to the unrestricted default).
+        self._issued: set[str] = set()
         self._loaded: dict[str, _Loaded] = {}
         self._decisions: dict[tuple[Any, ...], Verdict] = {}
         self._lock = threading.Lock()
@@ -96,7 +99,13 @@ class Identities:
             if len(self._callers) > 10_000:
                 self._callers.clear()
             self._callers[access_key] = found
+            if found is not None:
+                self._issued.add(access_key)
         return found
+
+    def revoked(self, access_key: str) -> bool:
+        """A key IAM or STS issued that no longer signs (its user, key or role is gone, or the key is Inactive)."""
+        return access_key in self._issued and self.caller(access_key) is None
 
     def _load(self, caller: Caller) -> _Loaded:
         key = caller.role_arn or caller.arn

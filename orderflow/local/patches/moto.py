@@ -79,6 +79,7 @@ _TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("moto.awslambda.models", "LambdaFunction", "invoke", ("self", "body", "request_headers", "response_headers")),
     ("moto.awslambda.models", "EventSourceMapping", "get_configuration", ("self",)),
     ("moto.awslambda.models", "LambdaFunction", "get_code", ("self.reserved_concurrency",)),
+    ("moto.awslambda.models", "LambdaFunction", "update_function_code", ("self", "updated_spec")),
     # Read by the realistic control plane (realism/), which overlays AWS's transient states:
     ("moto.awslambda.models", "LambdaFunction", "get_configuration", ("self", "on_create")),
     ("moto.awslambda.models", "LambdaFunction", "__init__", ("self.region", "self.function_name")),
@@ -198,6 +199,10 @@ def _patch_sets() -> list[PatchSet]:
         PatchSet("cloudformation: properties moto drops", _elsewhere("cloudformation", "properties_moto_drops")),
         PatchSet("cloudformation: stack tags", _elsewhere("cloudformation", "stack_tags")),
         PatchSet("lambda: a reserved concurrency of 0", _elsewhere("lambda_concurrency", "report_reservation_of_zero")),
+        PatchSet(
+            "lambda: architectures on a code update",
+            _elsewhere("lambda_architecture", "apply_architectures_on_code_update"),
+        ),
     ]
 
 
