@@ -98,6 +98,10 @@ class Wait:
     params: Mapping[str, Any] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
     limit: float = STATE_LIMIT_SECONDS
+    # For a waiter: where its answer holds the state (a JMESPath), and the states met on the way. A state that is
+    # neither the waiter's own nor one of these will not pass by waiting: the wait fails at once, naming it.
+    state_path: str = ""
+    passing: tuple[str, ...] = ()
 
     def describe(self) -> str:
         how = self.waiter or self.condition

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import jmespath
 from botocore import xform_name
 from botocore.exceptions import ClientError
 
@@ -136,10 +137,12 @@ def _waiter_poll(step: StepRun, op: Wait, params: dict[str, Any]) -> Callable[[]
         except ClientError as e:
             response = e.response  # some acceptors match an error code (ResourceNotFoundException: "gone")
         state = next((a.state for a in config.acceptors if a.matcher_func(response)), None)
-        if state == "failure" or (state is None and "Error" in response):
+        seen = jmespath.search(op.state_path, response) if op.state_path and "Error" not in response else None
+        unexpected = state is None and seen is not None and seen not in op.passing
+        if state == "failure" or (state is None and "Error" in response) or unexpected:
             reason = step.resource.explain(step.ctx, op) or str(response.get("Error", response))
             raise AwsError(f"{op.target} {op.what} did not happen: {reason}")
-        return state == "success", "not there yet"
+        return state == "success", str(seen or "not there yet")
 
     return poll
 

@@ -201,7 +201,7 @@ def test_a_function_being_updated_is_only_waited_for():
 def test_a_disabled_or_changed_mapping_is_updated_and_one_between_states_waited_for():
     ctx = context(batch_size=5)
     ops = Trigger().update_operations(ctx, mapping("Disabled", Enabled=False))
-    assert [a for a, _ in shape(ops)] == ["lambda:UpdateEventSourceMapping", "settled"]
+    assert [a for a, _ in shape(ops)] == ["lambda:UpdateEventSourceMapping", "enabled"]
     assert set(ops[0].reasons) == {"BatchSize: 10 -> 5", "Enabled: False -> True"}
     creating = Trigger().update_operations(context(), mapping("Creating"))
     assert [a for a, _ in shape(creating)] == ["settled"]
@@ -209,7 +209,7 @@ def test_a_disabled_or_changed_mapping_is_updated_and_one_between_states_waited_
 
 def test_the_maximum_concurrency_is_set_kept_and_removed_with_an_empty_scaling_config():
     capped = Trigger().update_operations(context(max_concurrency=2), mapping())
-    assert [a for a, _ in shape(capped)] == ["lambda:UpdateEventSourceMapping", "settled"]
+    assert [a for a, _ in shape(capped)] == ["lambda:UpdateEventSourceMapping", "enabled"]
     assert capped[0].params["ScalingConfig"] == {"MaximumConcurrency": 2}
     assert (
         Trigger().update_operations(context(max_concurrency=2), mapping(ScalingConfig={"MaximumConcurrency": 2})) == []
@@ -309,4 +309,31 @@ def test_every_operation_describes_itself_in_one_line_and_as_a_document():
     assert create.to_document()["parameters"]["Code"]["ZipFile"].startswith(f"<{len(PACKAGE.zip_bytes)} bytes")
     assert DeadLetterQueue().create_operations(ctx, None)[0].params["Attributes"] == {
         "MessageRetentionPeriod": str(14 * 24 * 3600)
+    }
+
+
+def test_an_inactive_function_is_left_alone_when_converged_and_updated_without_waiting_for_active_first():
+    """Lambda function states: an idle function is Inactive until it is invoked or updated; waiting for Active
+    before updating it would wait for ever."""
+    ctx = context()
+    assert Function().update_operations(ctx, converged_function(ctx, State="Inactive")) == []
+    code = Function().update_operations(ctx, converged_function(ctx, State="Inactive", CodeSha256="old"))
+    assert [a for a, _ in shape(code)] == [
+        "function_updated_v2",
+        "lambda:UpdateFunctionCode",
+        "function_updated_v2",
+        "function_active_v2",
+    ]
+    config = Function().update_operations(ctx, converged_function(ctx, State="Inactive", Timeout=60))
+    assert "function_active_v2" not in [a for a, _ in shape(config)][:2]
+
+
+def test_every_function_and_table_wait_names_the_states_it_may_meet_on_the_way():
+    ctx = context()
+    waits = [
+        op for op in Function().update_operations(ctx, converged_function(ctx, Timeout=60)) if isinstance(op, Wait)
+    ]
+    assert {(w.waiter, w.state_path, w.passing) for w in waits} == {
+        ("function_active_v2", "Configuration.State", ("Pending",)),
+        ("function_updated_v2", "Configuration.LastUpdateStatus", ("InProgress",)),
     }

@@ -287,3 +287,149 @@ def test_docs_fidelity_lists_every_simulated_delay_as_the_code_has_it():
     page = (Path(__file__).resolve().parents[2] / "docs" / "fidelity.md").read_text()
     for delay in DELAYS.values():
         assert f"| `{delay.name}` | {delay.seconds:g} s | {delay.what} |" in page, delay.name
+
+
+def _function(endpoint, advance, name: str) -> None:
+    arn = role(endpoint, f"{name}-role")
+    advance("role_assumable")
+    client(endpoint, "lambda").create_function(
+        FunctionName=name, Runtime="python3.13", Role=arn, Handler="index.lambda_handler",
+        Code={"ZipFile": build_package().zip_bytes},
+    )  # fmt: skip
+    advance("function_active")
+
+
+def test_an_idle_function_is_inactive_an_invoke_fails_and_reactivates_it_an_update_reactivates_it(endpoint, advance):
+    lam = client(endpoint, "lambda")
+    _function(endpoint, advance, "idle-fn")
+    assert lam.get_function_configuration(FunctionName="idle-fn")["State"] == "Active"
+    advance("function_inactive")
+    config = lam.get_function_configuration(FunctionName="idle-fn")
+    assert (config["State"], config["StateReasonCode"]) == ("Inactive", "Idle")
+    assert "state: Inactive" in refused(lambda: lam.invoke(FunctionName="idle-fn"), "ResourceConflictException")
+    assert lam.get_function_configuration(FunctionName="idle-fn")["State"] == "Pending"  # being reactivated
+    advance("function_active")
+    assert lam.get_function_configuration(FunctionName="idle-fn")["State"] == "Active"
+    advance("function_inactive")
+    lam.update_function_configuration(FunctionName="idle-fn", Timeout=7)  # allowed while Inactive
+    config = lam.get_function_configuration(FunctionName="idle-fn")
+    assert (config["State"], config["LastUpdateStatus"]) == ("Active", "InProgress")
+
+
+def test_a_mapping_switched_off_or_on_is_disabling_or_enabling_and_a_table_update_still_serves_items(endpoint, advance):
+    ddb = client(endpoint, "dynamodb")
+    ddb.create_table(TableName="T2", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}], BillingMode="PROVISIONED",
+                     ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1})  # fmt: skip
+    advance("table_active")
+    assert ddb.update_table(TableName="T2", BillingMode="PAY_PER_REQUEST")["TableDescription"]["TableStatus"] == (
+        "UPDATING"
+    )
+    ddb.put_item(TableName="T2", Item={"k": {"S": "1"}})  # DynamoDB API Reference: reads and writes go on
+    assert "being updated" in refused(lambda: ddb.delete_table(TableName="T2"), "ResourceInUseException")
+    advance("table_updated")
+    assert ddb.describe_table(TableName="T2")["Table"]["TableStatus"] == "ACTIVE"
+
+    uuid, lam = _mapping(endpoint, advance, "switch")
+    assert lam.update_event_source_mapping(UUID=uuid, Enabled=False)["State"] == "Disabling"
+    advance("mapping_updated")
+    assert lam.get_event_source_mapping(UUID=uuid)["State"] == "Disabled"
+    assert lam.update_event_source_mapping(UUID=uuid, Enabled=True)["State"] == "Enabling"
+    advance("mapping_updated")
+    assert lam.update_event_source_mapping(UUID=uuid, BatchSize=3)["State"] == "Updating"
+
+
+def _mapping(endpoint, advance, name: str, lose_permissions: bool = False) -> tuple[str, object]:
+    """A mapping of a new queue to a new function; `lose_permissions`: its role's poll policy is deleted while the
+    mapping is Creating."""
+    _function(endpoint, advance, f"{name}-fn")
+    poll = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*",
+            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]}]}  # fmt: skip
+    iam = client(endpoint, "iam")
+    iam.put_role_policy(RoleName=f"{name}-fn-role", PolicyName="poll", PolicyDocument=json.dumps(poll))
+    advance("policy_applies")
+    lam, sqs = client(endpoint, "lambda"), client(endpoint, "sqs")
+    queue = sqs.create_queue(QueueName=f"{name}-q", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName=f"{name}-fn")["UUID"]
+    if lose_permissions:
+        iam.delete_role_policy(RoleName=f"{name}-fn-role", PolicyName="poll")
+        advance("policy_applies")
+    advance("mapping_enabled")
+    return uuid, lam
+
+
+def test_a_mapping_whose_role_loses_its_permissions_while_creating_ends_disabled_naming_the_problem(endpoint, advance):
+    uuid, lam = _mapping(endpoint, advance, "lost", lose_permissions=True)
+    found = lam.get_event_source_mapping(UUID=uuid)
+    assert found["State"] == "Disabled"
+    assert found["StateTransitionReason"] == (
+        "PROBLEM: The function execution role does not have permissions to call ReceiveMessage on SQS."
+    )
+
+
+def test_a_wait_that_meets_a_state_that_will_not_pass_fails_at_once_naming_it(endpoint, advance):
+    from orderflow.aws import connect
+    from orderflow.errors import AwsError
+    from orderflow.local.server import state
+    from orderflow.provision.base import Context
+    from orderflow.provision.resources.function import Function
+    from orderflow.provision.resources.trigger import Trigger
+    from orderflow.provision.waits import StepRun, wait
+    from orderflow.stack import StackConfig
+
+    aws = connect(region=REGION, endpoint_url=endpoint, credentials=state.LOCAL_CREDENTIALS)
+    slept: list[float] = []
+    ctx = Context(aws=aws, config=StackConfig("waits"), sleep=slept.append, clock=lambda: 0.0)
+    _function(endpoint, advance, ctx.config.function_name)
+    advance("function_inactive")
+    active = Function()._wait(ctx, "function_active_v2", "to be Active")
+    with pytest.raises(AwsError, match=r"to be Active did not happen: it is Inactive: The function is inactive"):
+        wait(StepRun(ctx, Function()), active)
+    assert slept == []  # at once: not one poll interval spent
+
+    uuid, _ = _mapping(endpoint, advance, "waited", lose_permissions=True)  # ends Disabled
+    enabled = Trigger()._settled(ctx, uuid, enabled=True)
+    with pytest.raises(
+        AwsError, match=r"to be Enabled did not happen: it is Disabled: PROBLEM: The function execution"
+    ):
+        wait(StepRun(ctx, Trigger()), enabled)
+    assert slept == []
+
+
+def test_the_runtime_runs_the_previous_code_until_the_update_is_successful(tmp_path):
+    """Lambda function states, "Function states during updates": invocations run the previous code and
+    configuration while LastUpdateStatus is InProgress."""
+    import base64
+    import hashlib
+    import io
+    import zipfile
+
+    from orderflow.local.runtime.functions import FunctionHost
+
+    def package(text: str) -> tuple[bytes, str]:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as z:
+            z.writestr("index.py", text)
+        data = buffer.getvalue()
+        return data, base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+    old, new = package("VERSION = 1\n"), package("VERSION = 2\n")
+    arn = "arn:aws:lambda:eu-west-2:111122223333:function:fn"
+    answer = {"CodeSha256": old[1], "LastUpdateStatus": "Successful"}
+
+    class Lambda:
+        def get_function(self, FunctionName):
+            return {"Configuration": {"FunctionName": "fn", "FunctionArn": arn, "Handler": "index.h",
+                                      "Role": "arn:aws:iam::111122223333:role/r", **answer}}  # fmt: skip
+
+    code = {old[1]: old[0], new[1]: new[0]}
+    host = FunctionHost("http://x", lambda a: code[answer["CodeSha256"]], lambda region: Lambda(), None, tmp_path,
+                        None)  # type: ignore[arg-type]  # fmt: skip
+    assert (host.spec(arn).code_dir / "index.py").read_text() == "VERSION = 1\n"
+    answer.update(CodeSha256=new[1], LastUpdateStatus="InProgress")
+    host.invalidate()
+    assert (host.spec(arn).code_dir / "index.py").read_text() == "VERSION = 1\n"  # still the previous code
+    answer.update(LastUpdateStatus="Successful")
+    host.invalidate()
+    assert (host.spec(arn).code_dir / "index.py").read_text() == "VERSION = 2\n"

@@ -124,6 +124,21 @@ class MappingRules:
             )
         )
 
+    def problem_of(self, mapping: Any) -> str | None:
+        """What keeps an existing mapping from polling, in Lambda's words, or None (realistic: the end of Creating)."""
+        from moto.awslambda.models import lambda_backends
+
+        arn = parse_arn(mapping.function_arn)
+        function = self._function(lambda_backends[arn.account][arn.region], mapping.function_arn)
+        if function is None:
+            return "The function was deleted."
+        if not self.roles.lambda_may_assume(function.role):
+            return "Lambda was unable to assume the function's execution role."
+        action = missing_poller_action(self.roles, function.role, mapping.event_source_arn)
+        if action is not None:
+            return f"The function execution role does not have permissions to call {action} on SQS."
+        return None
+
     @staticmethod
     def _function(backend: Any, name: str | None) -> Any:
         from moto.awslambda.exceptions import UnknownFunctionException

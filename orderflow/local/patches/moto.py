@@ -271,10 +271,12 @@ def _report_last_processing_result() -> list[Patch]:
         configuration = original(self)
         if self.uuid in _processing_results:
             configuration["LastProcessingResult"] = _processing_results[self.uuid]
-        state = _realistic.plane.state("mapping", self.uuid) if _realistic is not None else None
+        plane = _realistic.plane if _realistic is not None else None
+        state = plane.state("mapping", self.uuid) if plane is not None else None
         if state is not None:
             configuration["State"] = state
-            configuration["StateTransitionReason"] = "USER_INITIATED"
+        if plane is not None:  # why it is as it is: the user's doing, or the problem Lambda met
+            configuration["StateTransitionReason"] = plane.reason("mapping", self.uuid) or "USER_INITIATED"
         return configuration
 
     return [Patch(EventSourceMapping, "get_configuration", get_configuration)]
@@ -297,6 +299,8 @@ def _report_transient_states() -> list[Patch]:
             configuration.pop("LastUpdateStatus", None)
         elif state == "InProgress":
             configuration.update(LastUpdateStatus="InProgress", LastUpdateStatusReason="The function is being updated.")
+        elif _realistic and _realistic.plane.idle("function", (self.region, self.function_name), "function_inactive"):
+            configuration.update(State="Inactive", StateReason="The function is inactive.", StateReasonCode="Idle")
         return configuration
 
     original_describe = Table.describe

@@ -58,7 +58,12 @@ DELAYS: dict[str, Delay] = {
             "Lambda API Reference, EventSourceMappingConfiguration.State (Creating, Enabling, Enabled, Disabling, "
             "Disabled, Updating, Deleting); tens of seconds commonly observed",
         ),
-        Delay("mapping_updated", 5.0, "UpdateEventSourceMapping: State Updating, then Enabled", "as above"),
+        Delay(
+            "mapping_updated",
+            5.0,
+            "UpdateEventSourceMapping: State Updating (Enabling or Disabling when Enabled changes), then settled",
+            "as above",
+        ),
         Delay("mapping_deleted", 10.0, "DeleteEventSourceMapping: State Deleting, then gone", "as above"),
         Delay(
             "table_active",
@@ -66,6 +71,20 @@ DELAYS: dict[str, Delay] = {
             "CreateTable: TableStatus CREATING, then ACTIVE",
             "DynamoDB API Reference, CreateTable ('CreateTable is an asynchronous operation … TableStatus set to "
             "CREATING … ACTIVE'); seconds for an on-demand table, commonly observed",
+        ),
+        Delay(
+            "table_updated",
+            5.0,
+            "UpdateTable: TableStatus UPDATING, then ACTIVE (reads and writes still served)",
+            "DynamoDB API Reference, UpdateTable ('UpdateTable is an asynchronous operation … TableStatus changes "
+            "from ACTIVE to UPDATING … you can still perform read and write operations on the table')",
+        ),
+        Delay(
+            "function_inactive",
+            14 * 24 * 3600.0,
+            "a function idle this long is Inactive (an invoke fails and reactivates it; an update reactivates it)",
+            "Lambda Developer Guide, 'Lambda function states' (Inactive: 'idle long enough for Lambda to reclaim "
+            "the external resources'; the duration is not documented: two weeks commonly observed)",
         ),
         Delay(
             "table_deleted",
@@ -128,6 +147,8 @@ class ControlPlane:
         self._states: dict[tuple[str, Any], tuple[str, float]] = {}
         self._propagating: dict[tuple[str, Any], tuple[float, Any]] = {}
         self._due: list[tuple[float, tuple[str, Any], Callable[[], None]]] = []
+        self._touched: dict[tuple[str, Any], float] = {}
+        self._reasons: dict[tuple[str, Any], str] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -180,6 +201,29 @@ class ControlPlane:
                 del self._states[(kind, key)]
                 return None
             return found[0]
+
+    # -- activity and reasons: what AWS reports of a resource beyond its state ---------------------------------
+    def touch(self, kind: str, key: Any) -> None:
+        """The resource was used or changed now (a function invoked or updated): it is not idle."""
+        with self._lock:
+            self._touched[(kind, key)] = self.clock()
+
+    def idle(self, kind: str, key: Any, delay: str) -> bool:
+        """Unused for at least `delay` (only resources this plane has seen created or used are ever idle)."""
+        with self._lock:
+            since = self._touched.get((kind, key))
+        return since is not None and self.clock() - since >= self.seconds(delay)
+
+    def set_reason(self, kind: str, key: Any, reason: str | None) -> None:
+        with self._lock:
+            if reason is None:
+                self._reasons.pop((kind, key), None)
+            else:
+                self._reasons[(kind, key)] = reason
+
+    def reason(self, kind: str, key: Any) -> str | None:
+        with self._lock:
+            return self._reasons.get((kind, key))
 
     # -- propagation: a change applies only after a while, and meanwhile what applied before still does -----------
     def changed(self, kind: str, key: Any, previous: Any, delay: str) -> None:

@@ -140,7 +140,11 @@ class _Iam(_Service):
 
 
 class _Lambda(_Service):
-    """Functions Pending then Active, updates InProgress; mappings Creating, Updating, Deleting."""
+    """Functions Pending then Active, updates InProgress, Inactive when idle; mappings Creating, Enabling, Updating,
+    Disabling, Deleting, and Disabled when what Lambda checks at the end of Creating fails."""
+
+    # (mapping) -> why Lambda could not enable it, or None: set by the embedded AWS, which knows the role's policies.
+    mapping_problem: Callable[[Any], str | None] | None = None
 
     def handle(self, environ: dict[str, Any], start_response: Any, request: SignedRequest) -> Any:
         method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
@@ -164,10 +168,20 @@ class _Lambda(_Service):
         return self.plane.state("role", role_arn) is None
 
     def _invoke(self, environ: dict[str, Any], start_response: Any, key: tuple[str, str]) -> Any:
+        if self.plane.state("function", key) is None and self.plane.idle("function", key, "function_inactive"):
+            # Lambda function states: invoking an Inactive function fails, and Lambda reactivates it (Pending).
+            self.reactivate(key)
+            message = f"{BUSY_FUNCTION} The function is currently in the following state: Inactive"
+            return self.refuse(environ, start_response, "ResourceConflictException", message, 409)
         if self.plane.state("function", key) == "Pending":
             message = f"{BUSY_FUNCTION} The function is currently in the following state: Pending"
             return self.refuse(environ, start_response, "ResourceConflictException", message, 409)
+        self.plane.touch("function", key)
         return self.app(environ, start_response)
+
+    def reactivate(self, key: tuple[str, str]) -> None:
+        self.plane.touch("function", key)
+        self.plane.begin("function", key, "Pending", "function_active")
 
     def _update_function(
         self, environ: dict[str, Any], start_response: Any, request: SignedRequest, key: tuple[str, str]
@@ -181,6 +195,7 @@ class _Lambda(_Service):
             return refusal
         answer = self.call(environ)
         if answer.ok:
+            self.plane.touch("function", key)  # an update reactivates an Inactive function
             self.plane.begin("function", key, "InProgress", "function_updated")
             updated = answer.json()
             updated.update(LastUpdateStatus="InProgress", LastUpdateStatusReason="The function is being updated.")
@@ -202,6 +217,7 @@ class _Lambda(_Service):
         if answer.ok:
             created = answer.json()
             name = created.get("FunctionName") or str(request.params.get("FunctionName", ""))
+            self.plane.touch("function", (request.region, function_name(name)))
             self.plane.begin("function", (request.region, function_name(name)), "Pending", "function_active")
             # moto answered before the transition began: the answer says what GetFunction now says
             created.update(State="Pending", StateReason="The function is being created.", StateReasonCode="Creating")
@@ -230,9 +246,17 @@ class _Lambda(_Service):
             )
             return self.refuse(environ, start_response, "ResourceInUseException", message, 400)
         if method == "PUT":
+            mapping = backend.get_event_source_mapping(uuid)
+            was_enabled = bool(mapping.enabled) if mapping is not None else None
             answer = self.call(environ)
             if answer.ok:
-                self.plane.begin("mapping", uuid, "Updating", "mapping_updated")
+                wanted = request.params.get("Enabled")
+                # Lambda API Reference, EventSourceMappingConfiguration.State: Enabling / Disabling when the update
+                # switches the mapping on or off, Updating otherwise.
+                state = "Updating" if wanted is None or bool(wanted) == was_enabled else (
+                    "Enabling" if wanted else "Disabling")  # fmt: skip
+                self.plane.set_reason("mapping", uuid, None)  # the user's change: USER_INITIATED again
+                self.plane.begin("mapping", uuid, state, "mapping_updated")
                 answer = answer.saying(backend.get_event_source_mapping(uuid).get_configuration())
             return self.send(start_response, answer)
         if method == "DELETE" and backend.get_event_source_mapping(uuid) is not None:
@@ -260,9 +284,19 @@ class _Lambda(_Service):
         answer = self.call(environ)
         created = answer.json().get("UUID") if answer.ok else None
         if created:
-            self.plane.begin("mapping", created, "Creating", "mapping_enabled")
+            finish = lambda: self._finish_creating(backend, created)  # noqa: E731
+            self.plane.begin("mapping", created, "Creating", "mapping_enabled", then=finish)
             answer = answer.saying(backend.get_event_source_mapping(created).get_configuration())
         return self.send(start_response, answer)
+
+    def _finish_creating(self, backend: Any, uuid: str) -> None:
+        """Lambda checks the mapping once more when it ends Creating: a role that cannot be assumed or may not read
+        the queue by then leaves it Disabled, with the problem as its StateTransitionReason."""
+        mapping = backend.get_event_source_mapping(uuid)
+        problem = self.mapping_problem(mapping) if mapping is not None and self.mapping_problem else None
+        if problem is not None:
+            mapping.enabled = False
+            self.plane.set_reason("mapping", uuid, f"PROBLEM: {problem}")
 
 
 class _DynamoDb(_Service):
@@ -272,7 +306,7 @@ class _DynamoDb(_Service):
         op, name = request.operation, str(request.params.get("TableName", ""))
         key = (request.region, name)
         state = self.plane.state("table", key) if name else None
-        if op in _TABLE_DATA_OPERATIONS and state is not None:
+        if op in _TABLE_DATA_OPERATIONS and state in ("CREATING", "DELETING"):  # UPDATING still serves data
             return self.refuse(
                 environ, start_response, "ResourceNotFoundException", "Requested resource not found", 400
             )
@@ -288,6 +322,12 @@ class _DynamoDb(_Service):
             return self.send(start_response, answer)
         if op == "DeleteTable":
             return self._delete(environ, start_response, request.region, name)
+        if op == "UpdateTable":
+            answer = self.call(environ)
+            if answer.ok:
+                self.plane.begin("table", key, "UPDATING", "table_updated")
+                answer = answer.saying(self._describe(request.region, name))
+            return self.send(start_response, answer)
         return self.app(environ, start_response)
 
     def _delete(self, environ: dict[str, Any], start_response: Any, region: str, name: str) -> Any:
@@ -455,6 +495,17 @@ class RealisticAws:
 
     def role_assumable(self, role_arn: str) -> bool:
         return self._lambda.role_assumable(role_arn)
+
+    def check_mappings_with(self, problem: Callable[[Any], str | None]) -> None:
+        self._lambda.mapping_problem = problem
+
+    def function_invoked(self, region: str, name: str) -> None:
+        """The runtime ran the function: it is not idle (an idle one is reactivated first, as Lambda does)."""
+        key = (region, name)
+        if self.plane.state("function", key) is None and self.plane.idle("function", key, "function_inactive"):
+            self._lambda.reactivate(key)
+        else:
+            self.plane.touch("function", key)
 
     def queue_policy_in_effect(self, queue_arn: str, current: str | None) -> str | None:
         """The Policy SNS deliveries are judged by: the previous one until a change has propagated."""

@@ -61,6 +61,10 @@ class FunctionHost:
         self._idle: dict[str, list[WorkerProcess]] = {}
         self._busy: set[WorkerProcess] = set()
         self._specs: dict[str, tuple[float, FunctionSpec]] = {}
+        # The version each function runs: Lambda keeps running it while an update is InProgress.
+        self._in_effect: dict[str, FunctionSpec] = {}
+        # Told of every invocation (the realistic control plane: a function in use is not idle).
+        self.on_invoke: Callable[[FunctionSpec], None] | None = None
         self._launches: dict[str, Launch] = {}
         self._closed = False
 
@@ -72,6 +76,11 @@ class FunctionHost:
         # GetFunction: the configuration and the reserved concurrency in one call.
         described = self._lambda(region_of(function_arn)).get_function(FunctionName=function_arn)
         config = described["Configuration"]
+        running = self._in_effect.get(function_arn)
+        if config.get("LastUpdateStatus") == "InProgress" and running is not None:
+            # Lambda function states: "the function continues to run the previous code and configuration" until
+            # the update is Successful.
+            return running
         reserved = (described.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
         code_dir = self._unpack(function_arn, config["FunctionName"], config["CodeSha256"])
         spec = FunctionSpec(
@@ -90,6 +99,7 @@ class FunctionHost:
             reserved_concurrency=None if reserved is None else int(reserved),
         )
         self._specs[function_arn] = (time.monotonic(), spec)
+        self._in_effect[function_arn] = spec
         return spec
 
     def _unpack(self, function_arn: str, name: str, code_sha256: str) -> Path:
@@ -162,6 +172,8 @@ class FunctionHost:
     def invoke(self, function_arn: str, event: dict[str, Any]) -> Invocation:
         """Run the function on `event`; raises Throttled when its or the account's concurrency is used up."""
         spec = self.spec(function_arn)
+        if self.on_invoke is not None:
+            self.on_invoke(spec)
         credentials = self._roles.credentials(spec.role, spec.name, spec.region)
         try:  # this function's executions now, this one included
             concurrent = self.concurrency.acquire(spec.region, spec.name, spec.reserved_concurrency)
@@ -208,6 +220,7 @@ class FunctionHost:
         with self._lock:
             workers = self._idle.pop(function_arn, [])
             self._specs.pop(function_arn, None)
+            self._in_effect.pop(function_arn, None)
         for worker in workers:
             worker.close()
         for region, group in {(w.spec.region, w.spec.log_group) for w in workers}:

@@ -147,10 +147,13 @@ class EmbeddedAws:
             plane = self.control_plane or ControlPlane(self.time_scale)
             app = self.realistic = RealisticAws(app, plane, account=lambda: DEFAULT_ACCOUNT_ID)
             self.roles.plane = plane
+        rules = MappingRules(self.roles, default_account=lambda: DEFAULT_ACCOUNT_ID)
+        if self.realistic is not None:
+            self.realistic.check_mappings_with(rules.problem_of)
         return Enforcement(
             app,
             self.roles,
-            MappingRules(self.roles, default_account=lambda: DEFAULT_ACCOUNT_ID),
+            rules,
             on_lambda_write=lambda: self.runtime.changed() if self.runtime else None,
         )
 
@@ -199,7 +202,11 @@ class EmbeddedAws:
                     else None
                 ),
                 publish_metrics=self.with_cloudwatch,
-            ).start()
+            )
+            if self.realistic is not None:
+                realistic = self.realistic
+                self.runtime.host.on_invoke = lambda spec: realistic.function_invoked(spec.region, spec.name)
+            self.runtime.start()
 
     def stop_runtime(self) -> None:
         if self.runtime is not None:

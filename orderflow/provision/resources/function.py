@@ -19,6 +19,10 @@ HANDLER = "index.lambda_handler"
 ROLE_NOT_ASSUMABLE = Transient("InvalidParameterValueException", ("cannot be assumed by Lambda",))
 BUSY = Transient("ResourceConflictException")
 TRANSIENT = (ROLE_NOT_ASSUMABLE, BUSY)
+_WAITED = {
+    "function_active_v2": ("Configuration.State", ("Pending",)),
+    "function_updated_v2": ("Configuration.LastUpdateStatus", ("InProgress",)),
+}
 
 
 class Function(Resource):
@@ -135,7 +139,11 @@ class Function(Resource):
 
     def _wait(self, ctx: Context, waiter: str, what: str, reasons: tuple[str, ...] = ()) -> Wait:
         target = f"function {self.name(ctx)}"
-        return Wait("lambda", target, what, waiter, params={"FunctionName": self.name(ctx)}, reasons=reasons)
+        # Lambda function states: on its way to Active a function is Pending, an update is InProgress. Inactive
+        # (idle) or Failed met while waiting will not pass by waiting: the wait fails at once, naming it.
+        path, passing = _WAITED[waiter]
+        return Wait("lambda", target, what, waiter, params={"FunctionName": self.name(ctx)}, reasons=reasons,
+                    state_path=path, passing=passing)  # fmt: skip
 
     def create_operations(self, ctx: Context, vanishing: Observed | None) -> list[Operation]:
         params = {
@@ -157,14 +165,16 @@ class Function(Resource):
         code, config = self._code_diff(ctx, observed), self._config_diff(ctx, observed)
         if detail is None and not code and not config:
             return []
+        inactive = observed.state.get("State") == "Inactive"
+        if inactive and not code and not config:
+            return []  # idle, and as it should be: the next invocation (or update) makes Lambda reactivate it
         operations: list[Operation] = []
         if not failed:
-            # Lambda refuses a change while the function is Pending or being updated
-            why = (f"function is {detail}: wait until it is ready",) if detail else ()
-            operations += [
-                self._wait(ctx, "function_active_v2", "to be Active", why),
-                self._wait(ctx, "function_updated_v2", "to finish its update", why),
-            ]
+            # Lambda refuses a change while the function is Pending or being updated. An Inactive function is
+            # never Active by waiting: it is updated as it is, and the update reactivates it.
+            why = (f"function is {detail}: wait until it is ready",) if detail and not inactive else ()
+            active = [] if inactive else [self._wait(ctx, "function_active_v2", "to be Active", why)]
+            operations += [*active, self._wait(ctx, "function_updated_v2", "to finish its update", why)]
         if code:
             params = {
                 "FunctionName": self.name(ctx),
@@ -184,6 +194,8 @@ class Function(Resource):
                 self._wait(ctx, "function_updated_v2", "to finish its configuration update"),
                 self._wait(ctx, "function_active_v2", "to be Active"),
             ]
+        elif inactive:
+            operations.append(self._wait(ctx, "function_active_v2", "to be Active again"))
         return operations
 
     def delete_operations(self, ctx: Context, observed: Observed) -> list[Operation]:

@@ -61,9 +61,12 @@ class Table(Resource):
         return int(observed.state.get("item_count") or 0), "order(s)"
 
     def _wait(self, waiter: str, what: str, ctx: Context, reasons: tuple[str, ...] = ()) -> Wait:
-        return Wait(
-            "dynamodb", f"table {self.name(ctx)}", what, waiter, params={"TableName": self.name(ctx)}, reasons=reasons
-        )
+        # DynamoDB API Reference, TableDescription.TableStatus: a table on its way to ACTIVE is CREATING or
+        # UPDATING; on its way out, DELETING. Any other status met (ARCHIVED, INACCESSIBLE_ENCRYPTION_CREDENTIALS)
+        # will not pass by waiting.
+        passing = ("DELETING",) if waiter == "table_not_exists" else ("CREATING", "UPDATING")
+        return Wait("dynamodb", f"table {self.name(ctx)}", what, waiter, params={"TableName": self.name(ctx)},
+                    reasons=reasons, state_path="Table.TableStatus", passing=passing)  # fmt: skip
 
     def _active(self, ctx: Context, reasons: tuple[str, ...] = ()) -> Wait:
         return self._wait("table_exists", "to be ACTIVE", ctx, reasons)

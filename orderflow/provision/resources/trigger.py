@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orderflow.aws import or_none
-from orderflow.errors import NotFoundError
+from orderflow.errors import AwsError, NotFoundError
 from orderflow.provision.base import Context, Observed, Resource, changed
 from orderflow.provision.grants import OBSERVERS, Grant, grant
 from orderflow.provision.ops import Call, Operation, Ref, Transient, Wait
@@ -14,6 +14,9 @@ RESPONSE_TYPES = ["ReportBatchItemFailures"]
 # Lambda API Reference, EventSourceMappingConfiguration.State: the mapping polls only once Enabled; it cannot be
 # updated or deleted while it is between states.
 SETTLED = ("Enabled", "Disabled")
+# The states a mapping passes through on its way to Enabled or Disabled: any other met while waiting (Disabled when
+# Enabled was asked, Deleting) will not pass by waiting, and the wait fails at once naming it.
+PASSING = ("Creating", "Enabling", "Updating", "Disabling")
 # While the role's new policies propagate, Lambda refuses the mapping ("The provided execution role does not have
 # permissions to call ReceiveMessage on SQS"); while an older mapping of the same queue and function is still
 # Deleting, it refuses a new one (ResourceConflictException). Both pass with time.
@@ -39,10 +42,10 @@ def find_mapping(ctx: Context) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def mapping_state(ctx: Context, uuid: str) -> str | None:
-    """The mapping's State, or None once it is gone."""
+def mapping_state(ctx: Context, uuid: str) -> tuple[str, str] | None:
+    """The mapping's State and StateTransitionReason, or None once it is gone."""
     mapping = or_none(lambda: ctx.client("lambda").get_event_source_mapping(UUID=uuid))
-    return None if mapping is None else mapping.get("State")
+    return None if mapping is None else (str(mapping.get("State")), str(mapping.get("StateTransitionReason") or ""))
 
 
 class Trigger(Resource):
@@ -132,12 +135,13 @@ class Trigger(Resource):
             line for key, value in self.desired(ctx).items() for line in changed(key, observed.state.get(key), value)
         ]
 
-    def _settled(self, ctx: Context, uuid: str | Ref, reasons: tuple[str, ...] = ()) -> Wait:
+    def _settled(self, ctx: Context, uuid: str | Ref, reasons: tuple[str, ...] = (), enabled: bool = False) -> Wait:
+        """Until the mapping is between states no more; `enabled`: until it is Enabled (what `up` asked for)."""
         return Wait(
             "lambda",
             f"trigger {self.name(ctx)}",
-            "to be Enabled",
-            condition="settled",
+            "to be Enabled" if enabled else "to settle (Enabled or Disabled)",
+            condition="enabled" if enabled else "settled",
             params={"UUID": uuid},
             reasons=reasons,
         )
@@ -161,7 +165,7 @@ class Trigger(Resource):
             # the same mapping made meanwhile; one still Deleting reads as none, and the create is retried
             exists=("ResourceConflictException",),
         )
-        return [create, self._settled(ctx, Ref("uuid"))]
+        return [create, self._settled(ctx, Ref("uuid"), enabled=True)]
 
     def update_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
         uuid, state = observed.state["UUID"], observed.state["State"]
@@ -173,7 +177,7 @@ class Trigger(Resource):
         if reasons:
             params = {"UUID": uuid, **self.desired(ctx)}
             update = Call("lambda", "UpdateEventSourceMapping", params, self.name(ctx), tuple(reasons), retry=IN_USE)
-            operations += [update, self._settled(ctx, uuid)]
+            operations += [update, self._settled(ctx, uuid, enabled=True)]
         return operations
 
     def delete_operations(self, ctx: Context, observed: Observed) -> list[Operation]:
@@ -185,11 +189,16 @@ class Trigger(Resource):
         return [*ready, delete, gone]
 
     def check(self, ctx: Context, wait: Wait, params: dict[str, Any]) -> tuple[bool, str]:
-        state = mapping_state(ctx, params["UUID"])
+        found = mapping_state(ctx, params["UUID"])
         if wait.condition == "gone":
-            return state is None, str(state)
-        if state is None:
+            return found is None, str(found[0] if found else None)
+        if found is None:
             raise NotFoundError(
                 f"The trigger {params['UUID']} disappeared while orderflow waited for it: run `orderflow up`"
             )
-        return state in SETTLED, state
+        state, reason = found
+        wanted = ("Enabled",) if wait.condition == "enabled" else SETTLED
+        if state not in wanted and state not in PASSING:
+            because = f": {reason}" if reason else ""
+            raise AwsError(f"trigger {self.name(ctx)} {wait.what} did not happen: it is {state}{because}")
+        return state in wanted, state
