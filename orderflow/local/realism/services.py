@@ -256,7 +256,9 @@ class _Lambda(_Service):
                 state = "Updating" if wanted is None or bool(wanted) == was_enabled else (
                     "Enabling" if wanted else "Disabling")  # fmt: skip
                 self.plane.set_reason("mapping", uuid, None)  # the user's change: USER_INITIATED again
-                self.plane.begin("mapping", uuid, state, "mapping_updated")
+                # Switched on, it is checked as a new one is: it may end Disabled again, with the reason.
+                then = (lambda: self._finish_creating(backend, uuid)) if state == "Enabling" else None
+                self.plane.begin("mapping", uuid, state, "mapping_updated", then=then)
                 answer = answer.saying(backend.get_event_source_mapping(uuid).get_configuration())
             return self.send(start_response, answer)
         if method == "DELETE" and backend.get_event_source_mapping(uuid) is not None:
@@ -290,8 +292,8 @@ class _Lambda(_Service):
         return self.send(start_response, answer)
 
     def _finish_creating(self, backend: Any, uuid: str) -> None:
-        """Lambda checks the mapping once more when it ends Creating: a role that cannot be assumed or may not read
-        the queue by then leaves it Disabled, with the problem as its StateTransitionReason."""
+        """Lambda checks the mapping once more when it ends Creating (or Enabling): a role that cannot be assumed or
+        may not read the queue by then leaves it Disabled, with the problem as its StateTransitionReason."""
         mapping = backend.get_event_source_mapping(uuid)
         problem = self.mapping_problem(mapping) if mapping is not None and self.mapping_problem else None
         if problem is not None:
