@@ -99,3 +99,19 @@ def test_the_embedded_aws_counts_against_the_account_concurrency_it_was_started_
         assert aws.runtime.concurrency.account_limit == 10
         assert os.environ[QUOTA_VARIABLE] == "10"  # moto's own check of PutFunctionConcurrency reads it
     assert os.environ.get(QUOTA_VARIABLE) == before
+
+
+def test_the_reservations_are_read_once_until_a_lambda_write_says_they_changed():
+    reads = []
+    reservations = {"f": 1}
+    counter = Concurrency(1000, lambda region: reads.append(region) or dict(reservations))
+    counter.acquire("r", "f", None)
+    counter.release("r", "f")
+    counter.acquire("r", "f", None)
+    assert reads == ["r"]  # the hot path does not scan the account's functions on every invocation
+    reservations["f"] = 0  # PutFunctionConcurrency 0: a Lambda write, which invalidates
+    counter.release("r", "f")
+    counter.invalidate()
+    with pytest.raises(Throttled):
+        counter.acquire("r", "f", None)
+    assert reads == ["r", "r"]

@@ -69,11 +69,32 @@ class Concurrency:
         self._reservations = reservations
         self._lock = threading.Lock()
         self._running: dict[tuple[str, str], int] = {}  # (region, function name) -> executions now
+        # The reservations read, per region, until the next Lambda write (`invalidate`): reading every function's
+        # on each invocation cost the hot path a scan of the account's functions.
+        self._known: dict[str, dict[str, int]] = {}
+        self._generation = 0
+
+    def invalidate(self) -> None:
+        """A Lambda write (PutFunctionConcurrency among them): read the reservations again."""
+        with self._lock:
+            self._generation += 1
+            self._known.clear()
+
+    def _reservations_in(self, region: str) -> dict[str, int]:
+        known = self._known.get(region)
+        if known is None:
+            assert self._reservations is not None
+            generation = self._generation
+            known = self._reservations(region)
+            with self._lock:
+                if generation == self._generation:  # not one read before a write and kept after it
+                    self._known[region] = known
+        return known
 
     def acquire(self, region: str, function: str, reserved: int | None) -> int:
         """Count one more execution of `function`, or raise Throttled. Returns its executions now, this one too."""
         if self._reservations is not None:
-            reservations = self._reservations(region)
+            reservations = self._reservations_in(region)
             reserved = reservations.get(function)
         else:
             reservations = {} if reserved is None else {function: reserved}

@@ -141,6 +141,7 @@ class LambdaRuntime:
         """A function or mapping changed through the Lambda API: the next invocation reads the new configuration,
         and the watcher re-reads the mappings now rather than at its next interval."""
         self.host.invalidate()
+        self.host.concurrency.invalidate()
         self._wake.set()
 
     def _watch(self) -> None:
