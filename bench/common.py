@@ -140,3 +140,16 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 def peak_rss_mb(pid: int) -> float:
     """Peak resident memory (VmHWM) of a live process, in MB."""
     return memory_mb(pid, "VmHWM") or 0.0
+
+
+def restricted_session(embedded: EmbeddedAws, aws: Aws, name: str, policy: dict) -> Aws:
+    """A session signed by a new IAM user of the embedded AWS holding exactly `policy`: every call it makes is
+    evaluated by the embedded AWS's enforcement, as a deployer's or a publisher's would be on AWS."""
+    import json
+
+    iam = aws.client("iam")
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="bench", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    keys = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    return connect(aws.region, endpoint_url=embedded.endpoint, credentials=keys)

@@ -2,6 +2,7 @@
 per-order latency, against the floor: a plain boto3 loop doing the same API work on the same server.
 
     python bench/pipeline.py [--quick] [--orders N]
+    python bench/pipeline.py --caller-enforcement   # publisher and floor as an IAM user vs as the administrator
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from common import (
     median,
     peak_rss_mb,
     percentile,
+    restricted_session,
     stacks_on,
     start_embedded,
     table,
@@ -128,7 +130,23 @@ class Measured:
     seconds: float = 0.0
 
 
-def measure(count: int, paced: int, http_pollers: bool, cloudwatch: bool, runtime: str) -> Measured:
+# What the publisher and the floor loop do, and nothing more: sent as an IAM user's calls, each is evaluated.
+PUBLISHER_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": "arn:aws:sns:*:*:*OrderTopic"},
+        {"Effect": "Allow", "Action": ["sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage"],
+         "Resource": "arn:aws:sqs:*:*:*OrderQueue"},
+        {"Effect": "Allow", "Action": ["dynamodb:PutItem"], "Resource": "arn:aws:dynamodb:*:*:table/*Orders"},
+        {"Effect": "Allow", "Action": ["logs:FilterLogEvents"], "Resource": "*"},
+        {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+    ],
+}  # fmt: skip
+
+
+def measure(
+    count: int, paced: int, http_pollers: bool, cloudwatch: bool, runtime: str, as_user: bool = False
+) -> Measured:
     started = time.monotonic()
     counter = ApiCounter()
     embedded = start_embedded(runtime=True, counter=counter, http_pollers=http_pollers, cloudwatch=cloudwatch)
@@ -137,6 +155,8 @@ def measure(count: int, paced: int, http_pollers: bool, cloudwatch: bool, runtim
         lam = aws.client("lambda")
         for mapping in lam.list_event_source_mappings(FunctionName=floor.function_name)["EventSourceMappings"]:
             lam.delete_event_source_mapping(UUID=mapping["UUID"])  # the floor loop consumes this queue itself
+        if as_user:
+            aws = restricted_session(embedded, aws, f"publisher-{os.getpid()}-{time.monotonic_ns()}", PUBLISHER_POLICY)
         time.sleep(1.5)
 
         pipeline_run(aws, pipeline, 20)  # warm the runtime: processes started, clients created
@@ -202,6 +222,11 @@ def main() -> int:
         help="the mapping's pollers reach SQS over HTTP, as before they ran in-process (for comparison)",
     )
     parser.add_argument(
+        "--caller-enforcement",
+        action="store_true",
+        help="publisher and floor as an IAM user whose every call is evaluated, beside the administrator's run",
+    )
+    parser.add_argument(
         "--runtime",
         default=StackSettings().runtime,
         help="the function's runtime: the embedded AWS runs it on that Python where this machine has it",
@@ -210,6 +235,8 @@ def main() -> int:
     count = 200 if args.quick else args.orders
     paced = 20 if args.quick else 100
 
+    if args.caller_enforcement:
+        return enforcement(count, paced, args)
     # Metrics on (the default embedded AWS: Lambda's and SQS's metrics, alarms evaluated), then off, one after the
     # other in this run: both against their own floor, measured beside them.
     on = measure(count, paced, args.http_pollers, cloudwatch=True, runtime=args.runtime)
@@ -240,6 +267,31 @@ def main() -> int:
         f"{ratio_off:.2f}x with them off; warm p95 latency {p95:.3f}s (target < 1s)"
     )
     return 0 if (ratio_on >= 0.8 and p95 < 1) or args.quick else 1
+
+
+def enforcement(count: int, paced: int, args: argparse.Namespace) -> int:
+    """The administrator's run and an IAM user's, alternating, twice each: each against its own floor."""
+    runs = {"administrator": [], "IAM user": []}
+    for _ in range(2):
+        runs["administrator"].append(measure(count, paced, args.http_pollers, True, args.runtime))
+        runs["IAM user"].append(measure(count, paced, args.http_pollers, True, args.runtime, as_user=True))
+    print(
+        f"{count} orders through an embedded AWS (function on {args.runtime}); publisher and floor as the "
+        "administrator, then as an IAM user whose every call the embedded AWS evaluates; alternating, twice each"
+    )
+    headers = ["run", "orders", "seconds", "orders/s", "p50 s", "p95 s", "max s"]
+    print(table(headers, [r for label, ms in runs.items() for i, m in enumerate(ms)
+                          for r in rows(f"{label} #{i + 1}", count, paced, m)]))  # fmt: skip
+    ratios = {label: [m.floor_seconds / m.burst_seconds for m in ms] for label, ms in runs.items()}
+    user = min(ratios["IAM user"])
+    print(
+        "RESULT pipeline throughput / boto3 floor: administrator "
+        + ", ".join(f"{r:.2f}x" for r in ratios["administrator"])
+        + "; IAM user (caller enforcement on) "
+        + ", ".join(f"{r:.2f}x" for r in ratios["IAM user"])
+        + " (target >= 0.9x)"
+    )
+    return 0 if user >= 0.9 or args.quick else 1
 
 
 if __name__ == "__main__":

@@ -3,9 +3,12 @@ with the AWS CLI — side by side, alternating, on one embedded AWS.
 
     python bench/provision.py [--quick] [--rounds N]
     python bench/provision.py --realistic [--quick] [--rounds N] [--time-scale F]
+    python bench/provision.py --restricted [--quick] [--rounds N]
 
 --realistic: `up` on AWS's clock (a `--realistic` embedded AWS, AWS's delays x1.0, x0.25 with --quick) against the
 critical path (the longest chain of simulated waits `up` cannot avoid), and against the same plan run step by step.
+--restricted: `up` and `down` as an IAM user holding exactly `orderflow policy`'s document (every call evaluated, and
+`up` asks IAM first what the user may do) against the same as the administrator, alternating.
 """
 
 from __future__ import annotations
@@ -81,15 +84,58 @@ def realistic(args: argparse.Namespace) -> int:
     return 0 if ratio <= 1.2 or args.quick else 1
 
 
+def restricted(args: argparse.Namespace) -> int:
+    """`up` as a least-privilege deployer against `up` as the administrator, side by side on one embedded AWS."""
+    import boto3
+
+    rounds = 1 if args.quick else (args.rounds or 5)
+    embedded = start_embedded(runtime=False, cloudwatch=False)
+    orderflow = [sys.executable, "-m", "orderflow", "--endpoint-url", embedded.endpoint, "--region", REGION]
+    admin = {"AWS_ACCESS_KEY_ID": "admin", "AWS_SECRET_ACCESS_KEY": "admin"}
+    times: dict[str, list[float]] = {}
+    try:
+        iam = boto3.client("iam", endpoint_url=embedded.endpoint, region_name=REGION, aws_access_key_id="a",
+                           aws_secret_access_key="a")  # fmt: skip
+        for i in range(rounds):
+            stacks = {"administrator": (f"a{i}", admin), "IAM user": (f"u{i}", None)}
+            for who, (stack, keys) in stacks.items():
+                if keys is None:
+                    _, policy = run([*orderflow, "--json", "--stack", stack, "policy"], {**os.environ, **admin})
+                    iam.create_user(UserName=f"deployer{i}")
+                    iam.put_user_policy(UserName=f"deployer{i}", PolicyName="orderflow", PolicyDocument=policy)
+                    key = iam.create_access_key(UserName=f"deployer{i}")["AccessKey"]
+                    keys = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+                env = {**os.environ, **keys}
+                for phase in ("up", "down"):
+                    cmd = [*orderflow, "--stack", stack, phase, *(["--yes"] if phase == "down" else [])]
+                    seconds, _ = run(cmd, env)
+                    times.setdefault(f"{phase} as {who}", []).append(seconds)
+    finally:
+        embedded.stop()
+    rows = [[name, f"{min(t):.2f}", f"{median(t):.2f}"] for name, t in times.items()]
+    print(f"`up` and `down` on one embedded AWS, {rounds} round(s), as the administrator and as an IAM user holding")
+    print("exactly `orderflow policy`'s document, alternating (the user's `up` asks IAM first what it may do)")
+    print(table(["phase", "min s", "median s"], rows))
+    ratio = median(times["up as IAM user"]) / median(times["up as administrator"])
+    down = median(times["down as IAM user"]) / median(times["down as administrator"])
+    print(
+        f"RESULT up as a least-privilege user takes {ratio:.2f}x the administrator's (target <= 1.2x); down {down:.2f}x"
+    )
+    return 0 if ratio <= 1.2 or args.quick else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one round (well under a minute)")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--realistic", action="store_true", help="up on AWS's clock, against its critical path")
     parser.add_argument("--time-scale", type=float, default=None, help="--realistic: AWS's delays times this")
+    parser.add_argument("--restricted", action="store_true", help="up as a least-privilege IAM user vs as admin")
     args = parser.parse_args()
     if args.realistic:
         return realistic(args)
+    if args.restricted:
+        return restricted(args)
     rounds = 1 if args.quick else (args.rounds or 5)
     aws_cli = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
     if not Path(aws_cli).exists():

@@ -3,7 +3,7 @@ service adds — as the Service Authorization Reference lists them for each oper
 (https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html).
 
 - An operation needs the action of its own name, except where the reference says otherwise (a batch call needs the
-  single call's action; Lambda's Invoke is `lambda:InvokeFunction`).
+  single call's action, SNS's PublishBatch too; Lambda's Invoke is `lambda:InvokeFunction`).
 - Lambda speaks REST: its operation is read from the method and the path.
 - An action that has no resource type is asked on `*` (ListQueues, CreateEventSourceMapping, SNS's subscription
   calls: SNS has no subscription resource type).
@@ -35,6 +35,7 @@ _RENAMED = {
     ("sqs", "SendMessageBatch"): "SendMessage",
     ("sqs", "ChangeMessageVisibilityBatch"): "ChangeMessageVisibility",
     ("lambda", "Invoke"): "InvokeFunction",
+    ("sns", "PublishBatch"): "Publish",  # SNS API Reference, PublishBatch: "requires sns:Publish"
 }
 _SNS_UNSCOPED = {"Unsubscribe", "GetSubscriptionAttributes", "SetSubscriptionAttributes", "ListSubscriptions",
                  "ListTopics", "ConfirmSubscription"}  # fmt: skip
