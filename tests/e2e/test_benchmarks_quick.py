@@ -12,10 +12,14 @@ from tests.e2e.conftest import PROJECT_ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("script", ["provision", "pipeline", "verify", "load", "one_writer", "throttle"])
+@pytest.mark.parametrize(
+    "script",
+    ["provision", "provision --restricted", "pipeline", "verify", "load", "one_writer", "throttle"],
+)
 def test_benchmark_quick_mode_runs_and_reports_its_ratio(script):
+    name, *flags = script.split()
     result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "bench" / f"{script}.py"), "--quick"],
+        [sys.executable, str(PROJECT_ROOT / "bench" / f"{name}.py"), "--quick", *flags],
         capture_output=True,
         text=True,
         timeout=180,
