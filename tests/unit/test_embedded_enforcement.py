@@ -452,12 +452,17 @@ def _allow(*actions, resource="*"):
                                                                "Resource": resource}]})  # fmt: skip
 
 
+def new_user(endpoint, name: str) -> tuple[object, dict]:
+    """An IAM user with no policy, and its access key: (the administrator's IAM client, the key)."""
+    iam = admin(endpoint, "iam")
+    iam.create_user(UserName=name)
+    return iam, iam.create_access_key(UserName=name)["AccessKey"]
+
+
 def test_an_iam_users_keys_carry_its_own_group_and_attached_policies_and_its_boundary(endpoint, stack):
     config, arns, queue_url = stack
-    iam = admin(endpoint, "iam")
     name = f"u-{config.name}"
-    iam.create_user(UserName=name)
-    keys = iam.create_access_key(UserName=name)["AccessKey"]
+    iam, keys = new_user(endpoint, name)
     sqs = as_user(endpoint, keys, "sqs")
     with pytest.raises(botocore.exceptions.ClientError) as refused:
         sqs.get_queue_attributes(QueueUrl=queue_url)
@@ -494,10 +499,8 @@ def test_an_iam_users_keys_carry_its_own_group_and_attached_policies_and_its_bou
 
 def test_create_function_needs_iam_pass_role_on_that_role_for_lambda(endpoint, stack):
     config, arns, _ = stack
-    iam = admin(endpoint, "iam")
     name = f"p-{config.name}"
-    iam.create_user(UserName=name)
-    keys = iam.create_access_key(UserName=name)["AccessKey"]
+    iam, keys = new_user(endpoint, name)
     iam.put_user_policy(UserName=name, PolicyName="lambda", PolicyDocument=_allow("lambda:*"))
     lam = as_user(endpoint, keys, "lambda")
     create = {"FunctionName": f"{name}-f", "Runtime": "python3.12", "Role": arns.role(config.role_name),

@@ -26,6 +26,8 @@ log = logging.getLogger("orderflow.local.realistic")
 SHORT_POLL_EMPTY_CHANCE = 0.5
 _FUNCTION_PATH = re.compile(r"^/20\d\d-\d\d-\d\d/functions/(?P<name>[^/]+)(?P<rest>/[a-z-]+)?/?$")
 _MAPPING_PATH = re.compile(r"^/2015-03-31/event-source-mappings/?(?P<uuid>[^/]*)$")
+# The calls that start a table's transition: the status it shows meanwhile, and for how long.
+_TABLE_TRANSITIONS = {"CreateTable": ("CREATING", "table_active"), "UpdateTable": ("UPDATING", "table_updated")}
 _TABLE_DATA_OPERATIONS = {"PutItem", "GetItem", "UpdateItem", "DeleteItem", "Query", "Scan"}
 BUSY_FUNCTION = "The operation cannot be performed at this time."
 
@@ -316,18 +318,12 @@ class _DynamoDb(_Service):
             doing = "created" if state == "CREATING" else "deleted" if state == "DELETING" else "updated"
             message = f"Attempt to change a resource which is still in use: Table is being {doing}: {name}"
             return self.refuse(environ, start_response, "ResourceInUseException", message, 400)
-        if op == "CreateTable":
-            answer = self.call(environ)
-            if answer.ok:
-                self.plane.begin("table", key, "CREATING", "table_active")
-                answer = answer.saying(self._describe(request.region, name))
-            return self.send(start_response, answer)
         if op == "DeleteTable":
             return self._delete(environ, start_response, request.region, name)
-        if op == "UpdateTable":
+        if op in _TABLE_TRANSITIONS:
             answer = self.call(environ)
             if answer.ok:
-                self.plane.begin("table", key, "UPDATING", "table_updated")
+                self.plane.begin("table", key, *_TABLE_TRANSITIONS[op])
                 answer = answer.saying(self._describe(request.region, name))
             return self.send(start_response, answer)
         return self.app(environ, start_response)
