@@ -131,8 +131,9 @@ def _resource(request: SignedRequest, arns: Arns) -> str:
         if params.get("QueueUrl"):
             owner, _, name = urlparse(str(params["QueueUrl"])).path.strip("/").partition("/")
             return f"{prefix.rsplit(':', 1)[0]}:{owner}:{name}"
-        if params.get("QueueName"):
-            return f"{prefix}:{params['QueueName']}"
+        if params.get("QueueName"):  # GetQueueUrl may name another account's queue
+            owner = params.get("QueueOwnerAWSAccountId") or arns.account
+            return f"{prefix.rsplit(':', 1)[0]}:{owner}:{params['QueueName']}"
     if s == "sns" and request.operation not in _SNS_UNSCOPED:
         if params.get("TopicArn"):
             return str(params["TopicArn"])
