@@ -15,9 +15,9 @@ SNS_SERVICE = Principal("Service", "sns.amazonaws.com")
 
 def lambda_may_assume(trust: Mapping[str, Any] | None, role_arn: str) -> bool:
     """Does the role's trust policy let Lambda assume it (as it must, to run a function with it)?"""
-    region = "us-east-1"  # AssumeRole is global: no trust policy of orderflow's depends on the region
+    # The function's region is not known here: a trust policy that reads aws:RequestedRegion finds it absent.
     context = {"aws:PrincipalIsAWSService": "true", "aws:PrincipalServiceName": LAMBDA_SERVICE.id,
-               "aws:SecureTransport": "true", "aws:RequestedRegion": region}  # fmt: skip
+               "aws:SecureTransport": "true"}  # fmt: skip
     request = Request("sts:AssumeRole", role_arn, LAMBDA_SERVICE, context)
     return decide(Policies(resource=trust), request).allowed
 

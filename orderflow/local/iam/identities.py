@@ -167,22 +167,25 @@ class Identities:
             return None
 
     def lambda_may_assume(self, role_arn: str) -> bool:
-        """Read on every invocation and poll: cached like any decision, until the next IAM write."""
-        key = ("trust", role_arn)
-        if key not in self._decisions or self._propagating(role_arn):
-            allowed = lambda_may_assume(self.trust(role_arn), role_arn) and (
-                self.plane is None or self.plane.state("role", role_arn) is None
-            )
-            verdict = Verdict("allow" if allowed else "implicit-deny")
-            if self._propagating(role_arn):
-                return allowed
+        """Read on every invocation and poll: cached like any decision, until the next IAM write (which is also
+        when a new role's propagation begins, under --realistic)."""
+        known = self._decisions.get(("trust", role_arn))
+        if known is not None:
+            return known.decision == "allow"
+        generation = self._generation
+        allowed = lambda_may_assume(self.trust(role_arn), role_arn) and (
+            self.plane is None or self.plane.state("role", role_arn) is None
+        )
+        if not self._propagating(role_arn):
             with self._lock:
-                self._decisions[key] = verdict
-        return self._decisions[key].decision == "allow"
+                if generation == self._generation:
+                    self._decisions[("trust", role_arn)] = Verdict("allow" if allowed else "implicit-deny")
+        return allowed
 
 
 def _region_of(resource: str) -> str:
-    return parse_arn(resource).region if resource.startswith("arn:") else "us-east-1"
+    """The region a call on this resource is made in (aws:RequestedRegion); "" for a resource without one."""
+    return parse_arn(resource).region if resource.startswith("arn:") else ""
 
 
 def _session(access_key: str) -> Caller | None:
