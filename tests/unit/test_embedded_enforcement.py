@@ -563,3 +563,20 @@ def test_iam_refuses_a_malformed_policy_document_when_it_is_written(endpoint, st
     with pytest.raises(botocore.exceptions.ClientError) as refused:
         iam.create_policy(PolicyName=f"{config.name}-bad", PolicyDocument=unknown)
     assert "Invalid Condition type : StringEqualz" in refused.value.response["Error"]["Message"]
+
+
+def test_a_queue_policy_deny_refuses_a_user_its_identity_policy_allows(endpoint, stack):
+    """Policy evaluation logic, same account: an explicit Deny in the resource-based policy wins."""
+    config, arns, queue_url = stack
+    name = f"q-{config.name}"
+    iam, keys = new_user(endpoint, name)
+    iam.put_user_policy(UserName=name, PolicyName="sqs", PolicyDocument=_allow("sqs:*"))
+    sqs = as_user(endpoint, keys, "sqs")
+    sqs.send_message(QueueUrl=queue_url, MessageBody="allowed")
+    user_arn = f"arn:aws:iam::{arns.account}:user/{name}"
+    no_sends = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": {"AWS": user_arn},
+                "Action": "sqs:SendMessage", "Resource": arns.queue(config.queue_name)}]}  # fmt: skip
+    admin(endpoint, "sqs").set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(no_sends)})
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        sqs.send_message(QueueUrl=queue_url, MessageBody="refused")
+    assert refused.value.response["Error"]["Message"].endswith("with an explicit deny in a resource-based policy")

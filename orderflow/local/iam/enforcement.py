@@ -92,7 +92,11 @@ class Enforcement:
         if scope is None:
             return self.app(environ, start_response)
         access_key, _, service = scope
-        writes_iam = service == "iam" and not is_read(operation_of(environ) or "Get")
+        operation = operation_of(environ) or "Get"
+        # IAM writes, and a queue's policy (a resource policy the decisions read): cached decisions are dropped.
+        writes_iam = (service == "iam" and not is_read(operation)) or (
+            service == "sqs" and operation == "SetQueueAttributes"
+        )
         writes_lambda = service == "lambda" and environ.get("REQUEST_METHOD") in ("POST", "PUT", "DELETE")
 
         def forward() -> Any:

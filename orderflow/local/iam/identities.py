@@ -138,7 +138,12 @@ class Identities:
         identity = Identity(caller.principal, caller.kind, caller.unique_id, caller.name, loaded.tags)
         context = {**caller_context(identity, region, resource, tags, epoch=time.time()), **(extra or {})}
         request = Request(action, resource, caller.principal, context)
-        verdict = decide(loaded.policies, request)
+        # Same account: the resource's own policy counts beside the identity's (a queue policy's Deny refuses).
+        held_by_resource = queue_policy(resource) if action.lower().startswith("sqs:") else None
+        if held_by_resource is not None and any(k in json.dumps(held_by_resource).lower() for k in _CLOCK_KEYS):
+            cacheable = False
+        policies = Policies(loaded.policies.identity, held_by_resource, loaded.policies.boundary)
+        verdict = decide(policies, request)
         if caller.session_policy and verdict.decision == "allow":
             # A session policy limits a session as a boundary does (evaluation logic, "Session policies").
             session = decide(Policies(identity=[document(caller.session_policy)]), request)
@@ -345,3 +350,18 @@ def accounts() -> list[str]:
     from moto.iam.models import iam_backends
 
     return list(iam_backends.keys())
+
+
+def queue_policy(queue_arn: str) -> dict[str, Any] | None:
+    """A queue's own policy (SQS's resource-based policy), or None."""
+    if not queue_arn.startswith("arn:"):
+        return None
+    from moto.sqs.exceptions import QueueDoesNotExist
+    from moto.sqs.models import sqs_backends
+
+    arn = parse_arn(queue_arn)
+    try:
+        text = sqs_backends[arn.account][arn.region].get_queue(arn.resource).policy
+    except (QueueDoesNotExist, KeyError):
+        return None
+    return document(text) if text else None
