@@ -580,3 +580,13 @@ def test_a_queue_policy_deny_refuses_a_user_its_identity_policy_allows(endpoint,
     with pytest.raises(botocore.exceptions.ClientError) as refused:
         sqs.send_message(QueueUrl=queue_url, MessageBody="refused")
     assert refused.value.response["Error"]["Message"].endswith("with an explicit deny in a resource-based policy")
+
+
+def test_sqs_refuses_a_queue_policy_it_cannot_read(endpoint, stack):
+    _, _, queue_url = stack
+    lower_case = {"Version": "2012-10-17", "Statement": [{"Effect": "deny", "Principal": "*", "Action": "sqs:*",
+                                                          "Resource": "*"}]}  # fmt: skip
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        admin(endpoint, "sqs").set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(lower_case)})
+    assert refused.value.response["Error"]["Code"] == "InvalidAttributeValue"
+    assert "Invalid value for the parameter Policy" in refused.value.response["Error"]["Message"]

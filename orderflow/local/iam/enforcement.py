@@ -59,6 +59,7 @@ _DOCUMENTS = {
     "UpdateAssumeRolePolicy": ("PolicyDocument", "trust"),
 }
 _IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
+_QUEUE_POLICY_WRITES = ("SetQueueAttributes", "CreateQueue")
 _SIMULATIONS = ("SimulatePrincipalPolicy", "SimulateCustomPolicy")
 _USER_BOUNDARY = ("CreateUser", "PutUserPermissionsBoundary", "DeleteUserPermissionsBoundary")
 
@@ -92,11 +93,10 @@ class Enforcement:
         if scope is None:
             return self.app(environ, start_response)
         access_key, _, service = scope
-        operation = operation_of(environ) or "Get"
-        # IAM writes, and a queue's policy (a resource policy the decisions read): cached decisions are dropped.
-        writes_iam = (service == "iam" and not is_read(operation)) or (
-            service == "sqs" and operation == "SetQueueAttributes"
-        )
+        # IAM writes, and a queue's policy (a resource policy the decisions read): cached decisions are dropped. The
+        # operation is read only where it matters (for a query-protocol call it means reading the body).
+        operation = (operation_of(environ) or "Get") if service in ("iam", "sqs") else "Get"
+        writes_iam = (service == "iam" and not is_read(operation)) or operation == "SetQueueAttributes"
         writes_lambda = service == "lambda" and environ.get("REQUEST_METHOD") in ("POST", "PUT", "DELETE")
 
         def forward() -> Any:
@@ -112,7 +112,7 @@ class Enforcement:
         if caller is None and self.roles.revoked(access_key):
             message = "The security token included in the request is invalid."
             return error_response(environ, start_response, "InvalidClientTokenId", message, status=403)
-        if caller is None and service not in ("iam", "lambda"):
+        if caller is None and service not in ("iam", "lambda") and operation not in _QUEUE_POLICY_WRITES:
             return forward()  # an administrator's call to a service with no rule of its own here: body unread
         request = parse_request(environ)
         if request is None:
@@ -127,6 +127,14 @@ class Enforcement:
             answered = self._iam(environ, start_response, request)
             if answered is not None:
                 return answered
+        if operation in _QUEUE_POLICY_WRITES:
+            try:  # SQS API Reference, SetQueueAttributes: a Policy SQS cannot read is InvalidAttributeValue
+                policy = (request.params.get("Attributes") or {}).get("Policy")
+                if policy:
+                    validate(policy, "resource")
+            except MalformedPolicy as e:
+                message = f"Invalid value for the parameter Policy. Reason: {e}"
+                return error_response(environ, start_response, "InvalidAttributeValue", message, status=400)
         if writes_lambda and self.mapping_refusal is not None:
             refusal = self._mapping_refusal(environ, request)
             if refusal is not None:
