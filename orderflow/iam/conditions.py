@@ -195,20 +195,3 @@ def holds(operator: str, key: str, wanted: Any, context: Context, substitute: Su
     if actual is None:
         return if_exists or base in NEGATED
     return any(_one_value(base, wants, got) for got in actual)
-
-
-def block_holds(conditions: Mapping[str, Any] | None, context: Context, substitute: Substitute | None = None) -> bool:
-    """Every operator and every key must hold (AND); values within one key are alternatives."""
-    for operator, keys in (conditions or {}).items():
-        for key, wanted in (keys or {}).items():
-            if not holds(operator, key, wanted, context, substitute):
-                return False
-    return True
-
-
-def unknown_keys(conditions: Mapping[str, Any] | None, context: Context, undecidable: frozenset[str]) -> list[str]:
-    """The keys of a condition block that the caller cannot know (verify on AWS: aws:PrincipalOrgID, …)."""
-    return sorted(
-        {key for keys in (conditions or {}).values() for key in (keys or {}) if key.lower() in undecidable}
-        - {k for k in context}
-    )

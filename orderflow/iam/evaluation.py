@@ -125,8 +125,12 @@ def _conditions(statement: Mapping[str, Any], policy: Mapping[str, Any] | None, 
         for key, wanted in (keys or {}).items():
             if key.lower() in request.undecidable and key not in request.context:
                 unknown = True
-            elif not holds(operator, key, wanted, request.context, substitute):
-                return False
+                continue
+            try:
+                if not holds(operator, key, wanted, request.context, substitute):
+                    return False
+            except ValueError:  # an operator IAM added since (documents are checked when the embedded AWS stores them)
+                unknown = True
     return None if unknown else True
 
 
@@ -176,9 +180,8 @@ def _tally(policies: Iterable[Mapping[str, Any] | None], request: Request, assum
             applies, named = statement_applies(statement, request, policy)
             if applies is None:
                 conditions = statement.get("Condition") or {}
-                tally.unknown |= {
-                    k for keys in conditions.values() for k in (keys or {}) if k.lower() in request.undecidable
-                }
+                keys = {k for ks in conditions.values() for k in (ks or {}) if k.lower() in request.undecidable}
+                tally.unknown |= keys or {"a condition operator this evaluator does not know"}
                 applies = assume
             tally.add(str(statement.get("Effect")), applies, named)
     return tally

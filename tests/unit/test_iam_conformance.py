@@ -831,3 +831,13 @@ def test_action_names_are_case_insensitive_and_resources_are_not(found, action, 
     upper = resource.upper()
     if upper != resource and all(s["Resource"] not in ("*",) for s in found) and found:
         assert _decide(found, None, action, upper, context) == "implicit-deny"
+
+
+def test_an_operator_added_to_iam_after_this_evaluator_makes_verify_undecided_not_a_crash():
+    """Documents the embedded AWS stores are checked when written; one read from AWS may use an operator IAM added
+    since: the answer is "cannot decide", never a traceback and never a guess."""
+    newer = doc(
+        allow("sqs:SendMessage", QUEUE, Principal="*", Condition={"StringMatchesRegex": {"aws:SourceArn": "x"}})
+    )
+    verdict = topic_may_send(newer, QUEUE, TOPIC, UNDECIDABLE)
+    assert not verdict.allowed and verdict.depends_on == ("a condition operator this evaluator does not know",)
