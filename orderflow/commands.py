@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 
 import click
 from rich.markup import escape
@@ -56,6 +57,8 @@ def preflight_quietly(options: Options, ctx: Context, command: str) -> None:
 def policy_command(options: Options, commands: str | None, check: bool, deployer_arn: str | None) -> None:
     """The IAM policy a deployer needs for this stack: give your deployer this, and nothing more."""
     chosen = _commands(commands)
+    if deployer_arn is not None and not re.fullmatch(r"arn:[\w-]+:iam::\d{12}:(user|role)/\S+", deployer_arn):
+        raise ConfigError(f"--deployer {deployer_arn!r} is not a user's or role's ARN (arn:aws:iam::ACCOUNT:role/NAME)")
     out = options.output
     aws = options.connect()
     ctx = Context(aws=aws, config=options.stack_config(aws))

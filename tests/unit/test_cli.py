@@ -180,3 +180,21 @@ def test_verify_on_a_stack_that_is_not_up_says_so_in_one_line(run):
     assert result.stderr.strip() == (
         "error: Table 'Orders' does not exist in eu-west-3: the stack is not up (run `orderflow up`)"
     )
+
+
+def test_policy_prints_the_deployers_document_and_refuses_what_cannot_be_a_policy(run):
+    result = run("--json", "--stack", "shop", "policy", "--commands", "up,down")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    actions = {a for s in document["Statement"] for a in s["Action"]}
+    assert {"dynamodb:CreateTable", "dynamodb:DeleteTable", "iam:PassRole"} <= actions
+    assert "dynamodb:GetItem" not in actions and "sns:Publish" not in actions  # verify's and publish-test's only
+    scoped = [s for s in document["Statement"] if s["Sid"] != "SelfCheck"]  # the caller itself: user/${aws:username}
+    assert all("shop-" in str(s["Resource"]) or "*" in str(s["Resource"]) for s in scoped)
+    role = "arn:aws:iam::123456789012:role/ci-deployer"
+    itself = json.loads(run("--json", "policy", "--commands", "up", "--deployer", role).output)
+    assert any(s["Action"] == ["iam:SimulatePrincipalPolicy"] and s["Resource"] == role for s in itself["Statement"])
+    assert run("policy", "--commands", "up,deploy").exit_code == 2
+    assert run("policy", "--deployer", "ci-deployer").exit_code == 2
+    cannot = run("policy", "--check")  # moto in-process has no simulator: said, and not a pass
+    assert cannot.exit_code == 1 and "cannot check" in cannot.output
