@@ -123,11 +123,16 @@ class Enforcement:
                 code, status, message = refused
                 log.info("refused: %s", message)
                 return error_response(environ, start_response, code, message, status=status)
-        if service == "iam":
-            answered = self._iam(environ, start_response, request)
-            if answered is not None:
-                return answered
-        if operation in _QUEUE_POLICY_WRITES:
+        answered = self._service_checks(environ, start_response, request, writes_lambda)
+        return forward() if answered is None else answered
+
+    def _service_checks(
+        self, environ: dict[str, Any], start_response: Any, request: SignedRequest, writes_lambda: bool
+    ) -> Any:
+        """Each service's own refusals (and the IAM calls moto lacks), whoever the caller; None: moto answers."""
+        if request.service == "iam":
+            return self._iam(environ, start_response, request)
+        if request.operation in _QUEUE_POLICY_WRITES:
             try:  # SQS API Reference, SetQueueAttributes: a Policy SQS cannot read is InvalidAttributeValue
                 policy = (request.params.get("Attributes") or {}).get("Policy")
                 if policy:
@@ -140,7 +145,7 @@ class Enforcement:
             if refusal is not None:
                 code, message = refusal
                 return error_response(environ, start_response, code, message, status=400)
-        return forward()
+        return None
 
     def _refusal(self, caller: Caller, request: SignedRequest) -> tuple[str, int, str] | None:
         """(code, status, message) of the first action the caller may not perform, or None."""
