@@ -29,6 +29,7 @@ from common import (
 
 from orderflow.flow.logs import fetch_events
 from orderflow.flow.publish import sample_order
+from orderflow.lambda_code.index import ORDER_CLOCK_ATTRIBUTE, WRITE_CONDITION, order_clock
 from orderflow.stack import StackConfig, StackSettings
 
 # What the metrics and the alarm evaluation call (botocore's CloudWatch client may speak a REST-like protocol, whose
@@ -100,9 +101,14 @@ def floor_run(aws, config: StackConfig, count: int) -> float:
             messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
             for message in messages:
                 order = json.loads(json.loads(message["Body"])["Message"])
+                order[ORDER_CLOCK_ATTRIBUTE] = order_clock(order["timestamp"])
+                # The handler's own write: conditional on the stored version (DynamoDB parses the condition).
                 ddb.put_item(
                     TableName=config.table_name,
                     Item={k: {"N": str(v)} if isinstance(v, int) else {"S": v} for k, v in order.items()},
+                    ConditionExpression=WRITE_CONDITION,
+                    ExpressionAttributeNames={"#clock": ORDER_CLOCK_ATTRIBUTE},
+                    ExpressionAttributeValues={":clock": {"S": order[ORDER_CLOCK_ATTRIBUTE]}},
                 )
             if messages:
                 sqs.delete_message_batch(

@@ -51,7 +51,7 @@ def leaked_patches() -> list[str]:
     if moto_patches.PATCHES.applied:
         return []
     return [
-        f"{owner.__module__}.{owner.__name__}.{name}"
+        f"{getattr(owner, '__module__', None) or 'module'}.{owner.__name__}.{name}"  # a class's, or a module's
         for (owner, name), original in MOTO_AS_IT_IS.items()
         if owner.__dict__.get(name) is not original
     ]

@@ -35,6 +35,8 @@ MAX_ITEM_BYTES = 400 * 1024
 # Normalised UTC copy of `timestamp`, fixed width so that DynamoDB's string comparison orders it correctly even
 # when publishers use different offsets ("…+02:00" vs "…Z").
 ORDER_CLOCK_ATTRIBUTE = "timestampUtc"
+# A write lands unless the stored version of the order is newer.
+WRITE_CONDITION = "attribute_not_exists(orderId) OR #clock <= :clock"
 
 _FRACTION = re.compile(r"(?<=T\d\d:\d\d:\d\d)\.(\d+)")
 
@@ -206,7 +208,7 @@ def write(order: dict[str, Any]) -> str:
     try:
         _table().put_item(
             Item=item,
-            ConditionExpression="attribute_not_exists(orderId) OR #clock <= :clock",
+            ConditionExpression=WRITE_CONDITION,
             ExpressionAttributeNames={"#clock": ORDER_CLOCK_ATTRIBUTE},
             ExpressionAttributeValues={":clock": item[ORDER_CLOCK_ATTRIBUTE]},
         )

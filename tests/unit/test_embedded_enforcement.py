@@ -311,6 +311,46 @@ def test_the_scaled_receive_and_delete_keep_sqs_semantics(endpoint, stack):
     assert rest["Body"] == "third"  # the in-flight second stays invisible; the retention check keeps the third
 
 
+def test_a_send_that_skips_counting_the_queue_keeps_sqs_semantics(endpoint):
+    """A send no longer counts the queue's messages to read ContentBasedDeduplication: FIFO rules still hold, the
+    counts GetQueueAttributes reports are still exact."""
+    sqs = admin(endpoint, "sqs")
+    standard = sqs.create_queue(QueueName="sends-standard")["QueueUrl"]
+    for body in ("a", "a", "b"):
+        sqs.send_message(QueueUrl=standard, MessageBody=body)
+    counts = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["All"])["Attributes"]
+    assert counts["ApproximateNumberOfMessages"] == "3" and "ContentBasedDeduplication" not in counts
+
+    deduplicated = sqs.create_queue(
+        QueueName="sends-cbd.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+    )["QueueUrl"]
+    for _ in range(2):  # the same body twice: one message, deduplicated by its content
+        sqs.send_message(QueueUrl=deduplicated, MessageBody="same", MessageGroupId="g")
+    assert sqs.get_queue_attributes(QueueUrl=deduplicated, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"
+    ] == {"ApproximateNumberOfMessages": "1"}
+
+    explicit = sqs.create_queue(QueueName="sends-explicit.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    with pytest.raises(botocore.exceptions.ClientError) as refused:  # neither content-based nor an explicit id
+        sqs.send_message(QueueUrl=explicit, MessageBody="x", MessageGroupId="g")
+    assert "ContentBasedDeduplication enabled or MessageDeduplicationId" in refused.value.response["Error"]["Message"]
+    sqs.send_message(QueueUrl=explicit, MessageBody="x", MessageGroupId="g", MessageDeduplicationId="1")
+    attributes = sqs.get_queue_attributes(QueueUrl=explicit, AttributeNames=["All"])["Attributes"]
+    assert attributes["ContentBasedDeduplication"] == "false" and attributes["ApproximateNumberOfMessages"] == "1"
+
+
+def test_the_send_patch_stops_start_up_if_a_send_reads_another_queue_attribute(monkeypatch):
+    from moto.sqs.models import SQSBackend
+
+    def send_message(self, queue_name, message_body):
+        return self.get_queue(queue_name).attributes.get("DelaySeconds")
+
+    monkeypatch.setattr(SQSBackend, "send_message", send_message)
+    with pytest.raises(OrderflowError) as stopped:
+        moto_patches.check_targets()
+    assert "send_message reads queue attributes orderflow does not provide" in str(stopped.value)
+
+
 def test_the_pollers_in_process_client_answers_as_sqs_does_and_checks_the_role(endpoint, stack):
     from orderflow.local.iam.identities import Identities
     from orderflow.local.iam.queue_access import InProcessQueues

@@ -68,3 +68,17 @@ def test_a_failed_guard_applies_nothing():
     with pytest.raises(RuntimeError):
         patches.enter()
     assert Target.value == "own" and not patches.applied
+
+
+def test_routing_lists_motos_folders_once_and_the_listing_is_the_same():
+    from moto import backends
+
+    from orderflow.local.server.embedded import EmbeddedAws
+
+    own = backends.list_of_moto_modules
+    listed = list(own())
+    with EmbeddedAws(runtime=False, cloudwatch=False) as aws:
+        assert backends.list_of_moto_modules is not own and list(backends.list_of_moto_modules()) == listed
+        sqs = boto3.client("sqs", endpoint_url=aws.endpoint, region_name="eu-west-2")
+        assert sqs.create_queue(QueueName="routed")["QueueUrl"].endswith("/routed")  # requests still find SQS
+    assert backends.list_of_moto_modules is own

@@ -16,6 +16,7 @@ import importlib
 import inspect
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -106,6 +107,12 @@ _TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("moto.cloudwatch.models", "CloudWatchBackend", "put_metric_alarm", ("self", "name")),
     ("moto.cloudwatch.models", "Alarm", "__init__", ("self.state_value", "self.state_reason")),
     ("moto.sqs.models", "SQSBackend", "send_message", ("self", "queue_name", "message_body")),
+    (
+        "moto.moto_server.werkzeug_app",
+        "DomainDispatcherApplication",
+        "get_backend_for_host",
+        ("self.backend_url_patterns", "backends.list_of_moto_modules()"),
+    ),
 )
 
 
@@ -138,6 +145,21 @@ def check_targets() -> None:
                 f"{module_name}.{class_name}.{attribute} {problem}: pip install '{MOTO_REQUIREMENT}'"
             )
     cloudformation.check_unclaimed()
+    _check_sends_read_only_deduplication(moto_version)
+
+
+def _check_sends_read_only_deduplication(moto_version: str) -> None:
+    """The send patch holds only while a send reads no queue attribute but ContentBasedDeduplication."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    for method in (SQSBackend.send_message, SQSBackend._validate_message, Queue.add_message):
+        reads = re.findall(r"\.attributes\b(?:\.get\(\"(\w+)\"\))?", inspect.getsource(method))
+        if any(read != "ContentBasedDeduplication" for read in reads):
+            raise EndpointError(
+                f"The embedded AWS was tested with moto {TESTED_MOTO}.x; in moto {moto_version} "
+                f"{method.__qualname__} reads queue attributes orderflow does not provide during a send: "
+                f"pip install '{MOTO_REQUIREMENT}'"
+            )
 
 
 # Returns the running Lambda runtime's FunctionHost (or None while it is stopped); set by the embedded server.
@@ -187,6 +209,7 @@ def _patch_sets() -> list[PatchSet]:
     """One set per feature, in the order they apply (a later one may wrap an earlier one's function)."""
     return [
         PatchSet("sqs: as AWS", _sqs_as_aws),
+        PatchSet("server: routing without a folder listing", _route_without_listing_folders),
         PatchSet("sqs: operations that scale", _make_queue_operations_scale),
         PatchSet("sqs: one receive at a time per queue", _elsewhere("sqs_receive", "one_receive_at_a_time")),
         PatchSet("lambda: invocations in orderflow's runtime", _run_invocations_in_orderflows_runtime),
@@ -363,7 +386,48 @@ def _make_queue_operations_scale() -> list[Patch]:
         Patch(Queue, "messages", property(lambda self: _VisibleMessages(self._messages))),
         Patch(Queue, "delete_message", delete_message),
         Patch(SQSBackend, "is_message_valid_based_on_retention_period", is_message_valid_based_on_retention_period),
+        *_sends_read_only_the_configuration(),
     ]
+
+
+def _route_without_listing_folders() -> list[Patch]:
+    """moto's server routes every request by first listing moto's package folder (listdir and an isdir per entry,
+    about 0.8 ms): the folders a running process imported from do not change, so they are listed once."""
+    from moto import backends
+
+    folders = tuple(backends.list_of_moto_modules())
+    return [Patch(backends, "list_of_moto_modules", lambda: folders)]  # type: ignore[arg-type]
+
+
+# Set while SQSBackend.send_message runs on this thread.
+_sending = threading.local()
+
+
+def _sends_read_only_the_configuration() -> list[Patch]:
+    """moto's send (and SNS's delivery to a queue) reads `Queue.attributes` for ContentBasedDeduplication alone, and
+    that property counts every message three times: a burst of N orders cost O(N²). During a send it holds only
+    what a send reads (check_targets guards that this is still all it reads)."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    original_send = SQSBackend.send_message
+    every_attribute = Queue.attributes
+
+    @functools.wraps(original_send)
+    def send_message(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _sending.active = True
+        try:
+            return original_send(self, *args, **kwargs)
+        finally:
+            _sending.active = False
+
+    def attributes(self) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        if not getattr(_sending, "active", False):
+            return every_attribute.fget(self)
+        if not self.fifo_queue:
+            return {}  # a standard queue has no ContentBasedDeduplication attribute
+        return {"ContentBasedDeduplication": str(bool(self.content_based_deduplication)).lower()}
+
+    return [Patch(SQSBackend, "send_message", send_message), Patch(Queue, "attributes", property(attributes))]
 
 
 def _run_invocations_in_orderflows_runtime() -> list[Patch]:

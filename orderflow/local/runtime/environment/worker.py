@@ -236,15 +236,22 @@ class WorkerProcess:
     def _wait(self, deadline: float, wanted: Callable[[Report], bool]) -> Report | None:
         """The first report `wanted` accepts; None when the deadline passes or the process dies or outgrows its
         memory first. The function's output is read meanwhile (a pipe left full would block it)."""
+        next_memory_check = 0.0
         while True:
             with contextlib.suppress(queue.Empty):
                 while True:
                     report = self.api.reports.get_nowait()
                     if wanted(report):
                         return report
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._exceeds_memory(memory_mb(self.pid)):
+            now = time.monotonic()
+            remaining = deadline - now
+            if remaining <= 0:
                 return None
+            # Every MEMORY_CHECK_SECONDS, not on every line the function prints (each wakes this loop).
+            if now >= next_memory_check:
+                next_memory_check = now + MEMORY_CHECK_SECONDS
+                if self._exceeds_memory(memory_mb(self.pid)):
+                    return None
             if not self._stdout_open and not self.alive and self.api.reports.empty():
                 return None
             self._read_output(min(remaining, MEMORY_CHECK_SECONDS))
