@@ -12,6 +12,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from common import (
     ApiCounter,
@@ -150,6 +151,21 @@ PUBLISHER_POLICY = {
 }  # fmt: skip
 
 
+def pipeline_and_floor(embedded, runtime: str) -> tuple[Any, StackConfig, StackConfig]:
+    """A session and two stacks: the pipeline's, and the floor's, whose queue no trigger consumes (its loop does)."""
+    aws, [pipeline, floor] = stacks_on(embedded, "bench", "floor", settings=StackSettings(runtime=runtime))
+    lam = aws.client("lambda")
+    for mapping in lam.list_event_source_mappings(FunctionName=floor.function_name)["EventSourceMappings"]:
+        lam.delete_event_source_mapping(UUID=mapping["UUID"])
+    return aws, pipeline, floor
+
+
+def warm(aws, pipeline: StackConfig) -> None:
+    """The runtime warmed up: the mapping's pollers running, function processes started, their clients created."""
+    time.sleep(1.5)
+    pipeline_run(aws, pipeline, 20)
+
+
 def measure(
     count: int, paced: int, http_pollers: bool, cloudwatch: bool, runtime: str, as_user: bool = False
 ) -> Measured:
@@ -157,15 +173,10 @@ def measure(
     counter = ApiCounter()
     embedded = start_embedded(runtime=True, counter=counter, http_pollers=http_pollers, cloudwatch=cloudwatch)
     try:
-        aws, [pipeline, floor] = stacks_on(embedded, "bench", "floor", settings=StackSettings(runtime=runtime))
-        lam = aws.client("lambda")
-        for mapping in lam.list_event_source_mappings(FunctionName=floor.function_name)["EventSourceMappings"]:
-            lam.delete_event_source_mapping(UUID=mapping["UUID"])  # the floor loop consumes this queue itself
+        aws, pipeline, floor = pipeline_and_floor(embedded, runtime)
         if as_user:
             aws = restricted_session(embedded, aws, f"publisher-{os.getpid()}-{time.monotonic_ns()}", PUBLISHER_POLICY)
-        time.sleep(1.5)
-
-        pipeline_run(aws, pipeline, 20)  # warm the runtime: processes started, clients created
+        warm(aws, pipeline)
         floor_seconds = floor_run(aws, floor, count)
         burst_seconds, burst_latency = pipeline_run(aws, pipeline, count)
         paced_seconds, paced_latency = pipeline_run(aws, pipeline, paced, pace=0.05)

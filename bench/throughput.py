@@ -7,10 +7,11 @@ pipeline's burst. For comparing two versions of the code run alternately (the ra
 from __future__ import annotations
 
 import argparse
-import time
 
-from common import stacks_on, start_embedded  # also puts the project on sys.path
-from pipeline import floor_run, pipeline_run
+from common import start_embedded  # also puts the project on sys.path
+from pipeline import floor_run, pipeline_and_floor, pipeline_run, warm
+
+from orderflow.stack import StackSettings
 
 
 def main() -> int:
@@ -20,12 +21,8 @@ def main() -> int:
     args = parser.parse_args()
     embedded = start_embedded(runtime=True)
     try:
-        aws, [pipeline, floor] = stacks_on(embedded, "bench", "floor")
-        lam = aws.client("lambda")
-        for mapping in lam.list_event_source_mappings(FunctionName=floor.function_name)["EventSourceMappings"]:
-            lam.delete_event_source_mapping(UUID=mapping["UUID"])  # the floor loop consumes this queue itself
-        time.sleep(1.5)
-        pipeline_run(aws, pipeline, 20)  # warm the runtime: processes started, clients created
+        aws, pipeline, floor = pipeline_and_floor(embedded, StackSettings().runtime)
+        warm(aws, pipeline)
         if args.side == "floor":
             seconds = floor_run(aws, floor, args.orders)
         else:
