@@ -140,12 +140,17 @@ def check_targets() -> None:
                 if absent:
                     problem = f"no longer has {', '.join(absent)}"
         if problem:
-            raise EndpointError(
-                f"The embedded AWS was tested with moto {TESTED_MOTO}.x; in moto {moto_version} "
-                f"{module_name}.{class_name}.{attribute} {problem}: pip install '{MOTO_REQUIREMENT}'"
-            )
+            raise _moto_changed(moto_version, f"{module_name}.{class_name}.{attribute} {problem}")
     cloudformation.check_unclaimed()
     _check_sends_read_only_deduplication(moto_version)
+
+
+def _moto_changed(moto_version: str, what: str) -> EndpointError:
+    """The one-line start-up error for a moto internal that is not what orderflow was written against."""
+    return EndpointError(
+        f"The embedded AWS was tested with moto {TESTED_MOTO}.x; in moto {moto_version} {what}: "
+        f"pip install '{MOTO_REQUIREMENT}'"
+    )
 
 
 def _check_sends_read_only_deduplication(moto_version: str) -> None:
@@ -155,11 +160,8 @@ def _check_sends_read_only_deduplication(moto_version: str) -> None:
     for method in (SQSBackend.send_message, SQSBackend._validate_message, Queue.add_message):
         reads = re.findall(r"\.attributes\b(?:\.get\(\"(\w+)\"\))?", inspect.getsource(method))
         if any(read != "ContentBasedDeduplication" for read in reads):
-            raise EndpointError(
-                f"The embedded AWS was tested with moto {TESTED_MOTO}.x; in moto {moto_version} "
-                f"{method.__qualname__} reads queue attributes orderflow does not provide during a send: "
-                f"pip install '{MOTO_REQUIREMENT}'"
-            )
+            what = f"{method.__qualname__} reads queue attributes orderflow does not provide during a send"
+            raise _moto_changed(moto_version, what)
 
 
 # Returns the running Lambda runtime's FunctionHost (or None while it is stopped); set by the embedded server.
