@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 @pytest.mark.parametrize(
     "script",
-    ["provision", "provision --restricted", "pipeline", "verify", "load", "one_writer", "throttle"],
+    ["provision", "provision --restricted", "pipeline", "verify", "load", "one_writer", "throttle", "fence"],
 )
 def test_benchmark_quick_mode_runs_and_reports_its_ratio(script):
     name, *flags = script.split()

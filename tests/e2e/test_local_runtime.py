@@ -294,25 +294,38 @@ def test_the_invoke_api_runs_the_deployed_handler(cli, aws, stack):
 
 
 READER = """
-import os, json
+import ctypes, os, json, subprocess
 def lambda_handler(event, context):
     seen = {}
+    libc = ctypes.CDLL(None, use_errno=True)
     for path in event["paths"]:
+        seen["umount " + path] = libc.umount2(os.path.dirname(path).encode(), 2) == 0
         try:
             with open(path) as f:
                 seen[path] = f.read()
         except OSError as e:
             seen[path] = type(e).__name__
+    for path in event["writes"]:
+        try:
+            with open(path, "w") as f:
+                f.write("owned")
+            seen["write " + path] = "written"
+        except OSError as e:
+            seen["write " + path] = type(e).__name__
     seen["HOME"] = os.environ["HOME"]
     seen["credentials file"] = os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
+    subprocess.Popen(["sleep", "3600"], start_new_session=True)  # a detached child, meant to outlive everything
     return seen
 """
 
 
 @pytest.mark.skipif(not Path("/usr/bin/unshare").exists(), reason="no unshare: functions run with a scrubbed env only")
 def test_a_function_cannot_read_the_callers_credentials_or_orderflows_state(tmp_path_factory):
-    """The daemon runs as the caller; its functions do too. The caller's home secrets and orderflow's state folder are
-    hidden from them (a mount namespace), and their environment points at no credentials file."""
+    """The daemon runs as the caller; its functions do too. A hostile handler that unmounts what it can, reads the
+    caller's secrets and orderflow's state folder, writes the caller's home and leaves a detached child finds nothing,
+    writes nothing, and its child ends with `local stop`."""
+    import psutil
+
     home = tmp_path_factory.mktemp("caller-home")
     (home / ".aws").mkdir()
     (home / ".aws" / "credentials").write_text("[default]\naws_secret_access_key = caller-secret\n")
@@ -320,18 +333,31 @@ def test_a_function_cannot_read_the_callers_credentials_or_orderflows_state(tmp_
     state = tmp_path_factory.mktemp("state")
     caller = Cli(state, env={"HOME": str(home)})
     caller.json("local", "start", "--port", str(free_port()))
+    sleepers_before = {p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "3600"]}
     try:
         caller("--local", "up")
         endpoint = caller.json("local", "status")["endpoint"]
         lam = Aws(endpoint).client("lambda")
         lam.update_function_code(FunctionName="ProcessOrderFunction", ZipFile=_zip(READER))
         paths = [str(home / ".aws" / "credentials"), str(home / ".netrc"), str(state / "local.log")]
-        answer = json.loads(
-            lam.invoke(FunctionName="ProcessOrderFunction", Payload=json.dumps({"paths": paths}))["Payload"].read()
-        )
+        writes = [str(home / ".bashrc"), "/var/tmp/orderflow-owned", str(state / "owned")]
+        event = {"paths": paths, "writes": writes}
+        invoked = lam.invoke(FunctionName="ProcessOrderFunction", Payload=json.dumps(event))
+        answer = json.loads(invoked["Payload"].read())
         assert "caller-secret" not in json.dumps(answer)
-        assert answer[paths[0]] == answer[paths[1]] == "FileNotFoundError"  # the whole home is hidden
+        assert answer[paths[0]] == answer[paths[1]] == "FileNotFoundError"  # the whole home is out of its view
         assert answer[paths[2]] == "FileNotFoundError"  # orderflow's state folder: the daemon's own log
+        assert not any(answer[f"umount {path}"] for path in paths)
+        assert all(answer[f"write {path}"] != "written" for path in writes), answer
+        assert not (home / ".bashrc").exists() and not (state / "owned").exists()
+        assert not Path("/var/tmp/orderflow-owned").exists()
         assert answer["HOME"] != str(home) and answer["credentials file"] == "/dev/null"
     finally:
         caller("local", "stop", check=False)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        left = {p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "3600"]}
+        if not left - sleepers_before:
+            break
+        time.sleep(0.1)
+    assert not left - sleepers_before, "the function's detached child outlived `local stop`"

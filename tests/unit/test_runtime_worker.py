@@ -75,7 +75,8 @@ def test_a_warm_process_is_reused_and_its_module_code_runs_once(make_worker):
     )
     first, second = worker.invoke({}, "r-1"), worker.invoke({}, "r-2")
     assert first.succeeded and second.succeeded
-    assert first.payload["pid"] == second.payload["pid"] == worker.pid
+    # One process served both (fenced, it is PID 1 of its own namespace, so its number is not the worker's).
+    assert first.payload["pid"] == second.payload["pid"] and worker.alive
     assert second.payload["inits"] == 1  # warm: the module was not imported again
     assert first.init_ms is not None and second.init_ms is None
     assert (first.payload["request"], second.payload["request"]) == ("r-1", "r-2")
@@ -99,6 +100,24 @@ def test_a_process_over_its_memory_size_is_killed(make_worker):
     result = worker.invoke({}, "hog")
     assert result.error["errorType"] == "Runtime.ExitError"
     assert result.error["errorMessage"].endswith("Runtime exited with error: signal: killed")
+    assert result.max_memory_mb == 128
+    assert not worker.alive
+
+
+def test_a_child_process_s_memory_is_the_function_s(make_worker):
+    """Lambda counts the execution environment's memory whole: a child that allocates 300 MB under a 128 MB function
+    ends the environment as the function's own allocation would."""
+    worker = make_worker(
+        """
+        import subprocess, sys
+        def handler(event, context):
+            hog = "b = b'x' * (300 * 1024 * 1024); import time; time.sleep(30)"
+            child = subprocess.run([sys.executable, "-c", hog])
+            return child.returncode
+        """
+    )
+    result = worker.invoke({}, "child-hog")
+    assert result.error is not None and result.error["errorType"] == "Runtime.ExitError"
     assert result.max_memory_mb == 128
     assert not worker.alive
 

@@ -18,7 +18,6 @@ import secrets
 import select
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +47,37 @@ def memory_mb(pid: int, field: str = "VmRSS") -> float | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listed:
+            return [int(child) for child in listed.read().split()]
+    except (OSError, ValueError):
+        try:
+            import psutil
+
+            return [child.pid for child in psutil.Process(pid).children()]
+        except Exception:  # noqa: BLE001 - a process that is gone has no children
+            return []
+
+
+def tree_memory_mb(pid: int, include_root: bool = True) -> float | None:
+    """The resident memory of a process and every process below it: what a function's environment uses, counted
+    whole as Lambda counts it (a child's allocation is the function's). None where nothing can be read."""
+    total, seen, pending = None, set(), [pid]
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        pending += _children(current)
+        if current == pid and not include_root:
+            continue
+        used = memory_mb(current)
+        if used is not None:
+            total = (total or 0.0) + used
+    return total
 
 
 def exit_reason(returncode: int) -> str:
@@ -162,9 +192,9 @@ class WorkerProcess:
         self.api = RuntimeApi()
         self._spawned = time.monotonic()
         try:
-            hidden = isolation(Path(tempfile.gettempdir()).resolve(), launch.needs)
+            self.fence = isolation(launch.needs)
             self._process = subprocess.Popen(
-                hidden.command(launch.command(spec.handler)),
+                self.fence.command(launch.command(spec.handler), spec.code_dir),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -174,7 +204,9 @@ class WorkerProcess:
                     **launch.environment(spec.code_dir),
                 },
                 cwd=spec.code_dir,
-                start_new_session=True,  # a signal to the runtime's terminal never reaches the function
+                # A signal to the runtime's terminal never reaches the function; the group ends with the environment
+                # (fenced, the function is PID 1 of its own namespace: every process it starts ends with it).
+                start_new_session=True,
             )
         except BaseException:
             self.api.close()
@@ -189,6 +221,8 @@ class WorkerProcess:
         self._init_ms: float | None = None
         self._init_error: dict[str, Any] | None = None
         self._killed_for_memory = False
+        self._peak_mb = 0.0
+        self._runtime_pid: int | None = None
 
     @property
     def alive(self) -> bool:
@@ -250,11 +284,28 @@ class WorkerProcess:
             # Every MEMORY_CHECK_SECONDS, not on every line the function prints (each wakes this loop).
             if now >= next_memory_check:
                 next_memory_check = now + MEMORY_CHECK_SECONDS
-                if self._exceeds_memory(memory_mb(self.pid)):
+                if self._exceeds_memory(self.memory_now()):
                     return None
             if not self._stdout_open and not self.alive and self.api.reports.empty():
                 return None
             self._read_output(min(remaining, MEMORY_CHECK_SECONDS))
+
+    def memory_now(self) -> float | None:
+        """The environment's memory: the function's process and its children (fenced, `unshare` itself is not the
+        function's and is left out)."""
+        used = tree_memory_mb(self.pid, include_root=not self.fence.fenced)
+        if used is not None:
+            self._peak_mb = max(self._peak_mb, used)
+        return used
+
+    def peak_memory(self) -> int | None:
+        """REPORT's "Max Memory Used": the runtime's own peak (VmHWM) or the whole tree's highest seen (each wait
+        checks the tree at its start, so every invocation is seen at least once)."""
+        if self._runtime_pid is None:
+            # Fenced, the runtime is `unshare`'s one child (the function's PID 1); it stays the same for good.
+            self._runtime_pid = next(iter(_children(self.pid)), None) if self.fence.fenced else self.pid
+        own = peak_memory_mb(self._runtime_pid) if self._runtime_pid is not None else None
+        return max(own or 0, int(self._peak_mb)) or None
 
     def _exceeds_memory(self, used_mb: float | None) -> bool:
         """Lambda's limit: a process above its MemorySize is killed by the kernel, mid-work, without warning."""
@@ -320,7 +371,7 @@ class WorkerProcess:
         )
         duration_ms = (time.monotonic() - started) * 1000
         # A peak above the limit between two checks is fatal all the same.
-        peak = peak_memory_mb(self.pid)
+        peak = self.peak_memory()
         if answered is None or self._exceeds_memory(peak):
             return self._failure(request_id, started, cold)
         output = self._take_output()
