@@ -10,7 +10,7 @@ import threading
 
 from orderflow.errors import OrderflowError
 from orderflow.local.server.embedded import EmbeddedAws
-from orderflow.local.server.persistence import INTERVAL_SECONDS
+from orderflow.local.server.persistence import INTERVAL_SECONDS, discard
 from orderflow.local.server.state import LocalServer, pid_file, recorded_server, state_file
 
 
@@ -32,7 +32,7 @@ def main() -> int:
         signal.signal(sig, lambda *_: stop.set())
     kept = state_file()
     if args.fresh:
-        kept.unlink(missing_ok=True)
+        discard(kept)
     try:
         aws = EmbeddedAws(
             port=args.port,
@@ -48,7 +48,7 @@ def main() -> int:
         aws.endpoint, aws.port, args.time_scale, args.realistic, aws.restored, args.fresh
     )
     server.save()
-    logging.info("state: %s (kept in %s, snapshot every %gs of writes)", server.state, kept, INTERVAL_SECONDS)
+    logging.info("state: %s (kept in %s: writes journaled, snapshot every %gs)", server.state, kept, INTERVAL_SECONDS)
     pace = f"realistic control plane x{args.time_scale:g}" if args.realistic else "instant control plane"
     logging.info(
         "embedded AWS ready at %s (pid %d, %s, CloudWatch minute %gs, Lambda account concurrency %d)",

@@ -87,6 +87,7 @@ class EmbeddedAws:
         self.with_cloudwatch = cloudwatch
         self.cloudwatch_minute: Any = None
         self._patched = False
+        self._moto_app: Any = None
         # Where its state is kept across restarts (the daemon's); None: it starts and ends empty (tests, demo).
         self.state_file = state_file
         self.snapshots: Any = None
@@ -116,11 +117,13 @@ class EmbeddedAws:
         app = self._app()
         moto_patches.use_realistic(self.realistic)
         if self.state_file is not None:
-            from orderflow.local.server.persistence import Snapshots, marking_writes, restore
+            from orderflow.local.server.persistence import Snapshots, restore
 
-            self.restored = restore(self.state_file)  # before anything is served
+            # Before anything is served: the last snapshot, then the journal after it, replayed through moto alone
+            # (each request was authorised and passed the realism when it was first answered).
+            self.restored = restore(self.state_file, self._moto_app)
             self.snapshots = Snapshots(self.state_file).start()
-            app = marking_writes(app, self.snapshots.written)
+            app = self.snapshots.middleware(app)
         self._listen(self.wrap_app(app) if self.wrap_app else app)
         if self.with_cloudwatch:
             from orderflow.local.cloudwatch.minute import CloudWatchMinute
@@ -140,6 +143,7 @@ class EmbeddedAws:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app: Any = DomainDispatcherApplication(create_backend_app)
+        self._moto_app = app
         if self.is_realistic:
             from orderflow.local.realism.control_plane import ControlPlane
             from orderflow.local.realism.services import RealisticAws
