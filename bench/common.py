@@ -73,14 +73,20 @@ def split(calls: Counter[str]) -> tuple[int, int]:
 
 
 def start_embedded(
-    runtime: bool = True, counter: ApiCounter | None = None, http_pollers: bool = False, cloudwatch: bool = True
+    runtime: bool = True,
+    counter: ApiCounter | None = None,
+    http_pollers: bool = False,
+    cloudwatch: bool = True,
+    state_file: Path | None = None,
 ) -> EmbeddedAws:
+    """An embedded AWS on a free port; with `state_file`, keeping its state as the daemon does (journal, snapshots)."""
     return EmbeddedAws(
         port=0,
         runtime=runtime,
         wrap_app=counter.wrap if counter else None,
         in_process_pollers=not http_pollers,
         cloudwatch=cloudwatch,
+        state_file=state_file,
     ).start()
 
 
