@@ -2,8 +2,7 @@
 pipeline runs, restarted on the same port, and every published order SNS answered for ends in the table — none
 dead-lettered, none lost (the write-ahead journal replayed after the last snapshot).
 
-Without the journal (snapshots alone), this test lost 99 of 600 acknowledged orders: those answered since the last
-snapshot.
+Without the journal (snapshots alone), it lost 99 of 600 acknowledged orders: those answered since the last snapshot.
 """
 
 from __future__ import annotations
@@ -25,8 +24,8 @@ from tests.e2e.conftest import REGION, Aws, Cli, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ORDERS = 600
-KILL_AT = (150, 300, 450)  # acknowledged orders when the daemon is killed
+ORDERS = 900
+KILL_AT = (150, 400, 650)  # acknowledged orders when the daemon is killed
 
 
 class Publisher(threading.Thread):

@@ -273,3 +273,25 @@ def test_a_write_waiting_on_another_request_never_deadlocks_a_capture():
     capturing.join(30)
     assert not capturing.is_alive()
     gate.release()
+
+
+def test_a_receive_the_restart_interrupted_is_not_charged_to_the_message(journaled, tmp_path):
+    """Three kills while a poller held the same message must not dead-letter it: each restart gives it back."""
+    aws, url = journaled
+    sqs = _client(aws, "sqs")
+    for n in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{n}")
+    held = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=600)["Messages"]
+    assert len(held) == 2
+    aws.snapshots._take()  # the snapshot holds them as received (a receive is not journaled)
+    path = _killed(tmp_path / "state", tmp_path / "after-kill")
+
+    restarted, depth, _items = _restarted_from(path)
+    try:
+        assert depth == 3  # visible at once, not after the 600 s the dead holder asked for
+        again = _client(restarted, "sqs").receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+        )["Messages"]
+        assert sorted(m["Attributes"]["ApproximateReceiveCount"] for m in again) == ["1", "1", "1"]
+    finally:
+        restarted.stop()

@@ -55,6 +55,9 @@ _TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         ("self.deleted_messages", "self._pending_messages", "self._messages_lock", "self._messages"),
     ),
     ("moto.sqs.models", "Queue", "pending_messages", ()),
+    # Read by persistence.forgive_interrupted_receives (a restart does not charge the receive it interrupted):
+    ("moto.sqs.models", "Message", "mark_received", ("self.approximate_receive_count", "self.change_visibility")),
+    ("moto.sqs.models", "Message", "change_visibility", ("self.visible_at",)),
     ("moto.sqs.models", "Message", "all_receipt_handles", ()),
     ("moto.sqs.models", "Queue", "policy", ()),
     ("moto.sqs.models", "Message", "had_receipt_handle", ("self", "receipt_handle")),
