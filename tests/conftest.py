@@ -13,8 +13,9 @@ READ_PREFIXES = ("Get", "List", "Describe", "Head")
 
 
 @pytest.fixture(autouse=True)
-def isolated_aws_env(monkeypatch, tmp_path):
-    """No test may reach real AWS or read the developer's credentials, config or orderflow state."""
+def isolated_aws_env(no_moto_patch_leaks, monkeypatch, tmp_path):
+    """No test may reach real AWS or read the developer's credentials, config or orderflow state. (It asks for
+    no_moto_patch_leaks first so that a test's own monkeypatch of moto is undone before that check runs.)"""
     for name in (
         "AWS_PROFILE",
         "AWS_DEFAULT_PROFILE",
