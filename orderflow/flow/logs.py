@@ -162,6 +162,26 @@ def quoted(term: str) -> str:
     return '"' + term.replace('"', '\\"') + '"'
 
 
+# Characters json.dumps never escapes: a run of them appears unchanged in a JSON line that names the term.
+_NEVER_ESCAPED = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def names(message: str, term: str) -> bool:
+    """The line names the term: raw (a plain print) or as json.dumps writes it (the handler's lines, where a
+    non-ASCII, control or backslash character is escaped: `café` is `caf\\u00e9` there)."""
+    encoded = json.dumps(term)[1:-1]
+    return term in message or encoded in message or json.dumps(term, ensure_ascii=False)[1:-1] in message
+
+
+def fetch_naming(aws: Aws, config: StackConfig, start_ms: int, term: str) -> list[LogEvent]:
+    """Every event from start_ms on that names the term, oldest first. The filter pattern only narrows the read
+    to the term's longest run of never-escaped characters (the term itself would miss the escaped form a JSON
+    line holds); which lines name it is decided here."""
+    runs = _NEVER_ESCAPED.findall(term)
+    pattern = quoted(max(runs, key=len)) if runs else None
+    return [e for e in fetch_events(aws, config, start_ms, pattern=pattern) if names(e.message, term)]
+
+
 def render(event: LogEvent) -> str:
     """One readable line: handler JSON lines become 'outcome orderId (reason)'."""
     record = event.handler_record

@@ -18,7 +18,7 @@ from typing import Any
 from orderflow.aws import Aws
 from orderflow.errors import ConfigError, NotFoundError
 from orderflow.flow import dlq as dlq_flow
-from orderflow.flow.logs import HandlerRecord, LogEvent, fetch_events, quoted
+from orderflow.flow.logs import HandlerRecord, LogEvent, fetch_naming
 from orderflow.flow.publish import recall
 from orderflow.flow.verify import stored_order
 from orderflow.provision.base import Context
@@ -90,7 +90,7 @@ def _matches(record: HandlerRecord, order_id: str | None, message_id: str | None
 def _invocation(aws: Aws, config: StackConfig, request_id: str, around_ms: int) -> tuple[int, float | None]:
     """(start, duration) of an invocation, from its START and REPORT lines."""
     started, duration = around_ms, None
-    for event in fetch_events(aws, config, around_ms - 15 * 60_000, pattern=quoted(request_id)):
+    for event in fetch_naming(aws, config, around_ms - 15 * 60_000, request_id):
         if event.message.startswith("START RequestId:"):
             started = event.timestamp
         elif event.message.startswith("REPORT RequestId:") and (found := _REPORT_DURATION.search(event.message)):
@@ -105,7 +105,7 @@ def attempts(
     assert term is not None
     lines: list[tuple[LogEvent, HandlerRecord]] = [
         (e, record)
-        for e in fetch_events(aws, config, since_ms, pattern=quoted(term))
+        for e in fetch_naming(aws, config, since_ms, term)
         if (record := e.handler_record) and _matches(record, order_id, message_id)
     ]
     found = []

@@ -16,7 +16,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from orderflow.aws import Aws, or_none
 from orderflow.errors import NotFoundError
 from orderflow.flow import advice, dlq, permissions
-from orderflow.flow.logs import HandlerRecord, LogEvent, fetch_events, quoted
+from orderflow.flow.logs import HandlerRecord, LogEvent, fetch_naming
 from orderflow.flow.publish import Published
 from orderflow.iam.questions import topic_may_send
 from orderflow.provision.base import Context
@@ -207,7 +207,7 @@ class _Evidence:
 
 def _gather(aws: Aws, config: StackConfig, order_id: str, published: Published | None) -> _Evidence:
     start_ms = (published.published_ms if published else int(time.time() * 1000) - 3_600_000) - CLOCK_SKEW_MS
-    events = fetch_events(aws, config, start_ms, pattern=quoted(order_id))
+    events = fetch_naming(aws, config, start_ms, order_id)
     records = [r for e in events if (r := e.handler_record) and r.order_id == order_id]
     if published:
         records = [r for r in records if r.sns_message_id == published.message_id]
@@ -215,7 +215,7 @@ def _gather(aws: Aws, config: StackConfig, order_id: str, published: Published |
     ran = evidence.done or evidence.refused_writes
     request_id = ran[0].request_id if ran else None
     if request_id:
-        evidence.invocation = fetch_events(aws, config, start_ms, pattern=quoted(request_id))
+        evidence.invocation = fetch_naming(aws, config, start_ms, request_id)
     return evidence
 
 
@@ -286,7 +286,7 @@ def _check_dynamodb(ev: _Evidence, item: dict[str, Any] | None, table: str, stat
         if static:
             return _static_failure("dynamodb", static)
         if ev.refused_writes:
-            return Check("dynamodb", False, f"DynamoDB refused the write: {ev.refused_writes[-1].get('reason', '')}")
+            return Check("dynamodb", False, f"DynamoDB refused the write: {ev.refused_writes[-1].reason}")
         return Check("dynamodb", False, f"no item {ev.order_id!r} in table {table}", "was it published?")
     if ev.published is None:
         return Check(

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from orderflow.flow import publish
+from orderflow.flow import publish, trace
 from orderflow.flow.verify import verify
 from orderflow.provision import operations
 
@@ -24,7 +24,7 @@ def stack(ctx):
     return ctx
 
 
-def _deliver(ctx, published, outcome="written", write=True):
+def _deliver(ctx, published, outcome="written", write=True, reason=None):
     """What the runtime and handler leave behind for one processed order."""
     request_id = "11111111-2222-3333-4444-555555555555"
     logs = ctx.client("logs")
@@ -39,9 +39,11 @@ def _deliver(ctx, published, outcome="written", write=True):
         "attempt": "1",
         "requestId": request_id,
     }
+    if reason:
+        record["reason"] = reason
     lines = [
         f"START RequestId: {request_id} Version: $LATEST",
-        json.dumps(record),
+        json.dumps(record, default=str),  # as the handler prints it: non-ASCII and control characters escaped
         f"END RequestId: {request_id}",
         f"REPORT RequestId: {request_id}\tDuration: 12.00 ms\tBilled Duration: 12 ms",
     ]
@@ -55,8 +57,8 @@ def _deliver(ctx, published, outcome="written", write=True):
         ctx.client("dynamodb").put_item(TableName=ctx.config.table_name, Item=item)
 
 
-def _publish(ctx):
-    [published] = publish.publish_orders(ctx.aws, ctx.config, [publish.sample_order()])
+def _publish(ctx, order_id=None):
+    [published] = publish.publish_orders(ctx.aws, ctx.config, [publish.sample_order(order_id)])
     return published
 
 
@@ -88,6 +90,25 @@ def test_a_rejected_order_fails_the_lambda_hop_with_the_reason(stack):
     _deliver(stack, published, outcome="invalid", write=False)
     report = verify(stack.aws, stack.config, published.order_id, published, timeout=0, sleep=_no_sleep)
     assert report.first_failure.hop == "lambda" and "rejected" in report.first_failure.evidence
+
+
+def test_a_write_dynamodb_refused_fails_the_dynamodb_hop_with_dynamodbs_reason(stack):
+    published = _publish(stack)
+    reason = "DynamoDB: An error occurred (ResourceNotFoundException) when calling the PutItem operation"
+    _deliver(stack, published, outcome="error", write=False, reason=reason)
+    report = verify(stack.aws, stack.config, published.order_id, published, timeout=0, sleep=_no_sleep)
+    assert [c.passed for c in report.checks[:4]] == [True, True, True, False]
+    assert report.first_failure.evidence == f"DynamoDB refused the write: {reason}"
+
+
+@pytest.mark.parametrize("order_id", ["ordre-café-1", "back\\slash-2", "tab\tbed-3", "bell\x07-4", "日本語"])
+def test_an_order_id_the_handlers_json_escapes_is_proven_on_every_hop_and_traced(stack, order_id):
+    published = _publish(stack, order_id)
+    _deliver(stack, published)
+    report = verify(stack.aws, stack.config, order_id, published, timeout=0, sleep=_no_sleep)
+    assert report.passed, report.checks
+    [attempt] = trace.attempts(stack.aws, stack.config, order_id, None, published.published_ms - 60_000)
+    assert attempt.record.order_id == order_id and attempt.duration_ms == 12.0
 
 
 def test_nothing_delivered_fails_the_sqs_hop_and_polls_until_the_timeout(stack, fake_time):
