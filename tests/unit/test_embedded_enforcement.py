@@ -195,6 +195,31 @@ def test_mapping_creation_follows_lambdas_rules(endpoint, stack):
     assert lam.get_event_source_mapping(UUID=mapping["UUID"])["LastProcessingResult"] == "PROBLEM: seen by the poller"
 
 
+def test_one_mapping_per_queue_and_function_even_when_two_creates_race(endpoint, stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    config, arns, _queue_url = stack
+    lam = _function(endpoint, config, arns, timeout=3)
+    create = dict(EventSourceArn=arns.queue(config.queue_name), FunctionName=config.function_name)
+
+    def attempt(_: int) -> str:
+        try:
+            return lam.create_event_source_mapping(**create)["UUID"]
+        except botocore.exceptions.ClientError as e:
+            assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+            return e.response["Error"]["Code"] + ": " + e.response["Error"]["Message"]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(attempt, range(4)))
+    [uuid] = [a for a in answers if not a.startswith("ResourceConflictException")]
+    assert [m["UUID"] for m in lam.list_event_source_mappings(**create)["EventSourceMappings"]] == [uuid]
+    assert answers.count(
+        f'ResourceConflictException: An event source mapping with SQS arn (" {create["EventSourceArn"]} ") and '
+        f'function (" {config.function_name} ") already exists. Please update or delete the existing mapping '
+        f"with UUID {uuid}"
+    ) == 3
+
+
 def test_concurrency_settings_are_kept_and_refused_as_lambda_does(endpoint, stack):
     config, arns, _queue_url = stack
     lam = _function(endpoint, config, arns, timeout=3)

@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +24,7 @@ from orderflow.iam.evaluation import denial_message
 from orderflow.local.iam import identities as identity_store
 from orderflow.local.iam.actions import needs
 from orderflow.local.iam.identities import Caller, Identities
+from orderflow.local.iam.mapping_rules import STATUS
 from orderflow.local.iam.simulate import simulate
 from orderflow.local.server.wire import (
     SignedRequest,
@@ -86,6 +89,7 @@ class Enforcement:
         # Told after every Lambda write, so the runtime applies new code, configuration and mappings to the very
         # next invocation (as AWS does once an update is Successful) instead of at its next poll of the API.
         self.on_lambda_write = on_lambda_write
+        self._mapping_writes = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         # Most calls are an administrator's: decide from the header alone and leave their bodies unread.
@@ -123,8 +127,11 @@ class Enforcement:
                 code, status, message = refused
                 log.info("refused: %s", message)
                 return error_response(environ, start_response, code, message, status=status)
-        answered = self._service_checks(environ, start_response, request, writes_lambda)
-        return forward() if answered is None else answered
+        # A mapping is checked and written as one step: of two concurrent creates of one mapping, one is refused.
+        writes_mapping = writes_lambda and _MAPPINGS_PATH.match(environ.get("PATH_INFO", ""))
+        with self._mapping_writes if writes_mapping else contextlib.nullcontext():
+            answered = self._service_checks(environ, start_response, request, writes_lambda)
+            return forward() if answered is None else answered
 
     def _service_checks(
         self, environ: dict[str, Any], start_response: Any, request: SignedRequest, writes_lambda: bool
@@ -144,7 +151,7 @@ class Enforcement:
             refusal = self._mapping_refusal(environ, request)
             if refusal is not None:
                 code, message = refusal
-                return error_response(environ, start_response, code, message, status=400)
+                return error_response(environ, start_response, code, message, status=STATUS.get(code, 400))
         return None
 
     def _refusal(self, caller: Caller, request: SignedRequest) -> tuple[str, int, str] | None:

@@ -17,6 +17,9 @@ from orderflow.stack import MAXIMUM_CONCURRENCY
 
 INVALID = "InvalidParameterValueException"
 VALIDATION = "ValidationException"
+CONFLICT = "ResourceConflictException"
+# The HTTP status Lambda answers each refusal with (400 unless named).
+STATUS = {CONFLICT: 409}
 # The permissions Lambda checks on the execution role for an SQS source, in the order it names them.
 POLLER_ACTIONS = ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
 
@@ -87,6 +90,18 @@ def missing_poller_action(roles: Identities, role_arn: str, queue_arn: str) -> s
     )
 
 
+def duplicate_refusal(backend: Any, queue_arn: str, function: Any) -> tuple[str, str] | None:
+    """Lambda keeps one mapping per source and function: a second CreateEventSourceMapping is a conflict naming
+    the first (its message, as AWS words it, is in docs/fidelity.md)."""
+    for mapping in backend.list_event_source_mappings(queue_arn, ""):
+        if mapping.function_arn == function.function_arn:
+            return CONFLICT, (
+                f'An event source mapping with SQS arn (" {queue_arn} ") and function (" {function.function_name} ") '
+                f"already exists. Please update or delete the existing mapping with UUID {mapping.uuid}"
+            )
+    return None
+
+
 class MappingRules:
     """Reads the embedded AWS's state for `refusal`. Only SQS sources are judged; anything else passes to moto."""
 
@@ -112,6 +127,10 @@ class MappingRules:
             # Changing batch settings only: Lambda checks the parameters, not the role or the queue again.
             return refusal(MappingRequest(batch_size, window, None, None, True, None, maximum))
         function = self._function(backend, params.get("FunctionName") or (current.function_arn if current else None))
+        if not uuid and function is not None:
+            existing = duplicate_refusal(backend, queue_arn, function)
+            if existing:
+                return existing
         return refusal(
             MappingRequest(
                 batch_size=batch_size,
