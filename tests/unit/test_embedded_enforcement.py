@@ -213,11 +213,14 @@ def test_one_mapping_per_queue_and_function_even_when_two_creates_race(endpoint,
         answers = list(pool.map(attempt, range(4)))
     [uuid] = [a for a in answers if not a.startswith("ResourceConflictException")]
     assert [m["UUID"] for m in lam.list_event_source_mappings(**create)["EventSourceMappings"]] == [uuid]
-    assert answers.count(
-        f'ResourceConflictException: An event source mapping with SQS arn (" {create["EventSourceArn"]} ") and '
-        f'function (" {config.function_name} ") already exists. Please update or delete the existing mapping '
-        f"with UUID {uuid}"
-    ) == 3
+    assert (
+        answers.count(
+            f'ResourceConflictException: An event source mapping with SQS arn (" {create["EventSourceArn"]} ") and '
+            f'function (" {config.function_name} ") already exists. Please update or delete the existing mapping '
+            f"with UUID {uuid}"
+        )
+        == 3
+    )
 
 
 def test_concurrency_settings_are_kept_and_refused_as_lambda_does(endpoint, stack):
