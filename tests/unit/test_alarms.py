@@ -16,6 +16,7 @@ from orderflow.local.cloudwatch.alarms import (
     expression_series,
     notification,
 )
+from orderflow.local.cloudwatch.minute import TICK_AFTER, minute_end
 from orderflow.local.cloudwatch.queue_metrics import QueueCounters, queue_datums
 from orderflow.local.cloudwatch.statistics import percentile, percentile_of, statistic
 from orderflow.local.runtime.metrics import _FunctionMinute, function_datums
@@ -175,8 +176,7 @@ def test_sqs_counts_sends_receives_deletes_and_the_minute_publishes_them(embedde
     received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     sqs.delete_message(QueueUrl=url, ReceiptHandle=received[0]["ReceiptHandle"])
     sqs.delete_message(QueueUrl=url, ReceiptHandle=received[0]["ReceiptHandle"])  # twice: counted once
-    server.cloudwatch_minute.tick()
-    now = datetime.now(timezone.utc)
+    now = server.cloudwatch_minute.tick()  # the end of the minute it closed, on the clock's grid
 
     def latest(name: str) -> float:
         points = aws.client("cloudwatch").get_metric_statistics(
@@ -225,3 +225,28 @@ def test_a_new_alarm_has_no_data_an_updated_one_keeps_its_state_and_a_tick_notif
     sqs.send_message(QueueUrl=dlq, MessageBody="another letter")
     server.cloudwatch_minute.tick(start + 3 * minute)
     assert state()["StateValue"] == "ALARM"  # fires again for the second letter
+
+
+def test_one_letter_fires_the_dlq_alarm_once_however_early_or_late_each_minute_ticks(embedded):
+    """CloudWatch's periods are aligned to the clock: a tick a few ms early or late closes the same minute, so the
+    letter's datapoint is never counted in two minutes (it fired again, OK -> ALARM twice for one letter)."""
+    server, aws = embedded
+    cloudwatch, sqs, sns = aws.client("cloudwatch"), aws.client("sqs"), aws.client("sns")
+    topic = sns.create_topic(Name="jittered-alerts")["TopicArn"]
+    dlq = sqs.create_queue(QueueName="jittered")["QueueUrl"]
+    definition = {**dlq_alarm_definition(StackConfig(), topic), "AlarmName": "jittered-alarm"}
+    for query in definition["Metrics"][:2]:
+        query["MetricStat"]["Metric"]["Dimensions"] = [{"Name": "QueueName", "Value": "jittered"}]
+    cloudwatch.put_metric_alarm(**definition)
+    interval = server.cloudwatch_minute.interval
+    minute = timedelta(seconds=interval)
+    # Ticks as the clock schedules them, TICK_AFTER into each minute, then some ms early or late.
+    start = minute_end(datetime.now(timezone.utc), interval) - 20 * minute + TICK_AFTER * minute
+    jitter = [timedelta(milliseconds=ms) for ms in (0, -30, 25, -40, 35, -20, 10, -45)]
+    states = []
+    for index, early_or_late in enumerate(jitter):
+        if index == 1:
+            sqs.send_message(QueueUrl=dlq, MessageBody="one letter")
+        server.cloudwatch_minute.tick(start + index * minute + early_or_late)
+        states.append(cloudwatch.describe_alarms(AlarmNames=["jittered-alarm"])["MetricAlarms"][0]["StateValue"])
+    assert states == ["OK", "ALARM", "OK", "OK", "OK", "OK", "OK", "OK"]

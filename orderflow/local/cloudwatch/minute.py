@@ -9,8 +9,8 @@ notifications sent through the public APIs, like any client.
 from __future__ import annotations
 
 import logging
+import math
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -63,6 +63,19 @@ def period_series(
     return series
 
 
+# A tick runs this far (a fraction of the minute) after the minute it closes has ended, so that a tick a little
+# late or early still closes that minute.
+TICK_AFTER = 0.05
+
+
+def minute_end(moment: datetime, interval: float) -> datetime:
+    """The end of the last minute that had ended at `moment`, on the clock's grid of `interval`-second minutes.
+    CloudWatch's periods start on the minute: a datapoint is in one period only, however a tick drifts (periods
+    that ended at each tick's own wall-clock time once counted one letter in two minutes: an alarm fired twice)."""
+    seconds = _aware(moment).timestamp()
+    return datetime.fromtimestamp(math.floor(seconds / interval) * interval, timezone.utc)
+
+
 class CloudWatchMinute:
     def __init__(self, endpoint: str, scale: float = 1.0, now: Callable[[], datetime] | None = None) -> None:
         self.endpoint = endpoint
@@ -92,20 +105,25 @@ class CloudWatchMinute:
             ).client(service)
         return self._clients[(service, region)]
 
+    def _until_next_minute(self) -> float:
+        """Seconds until the clock's next minute boundary (ticks follow the wall clock, where periods are)."""
+        seconds = self._now().timestamp()
+        return (math.floor(seconds / self.interval - TICK_AFTER) + 1 + TICK_AFTER) * self.interval - seconds
+
     def _run(self) -> None:
-        next_tick = time.monotonic() + self.interval
-        while not self._stop.wait(max(0.0, next_tick - time.monotonic())):
-            next_tick += self.interval
+        while not self._stop.wait(self._until_next_minute()):
             try:
                 self.tick()
             except Exception:  # the next minute tries again, as CloudWatch would
                 log.exception("CloudWatch's minute failed")
 
-    def tick(self, now: datetime | None = None) -> None:
-        """One minute: publish, then evaluate (`now`: the minute's end, for a test that moves time itself)."""
-        now = now or self._now()
-        self.publish_queue_metrics(now)
-        self.evaluate_alarms(now)
+    def tick(self, now: datetime | None = None) -> datetime:
+        """One minute: publish, then evaluate (`now`: when the tick runs, for a test that moves time itself). Returns
+        the end of the minute it closed: its datapoints' timestamp."""
+        end = minute_end(now or self._now(), self.interval)
+        self.publish_queue_metrics(end)
+        self.evaluate_alarms(end)
+        return end
 
     def publish_queue_metrics(self, now: datetime) -> None:
         for (_account, region), datums in sample_queues(now).items():
