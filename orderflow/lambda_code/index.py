@@ -195,7 +195,8 @@ def _storable(value: Any) -> Any:
         return {k: _storable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_storable(v) for v in value]
-    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+    # a tuple, not `int | Decimal`: the handler runs on every runtime `--runtime` offers, python3.9 included
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
         number = Decimal(value)
         if number.is_finite() and len(number.as_tuple().digits) > MAX_DIGITS:
             return number.normalize(_STORED_PRECISION)

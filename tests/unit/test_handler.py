@@ -348,3 +348,107 @@ def test_an_envelope_whose_message_is_not_json_is_logged_with_its_sns_message_id
     lines = log_lines(capsys)
     assert [line["outcome"] for line in lines] == ["invalid", "invalid"]
     assert {line["snsMessageId"] for line in lines} == sns_ids
+
+
+def _interpreter_of(runtime: str) -> str | None:
+    """This machine's Python for a Lambda runtime itself (never a stand-in), if it has one."""
+    from orderflow.local.runtime.environment import interpreters
+
+    for candidate in interpreters.candidates(runtime.removeprefix("python")):
+        found = interpreters._probe(candidate, runtime)
+        if found is not None and not found.stands_in:
+            return found.executable
+    return None
+
+
+def _dynamodb(endpoint: str):
+    return boto3.client(
+        "dynamodb", region_name=REGION, endpoint_url=endpoint, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+
+
+_ON_ANOTHER_PYTHON = """
+import json, os, sys
+import index
+event = json.loads(sys.stdin.read())
+print(json.dumps(index.lambda_handler(event, type("Context", (), {"aws_request_id": "req-on-" + sys.argv[1]})())))
+"""
+
+
+@pytest.mark.parametrize("runtime", __import__("orderflow.stack", fromlist=["x"]).SUPPORTED_RUNTIMES)
+def test_the_handler_runs_on_every_runtime_up_offers(runtime, tmp_path):
+    """`up --runtime X` deploys this handler to Lambda's Python X: it must load and judge a batch there. Run on that
+    Python where this machine has it, against a moto server, with a boto3 that runs there."""
+    from moto.server import ThreadedMotoServer
+
+    from orderflow.local.runtime.environment import interpreters, launch
+
+    executable = _interpreter_of(runtime)
+    if executable is None:
+        pytest.skip(f"no {runtime} on this machine")
+    libraries = tmp_path / "libraries"
+    table = f"Orders-{runtime}"  # the moto server shares this process's moto: a table of its own, deleted after
+    if interpreters.too_old_for_bundled(runtime):
+        # Lambda's own python3.9 bundles a boto3 of its time; this one needs a newer Python. The handler's own code
+        # is what `up` deploys: it must load and judge the batch on 3.9 with any boto3 of that runtime's API.
+        libraries.mkdir()
+        (libraries / "boto3.py").write_text(
+            "class _Table:\n"
+            "    def put_item(self, **kwargs):\n        import json; print('PUT ' + json.dumps(kwargs, default=str))\n"
+            "def resource(*a, **k):\n    return type('R', (), {'Table': lambda self, name: _Table()})()\n"
+        )
+        (libraries / "botocore").mkdir()
+        (libraries / "botocore" / "__init__.py").write_text("")
+        (libraries / "botocore" / "exceptions.py").write_text(
+            "class BotoCoreError(Exception): pass\nclass ClientError(Exception): pass\n"
+        )
+        endpoint = None
+    else:
+        launch.linked_libraries(libraries, launch.BUNDLED, with_transport=False)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+        server.start()
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        _dynamodb(endpoint).create_table(
+            TableName=table, KeySchema=[{"AttributeName": "orderId", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "orderId", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+        )  # fmt: skip
+    try:
+        good = {**SAMPLE, "orderId": f"on-{runtime}", "quantity": 3}
+        event = sqs_event(
+            [
+                {"MessageId": "good", "ReceiptHandle": "g", "Body": json.dumps(good)},
+                {"MessageId": "bad", "ReceiptHandle": "b", "Body": '{"orderId": 7}'},
+            ],
+            f"arn:aws:sqs:{REGION}:123456789012:OrderQueue",
+            REGION,
+        )
+        env = {
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": os.pathsep.join([str(Path(index.__file__).parent), str(libraries)]),
+            "TABLE_NAME": table,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "t",
+            "AWS_SECRET_ACCESS_KEY": "t",
+            **({"AWS_ENDPOINT_URL": endpoint} if endpoint else {}),
+        }
+        ran = subprocess.run(
+            [executable, "-c", _ON_ANOTHER_PYTHON, runtime], input=json.dumps(event), env=env,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+        answer = json.loads(ran.stdout.strip().splitlines()[-1])
+        assert answer == {"batchItemFailures": [{"itemIdentifier": "bad"}]}, ran.stdout
+        lines = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{") and '"event"' in line]
+        outcomes = [(line.get("orderId"), line["outcome"]) for line in lines]
+        assert outcomes == [(good["orderId"], "written"), (None, "invalid")]
+        if endpoint:
+            item = _dynamodb(endpoint).get_item(TableName=table, Key={"orderId": {"S": good["orderId"]}})["Item"]
+            assert item["quantity"] == {"N": "3"}
+        else:
+            assert f'PUT {{"Item": {{"orderId": "{good["orderId"]}"' in ran.stdout and '"quantity": 3' in ran.stdout
+    finally:
+        if endpoint:
+            _dynamodb(endpoint).delete_table(TableName=table)
+            server.stop()

@@ -48,6 +48,18 @@ def test_a_runtime_found_under_pyenv_or_uv_runs_there(tmp_path, monkeypatch):
     assert interpreters.find("python3.43").version == "3.43.0"
 
 
+def test_a_runtime_too_old_for_the_bundled_boto3_runs_on_this_python_and_is_said_once(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    fake_python(tmp_path, "3.9.18")  # there, but botocore (Requires-Python >= 3.10) cannot load on it
+    monkeypatch.setattr(interpreters, "bundled_minimum", lambda: (3, 10))
+    with caplog.at_level(logging.WARNING, logger="orderflow.local.runtime"):
+        first, second = interpreters.find("python3.9"), interpreters.find("python3.9")
+    assert first is second and first.is_ours and first.stands_in
+    [said] = [r.getMessage() for r in caplog.records]
+    assert said.startswith(f"python3.9 functions run on Python {sys.version.split()[0]} on the embedded AWS: the boto3")
+    assert interpreters.too_old_for_bundled("python3.10") is None  # the boundary: 3.10 runs on its own Python
+
+
 def test_a_missing_runtime_is_stood_in_for_and_said_once(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "none"))

@@ -9,6 +9,7 @@ import glob
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,11 +78,41 @@ def _probe(executable: str, runtime: str) -> Interpreter | None:
     return Interpreter(runtime, real, ".".join(map(str, version)), tuple(dict.fromkeys((prefix, base))))
 
 
+def bundled_minimum() -> tuple[int, int]:
+    """The oldest Python the boto3 (botocore) given to functions runs on, from its own Requires-Python."""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        requires = metadata("botocore").get("Requires-Python") or ""
+    except PackageNotFoundError:
+        return (3, 0)
+    found = re.search(r">=\s*(\d+)\.(\d+)", requires)
+    return (int(found.group(1)), int(found.group(2))) if found else (3, 0)
+
+
+def too_old_for_bundled(runtime: str) -> str | None:
+    """Why a runtime's own Python cannot run the boto3 the embedded runtime bundles (AWS bundles an older boto3 in
+    an old runtime; here there is one boto3 for all), or None when it can."""
+    wanted = re.fullmatch(r"python(\d+)\.(\d+)", runtime)
+    minimum = bundled_minimum()
+    if wanted is None or (int(wanted.group(1)), int(wanted.group(2))) >= minimum:
+        return None
+    return f"the boto3 the embedded AWS gives functions needs Python {minimum[0]}.{minimum[1]} or newer"
+
+
 @functools.lru_cache(maxsize=16)
 def find(runtime: str) -> Interpreter:
-    """The Python for a Lambda runtime (`python3.X`); this process's own when it is that version or none is found."""
+    """The Python for a Lambda runtime (`python3.X`); this process's own when it is that version or none is found,
+    or when that version cannot run the bundled boto3 (said once)."""
     ours = _ours(runtime)
     if not runtime.startswith("python") or not ours.stands_in:
+        return ours
+    too_old = too_old_for_bundled(runtime)
+    if too_old:
+        log.warning(
+            "%s functions run on Python %s on the embedded AWS: %s (on AWS, %s runs with its own older boto3)",
+            runtime, ours.version, too_old, runtime,
+        )  # fmt: skip
         return ours
     for candidate in candidates(runtime.removeprefix("python")):
         found = _probe(candidate, runtime)
