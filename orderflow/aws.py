@@ -6,6 +6,7 @@ The region comes from the session (flag, AWS_REGION, profile); the account from 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions
+import botocore.parsers
 from botocore.config import Config
 
 from orderflow.arns import Arns
@@ -34,6 +36,25 @@ RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_t
 LOCAL_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=25)
 
 
+class NotAnAwsResponse(AwsError):
+    """What answered is not an AWS API (a web page where XML or JSON should be)."""
+
+
+def refuse_a_web_page(where: str, response_dict: dict[str, Any], **_kwargs: Any) -> None:
+    """No service orderflow calls answers with a web page: an HTML answer (a proxy's error or login page, an
+    emulator's page for an operation it lacks) would parse as an empty success, failing later as a KeyError, or as
+    an error coded "500" whose message is HTML. It is refused here, in one line naming who answered."""
+    body = bytes(response_dict.get("body") or b"")
+    if not body.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+        return
+    title = re.search(rb"<title>([^<]{1,80})</title>", body, re.IGNORECASE)
+    page = title.group(1).decode(errors="replace").strip() if title else "no title"
+    raise NotAnAwsResponse(
+        f"{where} answered with a web page (HTTP {response_dict.get('status_code')}: {page!r}), not an AWS response: "
+        "is the endpoint an AWS API, and nothing (a proxy, a login page) in the way?"
+    )
+
+
 class Aws:
     """One session against one endpoint: caches clients and the caller's identity."""
 
@@ -48,6 +69,7 @@ class Aws:
             raise NotConfigured(
                 "No AWS region configured: pass --region, set AWS_REGION, or set a region in your AWS profile"
             )
+        session.events.register("before-parse", functools.partial(refuse_a_web_page, endpoint_url or "AWS"))
 
     @property
     def region(self) -> str:
@@ -205,5 +227,13 @@ def aws_errors(endpoint_url: str | None = None) -> Iterator[None]:
         raise kind(f"AWS {operation} failed: {code}: {message}") from e
     except botocore.exceptions.WaiterError as e:
         raise TimedOut(f"Gave up waiting: {e}") from e
+    except (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError) as e:
+        where = endpoint_url or "AWS"
+        raise EndpointError(f"{where} did not answer in time: {e}. Is it overloaded, or the network slow?") from e
     except botocore.exceptions.BotoCoreError as e:
-        raise AwsError(f"AWS client error: {e}") from e
+        raise AwsError(f"AWS client error: {' '.join(str(e).split())}") from e  # one line (some span several)
+    except botocore.parsers.ResponseParserError as e:
+        # Not an AWS answer at all (garbage where XML or JSON should be): one line, with the start of the complaint.
+        first = str(e).splitlines()[0]
+        where = endpoint_url or "the endpoint"
+        raise AwsError(f"{where} answered with something that is not an AWS response: {first}") from e

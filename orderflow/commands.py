@@ -27,12 +27,12 @@ def _commands(value: str | None) -> list[str]:
     return chosen
 
 
-def preflight(options: Options, ctx: Context, commands: list[str]) -> None:
-    """Before anything is written: every permission these commands need that the caller lacks, one line each, and
-    a refusal. CannotCheck when IAM will not say."""
-    missing = deployer.missing_permissions(ctx, commands)
+def preflight(options: Options, ctx: Context, commands: list[str], principal: str | None = None) -> None:
+    """Before anything is written: every permission these commands need that the caller (or `principal`) lacks, one
+    line each, and a refusal. CannotCheck when IAM will not say."""
+    missing = deployer.missing_permissions(ctx, commands, principal)
     for m in missing:
-        options.output.error(f"{ctx.aws.caller_arn} may not call {m.line()}")
+        options.output.error(f"{principal or ctx.aws.caller_arn} may not call {m.line()}")
     if missing:
         raise AccessDeniedError(deployer.lacking(len(missing)))
 
@@ -68,11 +68,11 @@ def policy_command(options: Options, commands: str | None, check: bool, deployer
         out.document(document)
         return
     try:
-        preflight(options, ctx, chosen)
+        preflight(options, ctx, chosen, deployer_arn)
     except deployer.CannotCheck as e:
         raise AccessDeniedError(f"cannot check: {e}") from None
     out.document({"ok": True, "checked": True, "missing": []})
-    out.line(f"{aws.caller_arn} may run {', '.join(chosen)} on stack {ctx.config.name}")
+    out.line(f"{deployer_arn or aws.caller_arn} may run {', '.join(chosen)} on stack {ctx.config.name}")
 
 
 @click.group(no_args_is_help=False)

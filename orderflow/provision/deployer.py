@@ -11,8 +11,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
 
-from orderflow.aws import error_code, is_access_denied
+from orderflow.aws import NotAnAwsResponse, error_code, is_access_denied
 from orderflow.provision.base import Context
 from orderflow.provision.grants import COMMANDS, Grant, deployer_policy, grant, self_arn
 from orderflow.provision.planner import RESOURCES
@@ -73,11 +74,12 @@ class CannotCheck(Exception):
     """IAM will not say what the caller may do: why, in one line."""
 
 
-def missing_permissions(ctx: Context, commands: Iterable[str]) -> list[Missing]:
-    """What the caller may not do of what these commands need; CannotCheck when IAM will not say (the caller may not
-    simulate its own policies, or is the account's root, whom no policy limits)."""
+def missing_permissions(ctx: Context, commands: Iterable[str], principal: str | None = None) -> list[Missing]:
+    """What the caller (or `principal`, a user's or role's ARN) may not do of what these commands need; CannotCheck
+    when IAM will not say (the caller may not simulate those policies, or is the account's root, whom no policy
+    limits)."""
     commands = list(commands)
-    caller = ctx.aws.caller_arn
+    caller = principal or ctx.aws.caller_arn
     if caller.endswith(":root"):
         raise CannotCheck(f"{caller} is the account's root user, whom no IAM policy limits")
     source = source_arn(caller)
@@ -103,6 +105,8 @@ def missing_permissions(ctx: Context, commands: Iterable[str]) -> list[Missing]:
                 ]
     except NotImplementedError:  # moto in-process (mock_aws) has no simulator; its server answers as ClientError
         raise CannotCheck("this endpoint does not implement iam:SimulatePrincipalPolicy") from None
+    except (ResponseParserError, NotAnAwsResponse):  # a plain moto server answers an HTML 500 for what it lacks
+        raise CannotCheck("this endpoint answered iam:SimulatePrincipalPolicy with no IAM response") from None
     except ClientError as e:
         if error_code(e) in ("NotImplemented", "InvalidAction", "UnknownOperationException"):
             raise CannotCheck("this endpoint does not implement iam:SimulatePrincipalPolicy") from None

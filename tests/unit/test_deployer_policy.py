@@ -129,3 +129,30 @@ def test_the_policy_is_the_union_of_the_selected_commands_grants_and_scoped_to_t
     assert [s["Sid"] for s in everything] == ["Queue", "NoResourceType", "Stack"]
     assert everything[0]["Action"] == ["sqs:CreateQueue", "sqs:GetQueueUrl"]
     assert everything[2]["Condition"] == {"StringEquals": {"iam:PassedToService": "x"}}
+
+
+def test_policy_check_deployer_checks_that_deployer_not_the_caller(tmp_path, monkeypatch):
+    """An administrator asks about another principal: IAM simulates that principal's policies (it said "IAM knows no
+    user … user/moto" for the caller instead)."""
+    monkeypatch.setenv("ORDERFLOW_HOME", str(tmp_path / "home"))
+    with EmbeddedAws(runtime=False) as aws:
+        admin = {"AWS_ACCESS_KEY_ID": "admin", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": REGION,
+                 "ORDERFLOW_ENDPOINT_URL": aws.endpoint}  # fmt: skip
+        iam = boto3.client("iam", endpoint_url=aws.endpoint, region_name=REGION, aws_access_key_id="admin",
+                           aws_secret_access_key="x")  # fmt: skip
+        deployer = iam.create_user(UserName="ci-deployer")["User"]["Arn"]
+        runner = CliRunner()
+        check = ["policy", "--commands", "up", "--check", "--deployer", deployer]
+        lacking = runner.invoke(cli, check, env=admin)
+        assert lacking.exit_code != 0
+        refusals = [line for line in lacking.stderr.splitlines() if " may not call " in line]
+        assert refusals and all(
+            line.startswith(f"error: {deployer} may not call ") or line.startswith(f"{deployer} may not call ")
+            for line in refusals
+        ), lacking.stderr
+        document = runner.invoke(cli, ["--json", "policy", "--commands", "up", "--deployer", deployer], env=admin)
+        managed = iam.create_policy(PolicyName="orderflow-up", PolicyDocument=document.stdout)["Policy"]["Arn"]
+        iam.attach_user_policy(UserName="ci-deployer", PolicyArn=managed)
+        allowed = runner.invoke(cli, check, env=admin)
+        assert allowed.exit_code == 0, allowed.output
+        assert f"{deployer} may run up on stack default" in allowed.stdout
